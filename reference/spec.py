@@ -1,0 +1,115 @@
+"""The vocabulary: one frozen, validated record that says exactly which loss is meant.
+
+Every field is defined in ``../shared/DESIGN.md`` ("The semantics catalogue"); the function that
+implements a field documents it again next to the code, with its source.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+MININGS = ("batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive")
+DISTANCES = ("euclidean", "squared_euclidean", "cosine")
+REDUCTIONS = ("mean", "mean_nonzero", "sum")
+ANCHORS = ("all", "valid")
+EMPTIES = ("nan", "zero")
+
+# Which minings a field that is not universal applies to; anywhere else it must keep its default.
+SOFT_MININGS = ("batch_all", "batch_hard", "semi_hard", "triplets")
+SCALED_MININGS = ("batch_hard",)
+ANCHORS_MININGS = ("batch_hard",)
+
+
+class OracleError(ValueError):
+    """Bad input to the oracle: the message names the argument and what was expected."""
+
+
+class SpecError(OracleError):
+    """A `Spec` field has a value outside the vocabulary, or fields that do not combine."""
+
+
+def _choice(field: str, value, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SpecError(f"Spec.{field}={value!r} is not allowed; choose one of {', '.join(allowed)}")
+
+
+def _only_for(field: str, minings: tuple[str, ...], mining: str) -> None:
+    if mining not in minings:
+        raise SpecError(
+            f"Spec.{field} applies only to mining in ({', '.join(minings)}), not mining={mining!r}"
+        )
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A loss in the suite's vocabulary. The defaults are TF-Addons' ``triplet_hard_loss``.
+
+    mining     which terms the loss is made of (``MININGS``)
+    distance   euclidean, squared_euclidean, or cosine = 1 - cos clamped at 0 (TF-Addons "angular")
+    normalize  L2-normalise every embedding before the distance (pytorch-metric-learning's default)
+    margin     m >= 0; ignored, and stored as 0, when ``soft`` is set
+    soft       softplus(d_ap - d_an) instead of the hinge [d_ap - d_an + m]+ (Hermans et al. 2017)
+    scaled     batch_hard only: [(hp - hn) / mean(hn) + m]+ (Quaterion's collapse prevention)
+    reduction  mean over the strategy's units, mean over non-zero terms only, or sum
+    anchors    batch_hard only: average over every anchor, or only anchors with a positive and a negative
+    empty      what a batch with no unit at all returns: NaN (TF-Addons semi-hard) or 0
+    """
+
+    mining: str = "batch_hard"
+    distance: str = "euclidean"
+    normalize: bool = False
+    margin: float = 1.0
+    soft: bool = False
+    scaled: bool = False
+    reduction: str = "mean"
+    anchors: str = "all"
+    empty: str = "zero"
+
+    def __post_init__(self) -> None:
+        _choice("mining", self.mining, MININGS)
+        _choice("distance", self.distance, DISTANCES)
+        _choice("reduction", self.reduction, REDUCTIONS)
+        _choice("anchors", self.anchors, ANCHORS)
+        _choice("empty", self.empty, EMPTIES)
+        for flag in ("normalize", "soft", "scaled"):
+            if not isinstance(getattr(self, flag), bool):
+                raise SpecError(f"Spec.{flag} must be True or False, got {getattr(self, flag)!r}")
+        margin = self.margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin):
+            raise SpecError(f"Spec.margin must be a finite number >= 0, got {margin!r}")
+        if margin < 0:
+            raise SpecError(f"Spec.margin must be >= 0, got {margin!r}")
+        if self.soft:
+            _only_for("soft", SOFT_MININGS, self.mining)
+        if self.scaled:
+            _only_for("scaled", SCALED_MININGS, self.mining)
+            if self.soft:
+                raise SpecError("Spec.scaled and Spec.soft do not combine: the soft form has no division")
+        if self.anchors != "all":
+            _only_for("anchors", ANCHORS_MININGS, self.mining)
+        # One spelling per meaning: the margin plays no part in the soft form.
+        object.__setattr__(self, "margin", 0.0 if self.soft else float(margin))
+
+    def __str__(self) -> str:
+        parts = [self.mining, self.distance]
+        if self.normalize:
+            parts.append("normalized")
+        parts.append("soft" if self.soft else f"m={self.margin:g}")
+        if self.scaled:
+            parts.append("scaled")
+        parts.append(self.reduction)
+        if self.mining in ANCHORS_MININGS:
+            parts.append(f"anchors={self.anchors}")
+        parts.append(f"empty={self.empty}")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Spec":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"unknown Spec field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)

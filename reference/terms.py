@@ -1,0 +1,98 @@
+"""What the strategies share: reductions, the hinge/soft term, and decision-gap helpers.
+
+A strategy selects terms; each term is a function of a few entries of the distance matrix D. The
+loss is a weighted sum of the terms, so dL/dD follows from each term's slope and weight.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NO_INDEX = -1  # in a selection: "this distance is the constant 0" (a fallback, not a pair)
+
+
+@dataclass
+class Outcome:
+    """A strategy's answer in terms of the distance matrix; `evaluate` carries it to embeddings."""
+
+    loss: float
+    grad_dist: np.ndarray  # dL/dD[i, j]
+    selection: np.ndarray  # one row per term: (a, p, n) triplets or (i, j) pairs; NO_INDEX = constant 0
+    values: np.ndarray  # each term's loss
+    weights: np.ndarray  # each term's coefficient in the reduced loss
+    gaps: dict[str, float] = field(default_factory=dict)  # decision kind -> its smallest margin
+
+
+def reduce(values: np.ndarray, reduction: str, empty: str) -> tuple[float, np.ndarray]:
+    """Spec.reduction and Spec.empty.
+
+    mean          mean over every unit the strategy produced (zeros included; TF-Addons, torch)
+    mean_nonzero  mean over terms > 0, 0 when none (omoindrot; pytorch-metric-learning AvgNonZeroReducer)
+    sum           plain sum
+    A strategy that produced no unit returns NaN for empty="nan" (TF-Addons semi-hard's 0/0), else 0.
+    """
+    if len(values) == 0:
+        return (float("nan") if empty == "nan" else 0.0), np.zeros(0)
+    if reduction == "sum":
+        weights = np.ones(len(values))
+    elif reduction == "mean":
+        weights = np.full(len(values), 1.0 / len(values))
+    else:
+        active = values > 0
+        weights = active / max(int(active.sum()), 1)
+    return float(weights @ values), weights
+
+
+def hinge_or_soft(excess: np.ndarray, soft: bool, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Term and slope for excess = d_ap - d_an: [excess + m]+, or softplus(excess) when soft (Hermans et al. 2017)."""
+    if soft:
+        return np.logaddexp(0.0, excess), 0.5 * (1.0 + np.tanh(0.5 * excess))
+    return np.maximum(excess + margin, 0.0), (excess + margin > 0).astype(float)
+
+
+def lookup(dist: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """dist[rows, cols], with NO_INDEX columns read as the constant 0."""
+    return np.where(cols == NO_INDEX, 0.0, dist[rows, np.maximum(cols, 0)])
+
+
+def scatter(grad_dist: np.ndarray, rows: np.ndarray, cols: np.ndarray, amounts: np.ndarray) -> None:
+    """grad_dist[rows, cols] += amounts, skipping NO_INDEX columns and adding up repeats."""
+    real = cols != NO_INDEX
+    np.add.at(grad_dist, (rows[real], cols[real]), amounts[real])
+
+
+def triplet_outcome(dist: np.ndarray, triplets: np.ndarray, spec, gaps: dict[str, float]) -> Outcome:
+    """The loss over given (a, p, n) triplets: hinge or soft term, then `spec.reduction`."""
+    a, p, n = (triplets[:, k] for k in range(3)) if len(triplets) else (np.zeros(0, int),) * 3
+    excess = lookup(dist, a, p) - lookup(dist, a, n)
+    values, slope = hinge_or_soft(excess, spec.soft, spec.margin)
+    loss, weights = reduce(values, spec.reduction, spec.empty)
+    grad_dist = np.zeros_like(dist)
+    scatter(grad_dist, a, p, weights * slope)
+    scatter(grad_dist, a, n, -weights * slope)
+    if not spec.soft:
+        gaps = {**gaps, "hinge": smallest(np.abs(excess + spec.margin))}
+    return Outcome(loss, grad_dist, np.asarray(triplets, dtype=np.int64).reshape(-1, 3), values, weights, gaps)
+
+
+def smallest(values) -> float:
+    """min, or +inf when there is nothing to take the minimum of (no decision of that kind)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.min()) if values.size else float("inf")
+
+
+def runner_up_gap(values: np.ndarray, mask: np.ndarray, largest: bool) -> np.ndarray:
+    """Per row: how far the best masked entry is from the runner-up (inf with fewer than two).
+
+    A gap of 0 is a tie: the value of a max/min is still defined there, its gradient is not.
+    """
+    fill = -np.inf if largest else np.inf
+    ordered = np.sort(np.where(mask, values, fill), axis=1)
+    if largest:
+        ordered = ordered[:, ::-1]
+    if ordered.shape[1] < 2:
+        return np.full(ordered.shape[0], np.inf)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(ordered[:, 0] - ordered[:, 1])
+    return np.where(mask.sum(axis=1) >= 2, gap, np.inf)

@@ -1,0 +1,69 @@
+"""Input checks with messages that name the argument, so no caller meets an IndexError from inside."""
+from __future__ import annotations
+
+import numpy as np
+
+from .spec import OracleError, Spec
+
+
+def as_embeddings(embeddings) -> np.ndarray:
+    try:
+        x = np.asarray(embeddings, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise OracleError(f"embeddings must be a 2-D array of real numbers ({exc})") from None
+    if x.ndim != 2:
+        raise OracleError(f"embeddings must be 2-D [N, D], got shape {x.shape}")
+    if x.shape[0] < 1:
+        raise OracleError("embeddings must hold at least one row (N >= 1), got N = 0")
+    if x.shape[1] < 1:
+        raise OracleError("embeddings must have at least one column (D >= 1), got D = 0")
+    bad = np.argwhere(~np.isfinite(x))
+    if len(bad):
+        row, col = bad[0]
+        raise OracleError(
+            f"embeddings must be finite: {len(bad)} non-finite value(s), the first {x[row, col]} at [{row}, {col}]"
+        )
+    return x
+
+
+def as_labels(labels, n: int) -> np.ndarray:
+    """1-D integer-like labels of length N; [N, 1] is accepted as TF-Addons accepts it."""
+    y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise OracleError(f"labels must be 1-D [N] (or [N, 1]), got shape {y.shape}")
+    if len(y) != n:
+        raise OracleError(f"labels has length {len(y)} but embeddings has N = {n} rows")
+    if y.dtype.kind in "iu":
+        return y.astype(np.int64)
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        return y.astype(np.int64)
+    raise OracleError(f"labels must be integers (or integral floats), got dtype {y.dtype} with values {y[:5]!r}")
+
+
+def as_triplets(triplets, spec: Spec, n: int) -> np.ndarray | None:
+    if spec.mining != "triplets":
+        if triplets is not None:
+            raise OracleError(f"triplets are given but mining={spec.mining!r} selects its own; pass triplets=None")
+        return None
+    if triplets is None:
+        raise OracleError("mining='triplets' needs the (anchor, positive, negative) index triples: pass triplets=[[a, p, n], ...]")
+    t = np.asarray(triplets)
+    if t.size == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    if t.ndim != 2 or t.shape[1] != 3:
+        raise OracleError(f"triplets must have shape [T, 3] (anchor, positive, negative), got {t.shape}")
+    if t.dtype.kind not in "iu":
+        raise OracleError(f"triplets must be integer indices, got dtype {t.dtype}")
+    outside = np.argwhere((t < 0) | (t >= n))
+    if len(outside):
+        row, col = outside[0]
+        raise OracleError(f"triplets[{row}, {col}] = {t[row, col]} is out of range for N = {n} embeddings")
+    return t.astype(np.int64)
+
+
+def as_spec(spec) -> Spec:
+    if not isinstance(spec, Spec):
+        raise OracleError(f"spec must be a reference.Spec, got {type(spec).__name__}")
+    return spec

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The suite's two entry points on a fresh machine (see README.md):
+#   ./run.sh report   set up, run the conformance suite over every installed implementation, write the HTML report
+#   ./run.sh test     set up and run the tests (what CI runs)
+# Extra arguments go to pytest. VENV picks the virtual environment (default .venv).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+
+setup() {
+    local stamp="$VENV/.installed-$(sha1sum pyproject.toml | cut -c1-12)"
+    if [ ! -f "$stamp" ]; then
+        echo "== setting up $VENV with $PYTHON (torch first: the local CPU wheel)"
+        [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+        "$VENV/bin/pip" install -q --upgrade pip
+        "$VENV/bin/pip" install -q "torch==2.13.0"
+        "$VENV/bin/pip" install -q ".[torch,tf,gpu,dev]"
+        touch "$stamp"
+    fi
+    if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing Debian's chromium for the report's browser check"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+            || echo "!! chromium could not be installed; the browser test will say so"
+    fi
+}
+
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+    test)
+        setup
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    report)
+        setup
+        exec "$VENV/bin/python" -m reports.main "$@"
+        ;;
+    setup)
+        setup
+        ;;
+    *)
+        echo "usage: ./run.sh report|test|setup [pytest args]" >&2
+        exit 2
+        ;;
+esac
