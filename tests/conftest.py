@@ -16,3 +16,113 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True, suppress_health_check=_quiet)
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+
+
+# --- the conformance run's options: which adapters, and where the results go -------------------------
+import importlib  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("triplet-conformance")
+    group.addoption(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="check only these adapters (repeatable); ATTR is an Adapter or a list of them",
+    )
+    group.addoption("--results", metavar="PATH", help="append JSON-lines results of this run to PATH")
+
+
+class _NoResults:
+    """Stands in for the writer when no --results file was asked for."""
+
+    run_id = "none"
+
+    def write(self, kind, **fields):
+        return None
+
+
+def load_user_adapters(specs: list[str]):
+    """Resolve each --adapter MODULE:ATTR, with a clear message for every way it can go wrong."""
+    from adapters import Adapter
+
+    found = []
+    for spec in specs:
+        module_name, sep, attr = spec.partition(":")
+        if not sep or not module_name or not attr:
+            raise pytest.UsageError(f"--adapter {spec!r}: expected MODULE:ATTR, e.g. my_losses:ADAPTERS")
+        if "" not in sys.path:
+            sys.path.insert(0, "")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # the user's module may fail in any way; say which and why
+            raise pytest.UsageError(f"--adapter {spec!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}")
+        try:
+            value = getattr(module, attr)
+        except AttributeError:
+            raise pytest.UsageError(f"--adapter {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if not isinstance(item, Adapter):
+                raise pytest.UsageError(
+                    f"--adapter {spec!r}: {attr} holds a {type(item).__name__}, not an adapters.Adapter "
+                    "(build one with adapters.wrap_torch / wrap_tensorflow / wrap_numpy)"
+                )
+            found.append(item)
+    names = [a.name for a in found]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise pytest.UsageError(f"--adapter: adapter names must be unique, repeated: {', '.join(dupes)}")
+    return found
+
+
+def pytest_configure(config):
+    from adapters import catalog
+
+    user = config.getoption("adapter")
+    config.conformance_adapters = load_user_adapters(user) if user else catalog()
+    config.conformance_user_adapters = bool(user)
+    path = config.getoption("results")
+    if path:
+        from reports.results import ResultsWriter
+
+        config.conformance_results = ResultsWriter(path)
+        config.conformance_started = time.time()
+        profile = settings.default
+        config.conformance_results.header(
+            hypothesis={
+                "profile": settings._current_profile,
+                "seed": config.getoption("hypothesis_seed", None),
+                "max_examples": profile.max_examples,
+                "derandomize": profile.derandomize,
+            },
+            adapters=[a.name for a in config.conformance_adapters],
+        )
+    else:
+        config.conformance_results = _NoResults()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    writer = session.config.conformance_results
+    if isinstance(writer, _NoResults):
+        return
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    writer.write(
+        "run_end",
+        finished=__import__("reports.results", fromlist=["now"]).now(),
+        duration_s=round(time.time() - session.config.conformance_started, 3),
+        exit_status=int(exitstatus),
+        interrupted=interrupted,
+    )
+    writer.close()
+
+
+@pytest.fixture(scope="session")
+def results(pytestconfig):
+    """The run's results writer (a no-op without --results)."""
+    return pytestconfig.conformance_results

@@ -1,0 +1,22 @@
+"""Adapters: one module per implementation family, each listing its adapters in `ADAPTERS`.
+
+`catalog()` gathers every built-in adapter; a framework that is not installed still lists its
+adapters, whose `available()` then gives the reason they skip.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .contract import DEVICES, DTYPES, Adapter, Output
+
+FAMILIES = ("torch_native", "pml", "tfa", "seeds", "inhouse")
+
+
+def catalog() -> list[Adapter]:
+    found: list[Adapter] = []
+    for family in FAMILIES:
+        found.extend(importlib.import_module(f"{__name__}.{family}").ADAPTERS)
+    return found
+
+
+__all__ = ["Adapter", "DEVICES", "DTYPES", "Output", "catalog"]
