@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 
 from .contract import DEVICES, DTYPES, Adapter, Output
+from .wrap import Unavailable, wrap_numpy, wrap_tensorflow, wrap_torch
 
 FAMILIES = ("torch_native", "pml", "tfa", "seeds", "inhouse")
 
@@ -19,4 +20,14 @@ def catalog() -> list[Adapter]:
     return found
 
 
-__all__ = ["Adapter", "DEVICES", "DTYPES", "Output", "catalog"]
+__all__ = [
+    "DEVICES",
+    "DTYPES",
+    "Adapter",
+    "Output",
+    "Unavailable",
+    "catalog",
+    "wrap_numpy",
+    "wrap_tensorflow",
+    "wrap_torch",
+]

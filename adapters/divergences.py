@@ -42,7 +42,111 @@ class Divergence:
         )
 
 
-REGISTRY: tuple[Divergence, ...] = ()
+# `quantity` of a divergence that shows in the conformance cells ("loss" and "grad") but not as every
+# edge-case record ("edge:<case>").
+CONFORMANCE = "[lg]*"
+
+# Each entry is confirmed by the test named in tests/adapters/test_adapter_registry.py::CONFIRMED_BY.
+REGISTRY: tuple[Divergence, ...] = (
+    Divergence(
+        id="torch-triplet-margin-eps-in-norm",
+        adapter="torch.TripletMarginLoss",
+        kind="semantics",
+        reason="TripletMarginLoss measures ||a - p + eps|| with eps = 1e-6 added to every coordinate of the "
+        "difference, so every distance is off by up to eps * sqrt(D) (d(x, x) = eps * sqrt(D), d(a, p) != d(p, a)): "
+        "about 1e-6 on the loss, far above float64's tolerance, below float32's.",
+        link="pytorch/pytorch#61538; aten/src/ATen/native/Distance.cpp pairwise_distance",
+        dtype="float64",
+        quantity="loss",
+    ),
+    Divergence(
+        id="torch-triplet-margin-eps-at-duplicates",
+        adapter="torch.TripletMarginLoss",
+        kind="semantics",
+        reason="The same eps gives a zero-length difference a direction: at a duplicate (anchor, positive) pair "
+        "the gradient follows the eps vector, 1 / sqrt(D) per coordinate (0.5 at D = 4, in every dtype), where the "
+        "oracle's subgradient is 0. Conformance cells treat zero distances as ambiguous and skip the gradient, so "
+        "this shows in the duplicates edge case; near duplicates r apart are off by about 1.5e-6 / r in float64.",
+        link="pytorch/pytorch#61538; aten/src/ATen/native/Distance.cpp pairwise_distance",
+        quantity="edge:duplicates",
+    ),
+    Divergence(
+        id="seed001-one-class-batch-raises",
+        adapter="seed001.MarginRankingLoss-hard",
+        kind="edge_case",
+        reason="Seed 001 takes min() over each anchor's other-class distances; in a batch of one class that set is "
+        "empty and torch raises RuntimeError (min of an empty tensor) where batch_hard falls back to the farthest "
+        "point and gives the margin.",
+        link="WilliamYWY/TripletLoss-note README, 'Hard Triplet loss' (seed 001)",
+        quantity="edge:no_negative",
+    ),
+    Divergence(
+        id="seed001-one-class-batch-raises-in-conformance",
+        adapter="seed001.MarginRankingLoss-hard",
+        kind="edge_case",
+        reason="The same RuntimeError inside the conformance cells: about one drawn batch in five is a single class "
+        "(6 of 30 in every cell, measured with the harness's strategy).",
+        link="WilliamYWY/TripletLoss-note README, 'Hard Triplet loss' (seed 001)",
+        quantity=CONFORMANCE,
+    ),
+    Divergence(
+        id="quaterion-fallback-reads-the-cdist-diagonal",
+        adapter="quaterion.TripletLoss(hard)",
+        kind="precision",
+        reason="Without a negative, Quaterion's hn is min over the row of d + rowmax * same_label = rowmax + d(a, a). "
+        "torch.cdist's Gram expansion (more than 25 rows) leaves d(a, a) up to 3.9e-3 in float32, so a one-class "
+        "batch of 40 gives 0.49990 instead of the margin 0.5 (float64 shows it only far from the origin: 2.2e-7 at "
+        "offset 100). Exact in the direct kernel (25 rows or fewer).",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
+        dtype="float32",
+        quantity="edge:no_negative",
+    ),
+    Divergence(
+        id="tfa-hard-loss-gradient-split-at-a-tied-row-maximum",
+        adapter="tfa.triplet_hard_loss*",
+        kind="semantics",
+        reason="triplet_hard_loss finds the nearest negative as min((d - rowmax) * mask) + rowmax. When that negative "
+        "is the farthest point of its row, (d_an - rowmax) * 1 = 0 ties with every masked-out 0, and when another "
+        "entry shares the row maximum (a positive at the same distance) reduce_max/reduce_min share the gradient "
+        "among the ties: the loss is right, the gradient is not (1-D anchor 0 with points 1.5, 0.25 and negative "
+        "-1.5: squared-L2 gradient [-0.9375, 0.46875, 0, 0.46875] against [-1.5, 0.75, 0, 0.75]). Drawn batches reach "
+        "it through near-duplicate points of different classes (1-2 in 30 squared-L2 examples, float32).",
+        link="tensorflow/addons tensorflow_addons/losses/triplet.py _masked_minimum, triplet_hard_loss",
+        spec="batch_hard *euclidean *",
+        quantity="grad",
+    ),
+    Divergence(
+        id="tfa-soft-hard-loss-overflows",
+        adapter="tfa.triplet_hard_loss",
+        kind="precision",
+        reason="soft=True computes log1p(exp(hp - hn)) in float32 (float16/bfloat16 are upcast): above hp - hn = 88.7 "
+        "exp overflows, the loss is inf and the gradient NaN, where softplus is finite (the oracle: 28.06 on a "
+        "4-point squared-L2 batch). Squared distances reach that on ordinary batches (1 in 30 drawn examples).",
+        link="tensorflow/addons tensorflow_addons/losses/triplet.py triplet_hard_loss (soft branch)",
+        spec="batch_hard squared_euclidean soft *",
+        quantity=CONFORMANCE,
+    ),
+    Divergence(
+        id="tfa-triplet-float64-rejected",
+        adapter="tfa.triplet_*",
+        kind="unsupported",
+        reason="TF-Addons' triplet losses hard-code float32 (tf.cast(..., tf.float32) masks, tf.ones in "
+        "pairwise_distance and the loss): float64 embeddings raise InvalidArgumentError eagerly and TypeError in a "
+        "graph. Only float16/bfloat16 are upcast (PR #1683).",
+        link="tensorflow/addons tensorflow_addons/losses/triplet.py, metric_learning.py; PR #1683",
+        dtype="float64",
+    ),
+    Divergence(
+        id="tfa-pairwise-distance-float64-rejected",
+        adapter="tfa.contrastive_loss",
+        kind="unsupported",
+        reason="contrastive_loss itself keeps float64, but TF-Addons' pairwise_distance (L2) multiplies by float32 "
+        "masks and raises for float64; angular_distance has no such cast, so cosine works in float64.",
+        link="tensorflow/addons tensorflow_addons/losses/metric_learning.py pairwise_distance",
+        spec="contrastive euclidean *",
+        dtype="float64",
+    ),
+)
 
 
 def matching(adapter: str, spec: str, dtype: str, device: str, quantity: str) -> list[Divergence]:

@@ -1,2 +1,177 @@
-"""(being written)"""
-ADAPTERS = []
+"""Our own implementations (inhouse/): the vectorised torch losses and the fused Triton kernels.
+
+* `inhouse.torch` implements every spec of the vocabulary. `ADAPTERS` claims `COVERING_SPECS`, a set in
+  which every value of every field occurs in several combinations; `THOROUGH` is the same adapter claiming
+  `ALL_SPECS`, the full product (margins 0.2 and 1.0): `pytest --adapter adapters.inhouse:THOROUGH`.
+* `inhouse.triton` runs the fused kernels for batch_hard and batch_all. Without a GPU they run under
+  Triton's interpreter on the CPU (slow: it claims a few specs, so that CI stays fast); the output's target
+  says so. With a GPU visible the kernels are compiled for CUDA, and the interpreter is not used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import sys
+
+from reference import ANCHORS, DISTANCES, EMPTIES, MININGS, REDUCTIONS, Spec
+from reference.spec import ANCHORS_MININGS, SCALED_MININGS, SOFT_MININGS
+
+from .wrap import Unavailable, wrap_torch
+
+DEVICES = ("cpu", "cuda")
+MARGINS = (0.2, 1.0)
+
+
+def _forms(mining: str) -> list[dict]:
+    """The term's forms a mining allows: hinge at each margin, soft, scaled."""
+    forms = [{"margin": m} for m in MARGINS]
+    if mining in SOFT_MININGS:
+        forms.append({"soft": True})
+    if mining in SCALED_MININGS:
+        forms += [{"scaled": True, "margin": m} for m in MARGINS]
+    return forms
+
+
+def _variants(mining: str) -> list[dict]:
+    anchors = ANCHORS if mining in ANCHORS_MININGS else ("all",)
+    return [{**form, "anchors": a} for form in _forms(mining) for a in anchors]
+
+
+ALL_SPECS = tuple(
+    Spec(mining=mining, distance=distance, normalize=normalize, reduction=reduction, empty=empty, **variant)
+    for mining in MININGS
+    for variant in _variants(mining)
+    for distance, normalize, reduction, empty in itertools.product(DISTANCES, (False, True), REDUCTIONS, EMPTIES)
+)
+
+
+def _covering(per_variant: int = 2) -> tuple[Spec, ...]:
+    """For each mining variant, `per_variant` specs that step through the other fields at co-prime strides,
+    so each distance, normalize, reduction and empty value meets many minings and forms."""
+    specs = []
+    for index, (mining, variant) in enumerate((m, v) for m in MININGS for v in _variants(m)):
+        for k in range(per_variant):
+            step = index * per_variant + k
+            specs.append(
+                Spec(
+                    mining=mining,
+                    distance=DISTANCES[step % 3],
+                    normalize=bool(step % 2),
+                    reduction=REDUCTIONS[(step // 2) % 3],
+                    empty=EMPTIES[(step // 3) % 2],
+                    **variant,
+                )
+            )
+    return tuple(specs)
+
+
+COVERING_SPECS = _covering()
+
+
+def inhouse_torch_loss(embeddings, labels, triplets=None, spec=None):
+    from inhouse.torch_losses import metric_loss
+
+    return metric_loss(embeddings, labels, spec, triplets)
+
+
+_TORCH_NOTES = (
+    "Vectorised torch, any device, O(N^2) memory: Gram expansion of the re-centred batch with near pairs "
+    "recomputed from differences; semi_hard / batch_all / semi_hard_all by sorting each anchor's negatives "
+    "and searchsorted. float16/bfloat16 are computed in float32. Claims {claimed}; every spec is implemented "
+    "(adapters.inhouse:THOROUGH claims all {total})."
+)
+
+
+def _torch_adapter(specs: tuple[Spec, ...]):
+    adapter = wrap_torch(
+        inhouse_torch_loss,
+        name="inhouse.torch",
+        spec=list(specs),
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        devices=DEVICES,
+        notes=_TORCH_NOTES.format(claimed=f"a covering set of {len(specs)} specs" if specs != ALL_SPECS
+                                  else "the full product", total=len(ALL_SPECS)),
+        source="inhouse/torch_losses.py",
+    )
+    # what the harness's rounding model needs to know: half precision is computed in float32
+    return dataclasses.replace(adapter, extra={"compute_dtype": {"float16": "float32", "bfloat16": "float32"}})
+
+
+# --- the Triton kernels ------------------------------------------------------------------------------------
+
+TRITON_SPECS = (
+    Spec(mining="batch_hard", distance="euclidean", margin=1.0),  # TF-Addons triplet_hard_loss
+    Spec(mining="batch_hard", distance="cosine", soft=True, reduction="sum"),
+    Spec(mining="batch_hard", distance="squared_euclidean", normalize=True, scaled=True, margin=0.2,
+         anchors="valid", reduction="mean_nonzero", empty="nan"),
+    Spec(mining="batch_all", distance="euclidean", normalize=True, margin=0.2, reduction="mean_nonzero"),
+    Spec(mining="batch_all", distance="squared_euclidean", soft=True, empty="nan"),
+    Spec(mining="batch_all", distance="cosine", margin=1.0, reduction="sum"),
+)
+
+
+def _interpreter_problem() -> str | None:
+    """Where torch sees no GPU, switch Triton's interpreter on. Triton reads TRITON_INTERPRET when kernels are
+    defined, its own library kernels included, so this must happen before triton is first imported."""
+    import torch
+
+    if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
+        return None
+    if "triton" in sys.modules:
+        return "triton was imported before TRITON_INTERPRET=1 was set: set it in the environment to run the kernels on the CPU"
+    os.environ["TRITON_INTERPRET"] = "1"
+    return None
+
+
+def _kernels():
+    from inhouse import triton_kernels
+
+    return triton_kernels
+
+
+def inhouse_triton_loss(embeddings, labels, spec=None):
+    return _kernels().metric_loss(embeddings, labels, spec)
+
+
+_triton_wrapped = wrap_torch(
+    inhouse_triton_loss,
+    name="inhouse.triton",
+    spec=list(TRITON_SPECS),
+    dtypes=("float64", "float32"),
+    devices=DEVICES,
+    requires=("triton",),
+    notes="Fused Triton kernels for batch_hard (every form) and batch_all (hinge and soft), all distances, "
+    "reductions and empties; not covered: semi_hard, semi_hard_all, triplets, contrastive. Without a GPU "
+    "they run under Triton's interpreter on the CPU (target says so), on a few specs to keep CI fast.",
+    source="inhouse/triton_kernels.py",
+)
+
+
+def _triton_available(device: str | None = None) -> str | None:
+    """The wrapper's reasons, and: one process runs the kernels either compiled for CUDA or interpreted."""
+    reason = _interpreter_problem() or _triton_wrapped.available(device)
+    if reason or device is None:
+        return reason
+    interpreted = _kernels().INTERPRETED
+    if device == "cpu" and not interpreted:
+        return "a GPU is visible, so the Triton kernels are compiled for CUDA; the interpreter (CPU) is not used"
+    if device == "cuda" and interpreted:
+        return "TRITON_INTERPRET=1 is set: the kernels run under the interpreter on the CPU only"
+    return None
+
+
+def _run_triton(embeddings, labels, spec, dtype, device, triplets=None):
+    reason = _triton_available(device)
+    if reason:
+        raise Unavailable(f"adapter 'inhouse.triton': {reason}")
+    output = _triton_wrapped.run(embeddings, labels, spec, dtype, device, triplets)
+    if _kernels().INTERPRETED:
+        output = dataclasses.replace(output, target=f"{output.target} (Triton interpreter)")
+    return output
+
+
+TRITON = dataclasses.replace(_triton_wrapped, run=_run_triton, available=_triton_available)
+
+ADAPTERS = [_torch_adapter(COVERING_SPECS), TRITON]
+THOROUGH = [_torch_adapter(ALL_SPECS)]

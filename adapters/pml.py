@@ -1,2 +1,126 @@
-"""(being written)"""
-ADAPTERS = []
+"""pytorch-metric-learning (PML): `TripletMarginLoss` alone, with `BatchHardMiner`, and with
+`TripletMarginMiner("semihard")`.
+
+How PML maps onto the vocabulary (notes/torch.md, section 1; src/pytorch_metric_learning/...):
+  * the loss is relu(d_ap - d_an + margin) per mined triplet, reduced by `AvgNonZeroReducer` (mean over
+    the terms > 0, a graph-connected 0 when there are none): reduction mean_nonzero, empty zero;
+  * its distance `LpDistance(normalize_embeddings=True)` L2-normalises first (normalize=True); with
+    normalize_embeddings=False it does not; `power=2` squares the distance (squared_euclidean);
+    `CosineSimilarity` is a similarity (PML inverts the margin: relu(s_an - s_ap + m)), which is exactly
+    our cosine distance 1 - s rearranged, for the loss and for both miners;
+  * no miner: every valid triplet (batch_all); `BatchHardMiner`: per anchor with a positive and a
+    negative, the farthest positive and nearest negative (batch_hard, anchors valid);
+    `TripletMarginMiner("semihard", margin=m)`: every triplet with 0 < d_an - d_ap <= m (semi_hard_all).
+    The miner and the loss get the SAME margin and the same distance object: semi_hard_all's window and
+    its hinge share one m.
+
+`ContrastiveLoss` is not here because it maps onto no Spec: it takes relu(d - pos_margin) over positive
+pairs and relu(neg_margin - d) over negative pairs, both unsquared, over ordered pairs (i, j) and (j, i),
+reduces the two sets separately with AvgNonZero and adds the two means, where `contrastive` is one
+mean of y d^2 + (1 - y)[m - d]+^2 over unordered pairs (tests/adapters/test_adapter_pml.py shows it).
+
+dtypes: float32 and float64. On the CPU, LpDistance sends float16 through F.pairwise_distance
+(eps = 1e-6 inside the norm) and bfloat16 through torch.cdist, whose direct kernel rejects bfloat16 for
+batches of 25 rows or fewer.
+"""
+from __future__ import annotations
+
+from reference import Spec
+
+from .wrap import wrap_torch
+
+SOURCE = "KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/"
+DISTANCES = (
+    ("euclidean", True),
+    ("euclidean", False),
+    ("squared_euclidean", True),
+    ("cosine", True),
+)
+
+
+def distance_for(spec):
+    """The PML distance object that measures `spec.distance` (with or without normalisation)."""
+    from pytorch_metric_learning import distances
+
+    if spec.distance == "cosine":
+        return distances.CosineSimilarity()
+    power = 2 if spec.distance == "squared_euclidean" else 1
+    return distances.LpDistance(normalize_embeddings=spec.normalize, power=power)
+
+
+def no_miner(distance, spec):
+    return None
+
+
+def batch_hard_miner(distance, spec):
+    from pytorch_metric_learning import miners
+
+    return miners.BatchHardMiner(distance=distance)
+
+
+def semihard_miner(distance, spec):
+    from pytorch_metric_learning import miners
+
+    return miners.TripletMarginMiner(margin=spec.margin, type_of_triplets="semihard", distance=distance)
+
+
+def triplet_margin_loss(make_miner):
+    """fn(embeddings, labels, spec) running TripletMarginLoss(margin=m, distance) on the triplets `make_miner`
+    selects (all valid triplets when it gives no miner)."""
+
+    def loss(embeddings, labels, spec):
+        from pytorch_metric_learning import losses
+
+        distance = distance_for(spec)
+        miner = make_miner(distance, spec)
+        mined = None if miner is None else miner(embeddings, labels)
+        return losses.TripletMarginLoss(margin=spec.margin, distance=distance)(embeddings, labels, mined)
+
+    return loss
+
+
+def specs(margin, **fields):
+    return [
+        Spec(distance=distance, normalize=normalize, margin=margin, reduction="mean_nonzero", **fields)
+        for distance, normalize in DISTANCES
+    ]
+
+
+def pml_adapter(name, make_miner, spec, notes, source):
+    return wrap_torch(
+        triplet_margin_loss(make_miner),
+        name=name,
+        spec=spec,
+        dtypes=("float64", "float32"),
+        devices=("cpu", "cuda"),
+        notes=notes,
+        source=SOURCE + source,
+        requires=("pytorch_metric_learning",),
+    )
+
+
+ADAPTERS = [
+    pml_adapter(
+        "pml.TripletMarginLoss",
+        no_miner,
+        specs(0.05, mining="batch_all"),
+        "Every valid triplet, mean over the non-zero terms (AvgNonZeroReducer), 0 when none; PML's default "
+        "margin 0.05 and L2-normalised embeddings.",
+        "losses/triplet_margin_loss.py",
+    ),
+    pml_adapter(
+        "pml.TripletMarginLoss+BatchHardMiner",
+        batch_hard_miner,
+        specs(0.05, mining="batch_hard", anchors="valid"),
+        "BatchHardMiner keeps anchors with a positive and a negative; mean over the non-zero anchor terms.",
+        "miners/batch_hard_miner.py",
+    ),
+    pml_adapter(
+        "pml.TripletMarginLoss+TripletMarginMiner(semihard)",
+        semihard_miner,
+        specs(0.2, mining="semi_hard_all"),
+        "Miner and loss share one margin (0.2, the miner's default): triplets with 0 < d_an - d_ap <= m, "
+        "mean over the non-zero terms.",
+        "miners/triplet_margin_miner.py",
+    ),
+]

@@ -1,2 +1,136 @@
-"""(being written)"""
-ADAPTERS = []
+"""TensorFlow-Addons 0.23.0 (end of life; TF 2.13-2.15): `triplet_semihard_loss`, `triplet_hard_loss`
+and `contrastive_loss` (tensorflow/addons tensorflow_addons/losses/{triplet,contrastive,metric_learning}.py).
+
+What the suite knows (notes/tfa.md, sections 1.1-1.8):
+  * distance_metric "L2" = euclidean, "squared-L2" = squared_euclidean, "angular" = cosine (1 - cos,
+    clamped at 0); L2 via the Gram expansion with a masked 1e-16 inside the sqrt, 0 and gradient 0 at
+    zero distance.
+  * float16 and bfloat16 are upcast to float32 and the loss is cast back; float64 is rejected (the
+    distance code hard-codes float32): claimed anyway, and registered as "unsupported", so the
+    rejection is recorded on every run.
+  * semi-hard: per ordered positive pair the nearest negative farther than the positive, else the
+    farthest negative; mean over ordered positive pairs, 0/0 = NaN when there is none.
+  * hard: per anchor farthest positive (0 when none) and nearest negative (farthest point when none),
+    mean over every anchor; soft=True is log1p(exp(hp - hn)) and ignores the margin.
+  * `contrastive_loss(y, d)` takes precomputed distances; here they are TF-Addons' own pairwise distances
+    of every unordered pair i < j, computed from the embeddings under the tape, and y = same label.
+
+The losses are `tf.function`s. The adapters run them eagerly (run_functions_eagerly), since a conformance
+run gives every call a new batch shape and graph mode would retrace each time; the two "(graph)" adapters
+run them as graphs, as training does, on one spec in float32 to keep the cost of retracing bounded.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reference import Spec
+
+from ._tf import load
+from .wrap import wrap_tensorflow
+
+SOURCE = "tensorflow/addons tensorflow_addons/losses/"
+METRICS = {"euclidean": "L2", "squared_euclidean": "squared-L2", "cosine": "angular"}
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+REQUIRES = ("tensorflow_addons",)
+
+
+def triplet_semihard_loss(embeddings, labels, spec):
+    tfa = load("tensorflow_addons")
+    return tfa.losses.triplet_semihard_loss(
+        labels, embeddings, margin=spec.margin, distance_metric=METRICS[spec.distance]
+    )
+
+
+def triplet_hard_loss(embeddings, labels, spec):
+    tfa = load("tensorflow_addons")
+    return tfa.losses.triplet_hard_loss(
+        labels, embeddings, margin=spec.margin, soft=spec.soft, distance_metric=METRICS[spec.distance]
+    )
+
+
+def contrastive_loss(embeddings, labels, spec):
+    """contrastive_loss over every unordered pair i < j, reduced by mean or sum as `spec` says.
+
+    The pair distances come from TF-Addons' metric_learning module, with the float16/bfloat16 -> float32
+    upcast its triplet losses use (pairwise_distance is float32-only); contrastive_loss itself then runs
+    in the embeddings' dtype.
+    """
+    tf = load("tensorflow")
+    metric_learning = load("tensorflow_addons.losses.metric_learning")
+    tfa = load("tensorflow_addons")
+    low_precision = embeddings.dtype in (tf.float16, tf.bfloat16)
+    precise = tf.cast(embeddings, tf.float32) if low_precision else embeddings
+    if spec.distance == "cosine":
+        dist = metric_learning.angular_distance(precise)
+    else:
+        dist = metric_learning.pairwise_distance(precise, squared=spec.distance == "squared_euclidean")
+    pairs = np.stack(np.triu_indices(labels.shape[0], k=1), axis=1)
+    same = tf.equal(tf.gather(labels, pairs[:, 0]), tf.gather(labels, pairs[:, 1]))
+    per_pair = tfa.losses.contrastive_loss(same, tf.gather_nd(tf.cast(dist, embeddings.dtype), pairs), spec.margin)
+    return tf.reduce_sum(per_pair) if spec.reduction == "sum" else tf.reduce_mean(per_pair)
+
+
+def semihard_specs(distances):
+    return [Spec(mining="semi_hard", distance=d, margin=1.0, empty="nan") for d in distances]
+
+
+def hard_specs(distances):
+    forms = ({"margin": 1.0}, {"soft": True})
+    return [Spec(mining="batch_hard", distance=d, **form) for d in distances for form in forms]
+
+
+SEMIHARD_NOTES = "Ordered positive pairs, nearest farther negative else farthest; NaN without a positive pair."
+HARD_NOTES = "Mean over every anchor (hp = 0 without a positive); soft = log1p(exp(hp - hn))."
+
+ADAPTERS = [
+    wrap_tensorflow(
+        triplet_semihard_loss,
+        name="tfa.triplet_semihard_loss",
+        spec=semihard_specs(METRICS),
+        dtypes=DTYPES,
+        notes=SEMIHARD_NOTES + " Run eagerly.",
+        source=SOURCE + "triplet.py",
+        requires=REQUIRES,
+    ),
+    wrap_tensorflow(
+        triplet_hard_loss,
+        name="tfa.triplet_hard_loss",
+        spec=hard_specs(METRICS),
+        dtypes=DTYPES,
+        notes=HARD_NOTES + " Run eagerly.",
+        source=SOURCE + "triplet.py",
+        requires=REQUIRES,
+    ),
+    wrap_tensorflow(
+        contrastive_loss,
+        name="tfa.contrastive_loss",
+        spec=[
+            Spec(mining="contrastive", distance=d, margin=1.0, reduction=reduction, empty=empty)
+            for d in ("euclidean", "cosine")
+            for reduction, empty in (("mean", "nan"), ("sum", "zero"))
+        ],
+        dtypes=DTYPES,
+        notes="contrastive_loss(y = same label, d = TF-Addons pair distance) over every pair i < j; mean over "
+        "pairs (NaN with none) or sum.",
+        source=SOURCE + "contrastive.py, metric_learning.py",
+        requires=REQUIRES,
+    ),
+    wrap_tensorflow(
+        triplet_semihard_loss,
+        name="tfa.triplet_semihard_loss (graph)",
+        spec=semihard_specs(["euclidean"]),
+        notes=SEMIHARD_NOTES + " Run as a graph (a retrace per new batch shape).",
+        source=SOURCE + "triplet.py",
+        requires=REQUIRES,
+        graph=True,
+    ),
+    wrap_tensorflow(
+        triplet_hard_loss,
+        name="tfa.triplet_hard_loss (graph)",
+        spec=Spec(mining="batch_hard", distance="euclidean", margin=1.0),
+        notes=HARD_NOTES + " Run as a graph (a retrace per new batch shape).",
+        source=SOURCE + "triplet.py",
+        requires=REQUIRES,
+        graph=True,
+    ),
+]

@@ -1,0 +1,86 @@
+"""PyTorch plumbing shared by every torch-based adapter: imports, dtype and device mapping, the version
+and execution-target strings, and running a loss function under autograd.
+
+Nothing here imports torch at module import time: a machine without torch lists the adapters and
+skips them with the reason `missing()` gives.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+import numpy as np
+
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+def missing(modules: tuple[str, ...] = ()) -> str | None:
+    """Why torch (or one of the extra `modules` an adapter needs) cannot be imported here, else None."""
+    for module in ("torch", *modules):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            return f"{module} is not installed ({type(exc).__name__}: {exc})"
+    return None
+
+
+def device_problem(device: str) -> str | None:
+    """Why `device` cannot be used here, else None."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        return f"no CUDA device visible to torch {torch.__version__}"
+    return None
+
+
+def version(modules: tuple[str, ...] = ()) -> str:
+    """e.g. "torch 2.13.0+cpu + pytorch_metric_learning 2.9.0"."""
+    return " + ".join(f"{m} {importlib.import_module(m).__version__}" for m in ("torch", *modules))
+
+
+def target(device: str) -> str:
+    """The execution target as the results record it: "cpu" or e.g. "cuda:0 NVIDIA H200"."""
+    import torch
+
+    if device == "cpu":
+        return "cpu"
+    index = torch.cuda.current_device()
+    return f"cuda:{index} {torch.cuda.get_device_name(index)}"
+
+
+def check_loss(loss, dtype, who: str) -> None:
+    """The wrapped function must return a 0-d floating tensor in the embeddings' dtype."""
+    import torch
+
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"{who}: the loss function returned a {type(loss).__name__}, expected a scalar torch.Tensor")
+    if loss.dim() != 0:
+        raise TypeError(
+            f"{who}: the loss function returned a tensor of shape {tuple(loss.shape)}, expected a scalar "
+            "(reduce it, e.g. .mean())"
+        )
+    if loss.dtype != dtype:
+        raise TypeError(
+            f"{who}: the loss function returned a {loss.dtype} tensor for {dtype} embeddings; return the loss "
+            "in the embeddings' dtype (cast it back if you compute in another)"
+        )
+
+
+def run_autograd(
+    call: Callable, who: str, embeddings: np.ndarray, labels: np.ndarray, triplets, dtype: str, device: str
+):
+    """Cast the float64 inputs to `dtype` on `device`, call `call(x, labels, triplets)`, and return
+    (loss, dL/dx) as float64 NumPy. A loss that does not depend on x (a constant 0, say) has gradient 0."""
+    import torch
+
+    torch_dtype = getattr(torch, dtype)
+    x = torch.tensor(embeddings, dtype=torch.float64, device=device).to(torch_dtype).requires_grad_()
+    y = torch.as_tensor(labels, dtype=torch.int64, device=device)
+    t = None if triplets is None else torch.as_tensor(triplets, dtype=torch.int64, device=device)
+    loss = call(x, y, t)
+    check_loss(loss, torch_dtype, who)
+    grad = torch.autograd.grad(loss, x, allow_unused=True)[0] if loss.requires_grad else None
+    if grad is None:
+        grad = torch.zeros_like(x)
+    as_numpy = grad.detach().to("cpu", torch.float64).numpy()
+    return float(loss.detach().to("cpu", torch.float64)), as_numpy

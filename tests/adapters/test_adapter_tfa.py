@@ -1,0 +1,149 @@
+"""TF-Addons adapters and wrap_tensorflow: the float64 rejections in the registry, the NaN that semi_hard's
+empty="nan" stands for, graph mode on a fixed shape, and the checks on a wrapped function's output."""
+import numpy as np
+import pytest
+
+import reference
+from adapters import _tf, tfa, wrap_tensorflow
+from reference import Spec
+
+pytest.importorskip("torch")  # imported before TensorFlow when both are installed (adapters._tf.load)
+tf = pytest.importorskip("tensorflow")
+addons = pytest.importorskip("tensorflow_addons")
+
+ADAPTERS = {a.name: a for a in tfa.ADAPTERS}
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=(10, 6))
+Y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3])
+
+
+@pytest.mark.parametrize("name", ["tfa.triplet_semihard_loss", "tfa.triplet_hard_loss"])
+def test_triplet_losses_reject_float64_for_every_metric(name):
+    """Confirms tfa-triplet-float64-rejected (eagerly: InvalidArgumentError)."""
+    adapter = ADAPTERS[name]
+    for spec in adapter.specs:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a double tensor but is a float"):
+            adapter.run(X, Y, spec, "float64", "cpu")
+
+
+def test_triplet_loss_rejects_float64_as_a_graph_too():
+    """The same rejection when the tf.function runs as a graph: a TypeError at trace time."""
+    eager_before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(False)
+    try:
+        with pytest.raises(TypeError, match="float32 that does not match type float64"):
+            addons.losses.triplet_semihard_loss(tf.constant(Y), tf.constant(X, tf.float64))
+    finally:
+        tf.config.run_functions_eagerly(eager_before)
+
+
+def test_contrastive_rejects_float64_only_through_the_l2_distance():
+    """Confirms tfa-pairwise-distance-float64-rejected, and its scope: cosine (angular_distance) conforms."""
+    adapter = ADAPTERS["tfa.contrastive_loss"]
+    for spec in adapter.specs:
+        if spec.distance == "euclidean":
+            with pytest.raises(tf.errors.InvalidArgumentError, match="double tensor but is a float"):
+                adapter.run(X, Y, spec, "float64", "cpu")
+        else:
+            out = adapter.run(X, Y, spec, "float64", "cpu")
+            oracle = reference.evaluate(X, Y, spec)
+            assert out.loss == pytest.approx(oracle.loss, rel=1e-12)
+            assert np.allclose(out.grad, oracle.grad, atol=1e-12)
+
+
+def test_hard_loss_splits_the_gradient_when_the_nearest_negative_ties_the_row_maximum():
+    """Confirms tfa-hard-loss-gradient-split-at-a-tied-row-maximum. Anchor 0's positive 1.5 and its only
+    negative -1.5 are both at the row maximum 1.5; no decision of the oracle is near (gap >= 0.25), yet
+    TF-Addons' gradient differs while its loss does not."""
+    x = np.array([[0.0], [1.5], [0.25], [-1.5]])
+    y = np.array([0, 0, 0, 1])
+    adapter = ADAPTERS["tfa.triplet_hard_loss"]
+    expected = {  # spec label -> TF-Addons' gradient, measured
+        "batch_hard euclidean m=1 mean anchors=all empty=zero": [-0.3125, 0.40625, -0.5, 0.40625],
+        "batch_hard squared_euclidean m=1 mean anchors=all empty=zero": [-0.9375, 0.46875, 0.0, 0.46875],
+    }
+    for spec in adapter.specs:
+        if spec.distance == "cosine":
+            continue  # the anchor at the origin has no direction
+        out = adapter.run(x, y, spec, "float32", "cpu")
+        oracle = reference.evaluate(x, y, spec)
+        assert oracle.gap >= 0.25 and out.loss == pytest.approx(oracle.loss, rel=1e-6)
+        assert np.abs(out.grad - oracle.grad).max() > 0.05, spec  # float32's gradient tolerance is 2e-3
+        if str(spec) in expected:
+            assert np.allclose(out.grad.ravel(), expected[str(spec)], atol=1e-6)
+
+
+def test_soft_hard_loss_overflows_beyond_88():
+    """Confirms tfa-soft-hard-loss-overflows: hp - hn = 100 - 0.25 in squared-L2; log1p(exp(99.75)) is inf."""
+    x = np.array([[0.0], [10.0], [0.5], [-0.7]])
+    y = np.array([0, 0, 1, 1])
+    adapter = ADAPTERS["tfa.triplet_hard_loss"]
+    spec = Spec(mining="batch_hard", distance="squared_euclidean", soft=True)
+    oracle = reference.evaluate(x, y, spec)
+    for dtype in ("float32", "float16", "bfloat16"):
+        out = adapter.run(x, y, spec, dtype, "cpu")
+        assert np.isinf(out.loss) and np.isnan(out.grad).any() and np.isfinite(oracle.loss)
+
+
+def test_semihard_without_a_positive_pair_is_nan_with_nan_gradient():
+    """The claimed empty="nan": 0 / 0 over ordered positive pairs (tensorflow/addons#1676, #2447)."""
+    adapter = ADAPTERS["tfa.triplet_semihard_loss"]
+    spec = adapter.specs[0]
+    out = adapter.run(X, np.arange(len(X)), spec, "float32", "cpu")
+    assert np.isnan(out.loss) and np.isnan(out.grad).all()
+    assert np.isnan(reference.evaluate(X, np.arange(len(X)), spec).loss)
+
+
+def test_soft_hard_loss_ignores_the_margin():
+    embeddings, labels = tf.constant(X, tf.float32), tf.constant(Y)
+    soft = [addons.losses.triplet_hard_loss(labels, embeddings, margin=m, soft=True).numpy() for m in (1.0, 5.0)]
+    assert soft[0] == soft[1]
+
+
+@pytest.mark.parametrize("name", ["tfa.triplet_semihard_loss", "tfa.triplet_hard_loss"])
+def test_graph_mode_on_a_fixed_shape_matches_eager_mode_and_the_oracle(name):
+    """The "(graph)" adapters run TF-Addons' tf.functions as graphs: same loss and gradient as eagerly."""
+    graph, eager = ADAPTERS[f"{name} (graph)"], ADAPTERS[name]
+    assert graph.extra["mode"] == "graph" and eager.extra["mode"] == "eager"
+    spec = graph.specs[0]
+    for _ in range(2):  # the second call reuses the traced graph
+        in_graph = graph.run(X, Y, spec, "float32", "cpu")
+    eagerly = eager.run(X, Y, spec, "float32", "cpu")
+    oracle = reference.evaluate(X, Y, spec)
+    assert in_graph.loss == pytest.approx(eagerly.loss, rel=1e-6)
+    assert np.allclose(in_graph.grad, eagerly.grad, atol=1e-6)
+    assert in_graph.loss == pytest.approx(oracle.loss, rel=1e-5)
+    assert tf.config.functions_run_eagerly() is False  # the setting is restored
+
+
+def test_low_precision_losses_come_back_in_the_input_dtype():
+    """TF-Addons upcasts float16/bfloat16 to float32 and casts the loss back (PR #1683)."""
+    for dtype in ("float16", "bfloat16"):
+        out = ADAPTERS["tfa.triplet_hard_loss"].run(X, Y, Spec(), dtype, "cpu")
+        assert out.loss == pytest.approx(reference.evaluate(X, Y, Spec()).loss, rel=2e-2)
+
+
+@pytest.mark.parametrize(
+    "returned, message",
+    [
+        (lambda e: 1.5, "returned a float, expected a scalar tf.Tensor"),
+        (lambda e: tf.reduce_sum(e, axis=1), "returned a tensor of shape [3], expected a scalar"),
+        (lambda e: tf.cast(tf.reduce_sum(e), tf.float64), "returned a float64 tensor for float32 embeddings"),
+    ],
+)
+def test_wrap_tensorflow_checks_the_output(returned, message):
+    adapter = wrap_tensorflow(lambda e, y: returned(e), name="bad-tf", spec=Spec())
+    with pytest.raises(TypeError) as raised:
+        adapter.run(X[:3], Y[:3], Spec(), "float32", "cpu")
+    assert message in str(raised.value)
+
+
+def test_wrap_tensorflow_gradient_and_missing_gpu():
+    adapter = wrap_tensorflow(lambda e, y: tf.reduce_sum(e * e), name="square", spec=Spec(), devices=("cpu", "cuda"))
+    out = adapter.run(X, Y, Spec(), "float32", "cpu")
+    assert np.allclose(out.grad, 2 * X, rtol=1e-6) and out.version.startswith("tensorflow ")
+    if not tf.config.list_physical_devices("GPU"):
+        assert "no GPU visible" in adapter.available("cuda")
+    with pytest.raises(TypeError, match="graph must be True or False"):
+        wrap_tensorflow(lambda e, y: tf.reduce_sum(e), name="x", spec=Spec(), graph="yes")
+    assert _tf.target("cpu") == "cpu"
