@@ -40,6 +40,11 @@ def _only_for(field: str, minings: tuple[str, ...], mining: str) -> None:
         )
 
 
+def _short(value: float) -> str:
+    """The shortest spelling that still tells this margin from every other one (`:g` keeps 6 digits)."""
+    return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+
+
 @dataclass(frozen=True)
 class Spec:
     """A loss in the suite's vocabulary. The defaults are TF-Addons' ``triplet_hard_loss``.
@@ -94,7 +99,7 @@ class Spec:
         parts = [self.mining, self.distance]
         if self.normalize:
             parts.append("normalized")
-        parts.append("soft" if self.soft else f"m={self.margin:g}")
+        parts.append("soft" if self.soft else f"m={_short(self.margin)}")
         if self.scaled:
             parts.append("scaled")
         parts.append(self.reduction)

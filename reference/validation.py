@@ -8,6 +8,8 @@ from .spec import OracleError, Spec
 
 def as_embeddings(embeddings) -> np.ndarray:
     try:
+        if np.asarray(embeddings).dtype.kind == "c":  # a float64 cast would silently drop the imaginary part
+            raise TypeError("got complex values")
         x = np.asarray(embeddings, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise OracleError(f"embeddings must be a 2-D array of real numbers ({exc})") from None
@@ -28,7 +30,10 @@ def as_embeddings(embeddings) -> np.ndarray:
 
 def as_labels(labels, n: int) -> np.ndarray:
     """1-D integer-like labels of length N; [N, 1] is accepted as TF-Addons accepts it."""
-    y = np.asarray(labels)
+    try:
+        y = np.asarray(labels)
+    except ValueError as exc:  # a ragged list
+        raise OracleError(f"labels must be 1-D [N] (or [N, 1]) integers ({exc})") from None
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -38,6 +43,8 @@ def as_labels(labels, n: int) -> np.ndarray:
     if y.dtype.kind in "iu":
         return y.astype(np.int64)
     if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        if np.any(np.abs(y) >= 2.0**63):  # the int64 cast would wrap them, merging distinct classes
+            raise OracleError(f"labels must be integers that fit in int64, got {y[np.abs(y) >= 2.0**63][:5]!r}")
         return y.astype(np.int64)
     raise OracleError(f"labels must be integers (or integral floats), got dtype {y.dtype} with values {y[:5]!r}")
 
@@ -49,7 +56,10 @@ def as_triplets(triplets, spec: Spec, n: int) -> np.ndarray | None:
         return None
     if triplets is None:
         raise OracleError("mining='triplets' needs the (anchor, positive, negative) index triples: pass triplets=[[a, p, n], ...]")
-    t = np.asarray(triplets)
+    try:
+        t = np.asarray(triplets)
+    except ValueError:  # a ragged list
+        raise OracleError("triplets must have shape [T, 3] (anchor, positive, negative), got rows of unequal length") from None
     if t.size == 0:
         return np.zeros((0, 3), dtype=np.int64)
     if t.ndim != 2 or t.shape[1] != 3:

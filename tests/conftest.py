@@ -7,12 +7,28 @@ Pick one with `pytest --hypothesis-profile NAME`.
 """
 import os
 
-from hypothesis import HealthCheck, settings
+try:  # torch before TensorFlow in one process: the other order can crash at import (Keras's conftest)
+    import torch  # noqa: F401
+except ImportError:
+    pass
+
+from hypothesis import HealthCheck, Phase, settings
 
 _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-settings.register_profile("dev", max_examples=30, deadline=None, suppress_health_check=_quiet)
+# target() hunts the worst case only with thousands of examples; below that its phase just spends time.
+_untargeted = [phase for phase in Phase if phase is not Phase.target]
 settings.register_profile(
-    "ci", max_examples=40, deadline=None, derandomize=True, database=None, print_blob=True, suppress_health_check=_quiet
+    "dev", max_examples=30, deadline=None, phases=_untargeted, suppress_health_check=_quiet
+)
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    phases=_untargeted,
+    suppress_health_check=_quiet,
 )
 settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True, suppress_health_check=_quiet)
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
@@ -36,6 +52,13 @@ def pytest_addoption(parser):
         help="check only these adapters (repeatable); ATTR is an Adapter or a list of them",
     )
     group.addoption("--results", metavar="PATH", help="append JSON-lines results of this run to PATH")
+    group.addoption(
+        "--adapter-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="per-call timeout for an adapter; a call past it fails its cell and the run goes on (default 60)",
+    )
 
 
 class _NoResults:
@@ -48,10 +71,12 @@ class _NoResults:
 
 
 def load_user_adapters(specs: list[str]):
-    """Resolve each --adapter MODULE:ATTR, with a clear message for every way it can go wrong."""
+    """Resolve each --adapter MODULE:ATTR, with a clear message for every way it can go wrong.
+
+    Returns the adapters and, per adapter name, the MODULE:ATTR it came from (for reproducers)."""
     from adapters import Adapter
 
-    found = []
+    found, sources = [], {}
     for spec in specs:
         module_name, sep, attr = spec.partition(":")
         if not sep or not module_name or not attr:
@@ -74,18 +99,22 @@ def load_user_adapters(specs: list[str]):
                     "(build one with adapters.wrap_torch / wrap_tensorflow / wrap_numpy)"
                 )
             found.append(item)
+            sources[item.name] = spec
     names = [a.name for a in found]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise pytest.UsageError(f"--adapter: adapter names must be unique, repeated: {', '.join(dupes)}")
-    return found
+    return found, sources
 
 
 def pytest_configure(config):
     from adapters import catalog
 
     user = config.getoption("adapter")
-    config.conformance_adapters = load_user_adapters(user) if user else catalog()
+    if user:
+        config.conformance_adapters, config.conformance_adapter_sources = load_user_adapters(user)
+    else:
+        config.conformance_adapters, config.conformance_adapter_sources = catalog(), {}
     config.conformance_user_adapters = bool(user)
     path = config.getoption("results")
     if path:
@@ -105,19 +134,27 @@ def pytest_configure(config):
         )
     else:
         config.conformance_results = _NoResults()
+    # The harness (tests/support): cells, records, known divergences, regime coverage, summary.
+    from support.plugin import ConformanceSession
+
+    config.addinivalue_line("markers", "divergence(*ids): the known divergences (adapters/divergences.py) a test covers")
+    config.conformance_session = ConformanceSession.from_config(config)
+    config.pluginmanager.register(config.conformance_session, "triplet-conformance-session")
 
 
+@pytest.hookimpl(trylast=True)  # after the session plugin, which may fail the run on regime coverage
 def pytest_sessionfinish(session, exitstatus):
     writer = session.config.conformance_results
     if isinstance(writer, _NoResults):
         return
-    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    status = session.exitstatus
     writer.write(
         "run_end",
         finished=__import__("reports.results", fromlist=["now"]).now(),
         duration_s=round(time.time() - session.config.conformance_started, 3),
-        exit_status=int(exitstatus),
-        interrupted=interrupted,
+        exit_status=int(status),
+        interrupted=status == pytest.ExitCode.INTERRUPTED,
+        counts=dict(session.config.conformance_session.verdicts),
     )
     writer.close()
 
@@ -126,3 +163,9 @@ def pytest_sessionfinish(session, exitstatus):
 def results(pytestconfig):
     """The run's results writer (a no-op without --results)."""
     return pytestconfig.conformance_results
+
+
+@pytest.fixture(scope="session")
+def conformance(pytestconfig):
+    """The conformance session (tests/support/plugin.py): caches, records, coverage."""
+    return pytestconfig.conformance_session

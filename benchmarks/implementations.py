@@ -1,0 +1,152 @@
+"""What the benchmark measures: tasks (a loss in the vocabulary) and the implementations that compute them.
+
+An implementation is data plus one function: `prepare(task, x, labels, device)` returns a callable that
+runs the forward and the backward once (and waits for the device). Frameworks are imported inside
+`prepare`, in the measuring child process only, so TensorFlow never shares a process with torch's peers.
+Each implementation states the exact spec it computes for a task, so like is compared with like:
+pytorch-metric-learning's semi-hard miner is semi_hard_all, not TF-Addons' semi_hard, and is its own task.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from reference import Spec
+
+TASKS = {
+    # TF-Addons triplet_hard_loss(margin=1.0)
+    "batch_hard": Spec(mining="batch_hard", distance="euclidean", margin=1.0),
+    # TF-Addons triplet_semihard_loss(margin=1.0)
+    "semi_hard": Spec(mining="semi_hard", distance="euclidean", margin=1.0, empty="nan"),
+    # pytorch-metric-learning TripletMarginMiner("semihard", margin=1) + TripletMarginLoss(margin=1), mean
+    "semi_hard_all": Spec(mining="semi_hard_all", distance="euclidean", margin=1.0),
+    # pytorch-metric-learning TripletMarginLoss() defaults: normalized, margin 0.05, AvgNonZeroReducer
+    "batch_all": Spec(mining="batch_all", distance="euclidean", normalize=True, margin=0.05, reduction="mean_nonzero"),
+}
+MATMUL = "matmul"  # the physical reference: one N x N x D matmul on the same device
+
+
+@dataclass(frozen=True)
+class Implementation:
+    name: str
+    specs: dict  # task -> the Spec it computes for that task
+    devices: tuple[str, ...]
+    prepare: Callable  # (task, x float32 [N, D], labels int64 [N], device) -> fwd+bwd callable
+    framework: str = "torch"
+
+
+def _torch_inputs(x: np.ndarray, labels: np.ndarray, device: str):
+    import torch
+
+    return torch.tensor(x, device=device, requires_grad=True), torch.tensor(labels, device=device)
+
+
+def _torch_step(loss_fn, x: np.ndarray, labels: np.ndarray, device: str) -> Callable[[], None]:
+    """One forward + backward of loss_fn(embeddings, labels), synchronised."""
+    import torch
+
+    embeddings, y = _torch_inputs(x, labels, device)
+
+    def step():
+        embeddings.grad = None
+        loss_fn(embeddings, y).backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return step
+
+
+def _prepare_oracle(task, x, labels, device):
+    import reference
+
+    x64, spec = x.astype(np.float64), TASKS[task]
+    return lambda: reference.evaluate(x64, labels, spec)
+
+
+def _prepare_naive(task, x, labels, device):
+    from benchmarks.naive import cdist_batch_hard, tiled_semi_hard
+
+    loss = {"batch_hard": cdist_batch_hard, "semi_hard": tiled_semi_hard}[task]
+    return _torch_step(lambda e, y: loss(e, y, TASKS[task].margin), x, labels, device)
+
+
+def _prepare_pml(task, x, labels, device):
+    from pytorch_metric_learning import distances, losses, miners, reducers
+
+    if task == "batch_all":  # the library's defaults
+        loss, miner = losses.TripletMarginLoss(), None
+    else:
+        plain = distances.LpDistance(normalize_embeddings=False)
+        loss = losses.TripletMarginLoss(margin=1.0, distance=plain, reducer=reducers.MeanReducer())
+        miner = (
+            miners.BatchHardMiner(distance=plain)
+            if task == "batch_hard"
+            else miners.TripletMarginMiner(margin=1.0, type_of_triplets="semihard", distance=plain)
+        )
+    return _torch_step(lambda e, y: loss(e, y, miner(e, y) if miner else None), x, labels, device)
+
+
+def _prepare_tfa(task, x, labels, device):
+    import tensorflow as tf
+    import tensorflow_addons as tfa
+
+    loss = {"batch_hard": tfa.losses.triplet_hard_loss, "semi_hard": tfa.losses.triplet_semihard_loss}[task]
+    embeddings, y = tf.Variable(x), tf.constant(labels)
+
+    def step():
+        with tf.GradientTape() as tape:
+            value = loss(y, embeddings, margin=1.0)
+        tape.gradient(value, embeddings).numpy()
+
+    return step
+
+
+def _prepare_inhouse_torch(task, x, labels, device):
+    from inhouse.torch_losses import metric_loss
+
+    return _torch_step(lambda e, y: metric_loss(e, y, TASKS[task]), x, labels, device)
+
+
+def _prepare_inhouse_triton(task, x, labels, device):
+    from inhouse.triton_kernels import metric_loss
+
+    return _torch_step(lambda e, y: metric_loss(e, y, TASKS[task]), x, labels, device)
+
+
+def _prepare_matmul(task, x, labels, device):
+    import torch
+
+    rows = torch.tensor(x, device=device)
+
+    def step():
+        torch.mm(rows, rows.T)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return step
+
+
+def _for(*tasks: str, **changes) -> dict:
+    return {task: Spec(**{**TASKS[task].to_dict(), **changes}) for task in tasks}
+
+
+BOTH = ("cpu", "cuda")
+IMPLEMENTATIONS = {
+    impl.name: impl
+    for impl in (
+        Implementation("oracle", _for(*TASKS), ("cpu",), _prepare_oracle, framework="numpy"),
+        Implementation("torch.naive", _for("batch_hard", "semi_hard"), BOTH, _prepare_naive),
+        Implementation(
+            "pytorch-metric-learning",
+            {**_for("batch_hard", anchors="valid"), **_for("semi_hard_all", "batch_all")},
+            BOTH,
+            _prepare_pml,
+        ),
+        Implementation("tf-addons", _for("batch_hard", "semi_hard"), ("cpu",), _prepare_tfa, framework="tensorflow"),
+        Implementation("inhouse.torch", _for(*TASKS), BOTH, _prepare_inhouse_torch),
+        Implementation("inhouse.triton", _for("batch_hard", "batch_all"), ("cuda",), _prepare_inhouse_triton),
+        Implementation(MATMUL, {}, BOTH, _prepare_matmul),
+    )
+}

@@ -1,0 +1,114 @@
+"""One measurement in a fresh process, so that its peak memory is its own and frameworks never mix.
+
+    python -m benchmarks.measure '{"implementation": "inhouse.torch", "task": "semi_hard", "n": 1024,
+                                   "d": 64, "device": "cpu", "seed": 0, "repeats": 3, "time_cap": 60}'
+
+Prints JSON lines on stdout: {"event": "calling"} just before the first call (the parent's time cap
+starts there, after the imports), then {"event": "result", ...}. The first call includes warm-up
+(tracing, compilation, allocator growth); `seconds` is the fastest of the repeats that follow, run while
+they fit in half the time cap (the first call's time when none fits).
+
+Peak memory: on CUDA, torch.cuda.max_memory_allocated minus what was allocated before the first call;
+on the CPU, the process's peak RSS (getrusage ru_maxrss) minus its RSS just before the first call.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+from benchmarks.implementations import IMPLEMENTATIONS
+
+OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "oom when allocating")
+
+
+def _emit(**fields) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def batch(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standard normal float32 embeddings, N // 8 classes of 8 (every anchor has positives and negatives)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(np.float32), rng.permutation(np.arange(n) % max(1, n // 8))
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def _memory_probe(device: str):
+    """(method, start(), peak_since_start())"""
+    if device == "cuda":
+        import torch
+
+        def start():
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            return torch.cuda.memory_allocated()
+
+        return "cuda max_memory_allocated - allocated before", start, lambda base: torch.cuda.max_memory_allocated() - base
+    peak = lambda base: max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)  # noqa: E731
+    return "cpu peak RSS (ru_maxrss) - RSS before the first call", _resident_bytes, peak
+
+
+def _version(framework: str) -> str:
+    import importlib
+
+    names = {"numpy": ("numpy",), "torch": ("torch",), "tensorflow": ("tensorflow", "tensorflow_addons")}[framework]
+    return " + ".join(f"{name} {importlib.import_module(name).__version__}" for name in names)
+
+
+def _target(device: str) -> str:
+    if device != "cuda":
+        return "cpu"
+    import torch
+
+    return f"cuda:{torch.cuda.current_device()} {torch.cuda.get_device_name()}"
+
+
+def run(job: dict) -> dict:
+    implementation = IMPLEMENTATIONS[job["implementation"]]
+    x, labels = batch(job["n"], job["d"], job["seed"])
+    step = implementation.prepare(job["task"], x, labels, job["device"])
+    method, start, peak = _memory_probe(job["device"])
+    base = start()
+    _emit(event="calling")
+    began = time.perf_counter()
+    step()
+    first = time.perf_counter() - began
+    repeats = []
+    while len(repeats) < job["repeats"] and first + sum(repeats) + first <= job["time_cap"] / 2:
+        began = time.perf_counter()
+        step()
+        repeats.append(time.perf_counter() - began)
+    return {
+        "status": "ok",
+        "seconds": min(repeats) if repeats else first,
+        "first_seconds": first,
+        "repeats": len(repeats),
+        "peak_bytes": int(peak(base)),
+        "memory_method": method,
+        "version": _version(implementation.framework),
+        "target": _target(job["device"]),
+    }
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(argv[1])
+    try:
+        result = run(job)
+    except MemoryError as exc:
+        result = {"status": "oom", "reason": f"MemoryError: {exc}"}
+    except Exception as exc:  # any framework's failure is a recorded result, not a crash of the sweep
+        text = f"{type(exc).__name__}: {exc}"
+        result = {"status": "oom" if any(m in text.lower() for m in OOM_MESSAGES) else "error", "reason": text[:2000]}
+    _emit(event="result", **result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

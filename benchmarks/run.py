@@ -1,0 +1,231 @@
+"""Time and peak memory of every implementation that computes a task, over batch sizes, beside one matmul.
+
+    python -m benchmarks.run --quick                 # smoke test: N = 256, 512, D = 64, a few implementations
+    python -m benchmarks.run                         # N = 256 ... 65536, D = 64 and 128, CPU (+ CUDA if visible)
+    python -m benchmarks.run --sizes 1024 16384 --tasks semi_hard --implementations tf-addons inhouse.torch
+
+Each measurement (forward + backward) runs in a fresh child process (benchmarks/measure.py). A child past
+the time cap (counted from its first call, after the imports) or past the memory cap (resident memory,
+polled) is killed and recorded as "timeout" or "oom"; an exception is recorded as "error". After a timeout
+or an out-of-memory, the larger N of that implementation are recorded as "skipped" without running.
+Records are JSON lines of kind "benchmark" (reports/schema.py), each with `reference_seconds`, the time of
+one N x N x D matmul on the same device; a table of the ratios is printed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python benchmarks/run.py` as well as `python -m benchmarks.run`
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.implementations import IMPLEMENTATIONS, MATMUL, TASKS  # noqa: E402
+from reports.results import ResultsWriter  # noqa: E402
+
+FULL_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+QUICK = {
+    "sizes": (256, 512),
+    "dims": (64,),
+    "tasks": ("batch_hard", "semi_hard"),
+    "implementations": ("oracle", "torch.naive", "pytorch-metric-learning", "inhouse.torch", "inhouse.triton"),
+    "time_cap": 20.0,
+}
+OURS = ("inhouse.torch", "inhouse.triton")
+STARTUP_CAP = 180.0  # seconds a child may spend importing and preparing before its first call
+POLL = 0.02
+
+
+def _resident_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _lines(stream, into: queue.Queue) -> None:
+    for line in stream:
+        into.put(line)
+    into.put(None)
+
+
+def measure(job: dict, time_cap: float, memory_cap: int) -> dict:
+    """Run one child; its result, or a timeout / oom / error result when it had to be stopped."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.measure", json.dumps(job)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(child.stdout, lines), daemon=True).start()
+    started, calling = time.monotonic(), None
+    verdict = None
+    while verdict is None:
+        try:
+            line = lines.get(timeout=POLL)
+        except queue.Empty:
+            line = ""
+        if line is None:  # the child closed stdout without a result: it died
+            child.wait()
+            verdict = {"status": "error", "reason": f"child exited {child.returncode}: {child.stderr.read()[-2000:]}"}
+            break
+        if line:
+            message = json.loads(line)
+            if message["event"] == "calling":
+                calling = time.monotonic()
+            else:
+                verdict = {k: v for k, v in message.items() if k != "event"}
+                if verdict["status"] == "ok" and verdict["first_seconds"] > time_cap:
+                    verdict = {"status": "timeout", "reason": f"first call took {verdict['first_seconds']:.3g} s"}
+                break
+        now = time.monotonic()
+        if calling is not None and now - calling > time_cap:
+            verdict = {"status": "timeout", "reason": f"still running {time_cap:g} s after its first call began"}
+        elif calling is None and now - started > STARTUP_CAP:
+            verdict = {"status": "error", "reason": f"no first call within {STARTUP_CAP:g} s of starting"}
+        elif (_resident_bytes(child.pid) or 0) > memory_cap:
+            verdict = {"status": "oom", "reason": f"resident memory passed the cap of {memory_cap / 2**30:.3g} GiB"}
+    if child.poll() is None:
+        child.kill()
+    child.wait()
+    return verdict
+
+
+def _cuda_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def plan(args) -> list[tuple[str, int, str, str]]:
+    """(device, d, task, implementation) in the order they run; the matmul reference first per (device, d)."""
+    rows = []
+    for device in args.devices:
+        for d in args.dims:
+            rows.append((device, d, "", MATMUL))
+            for task in args.tasks:
+                for name in args.implementations:
+                    impl = IMPLEMENTATIONS[name]
+                    if task in impl.specs and device in impl.devices:
+                        rows.append((device, d, task, name))
+    return rows
+
+
+def sweep(args, writer) -> list[dict]:
+    records, reference = [], {}
+    for device, d, task, name in plan(args):
+        impl = IMPLEMENTATIONS[name]
+        stopped = None  # the status that ended this implementation's sweep
+        for n in args.sizes:
+            base = {"implementation": name, "task": task or MATMUL, "device": device, "n": n, "d": d}
+            label = str(impl.specs[task]) if task else f"matmul [{n} x {d}] @ [{d} x {n}]"
+            if stopped:
+                result = {"status": "skipped", "reason": f"{stopped[0]} at N = {stopped[1]}"}
+            else:
+                job = {**base, "task": task, "seed": args.seed, "repeats": args.repeats, "time_cap": args.time_cap}
+                result = measure(job, args.time_cap, int(args.memory_cap_gb * 2**30))
+                if result["status"] in ("timeout", "oom"):
+                    stopped = (result["status"], n)
+            if not task and result["status"] == "ok":
+                reference[(device, d, n)] = result["seconds"]
+            record = {
+                **base, "spec_label": label, "seconds": result.get("seconds"), "peak_bytes": result.get("peak_bytes"),
+                "status": result["status"], "reference_seconds": reference.get((device, d, n)),
+                **{k: v for k, v in result.items() if k not in ("seconds", "peak_bytes", "status")},
+                "time_cap_s": args.time_cap, "memory_cap_bytes": int(args.memory_cap_gb * 2**30),
+            }
+            writer.write("benchmark", **record)
+            records.append(record)
+            shown = f"{record['seconds']:.4g} s" if record["seconds"] is not None else result.get("reason", "")
+            print(f"  {device} D={d} {task or MATMUL:13s} {name:24s} N={n:6d} {result['status']:8s} {shown}", flush=True)
+    return records
+
+
+def table(records: list[dict]) -> str:
+    """Seconds per implementation and N, then each peer's time over ours, per (device, D, task)."""
+    out = []
+    reference = {(r["device"], r["d"], r["n"]): r for r in records if r["implementation"] == MATMUL}
+    groups = sorted({(r["device"], r["d"], r["task"]) for r in records if r["implementation"] != MATMUL})
+    for device, d, task in groups:
+        rows = [r for r in records if (r["device"], r["d"], r["task"]) == (device, d, task)]
+        names = list(dict.fromkeys(r["implementation"] for r in rows))
+        ours = [n for n in OURS if n in names]
+        peers = [n for n in names if n not in OURS]
+        cell = {(r["implementation"], r["n"]): r for r in rows}
+        out.append(f"\n{task} on {device}, D = {d}: {TASKS[task]}")
+        header = ["N", *names, "matmul"] + [f"{p}/{o}" for o in ours for p in peers] + [f"{o}/matmul" for o in ours]
+        out.append(" | ".join(f"{h:>14s}" for h in header))
+        for n in sorted({r["n"] for r in rows}):
+            def seconds(name):
+                r = cell.get((name, n)) if name != MATMUL else reference.get((device, d, n))
+                return r["seconds"] if r and r["status"] == "ok" else None
+
+            def shown(name):
+                r = cell.get((name, n)) if name != MATMUL else reference.get((device, d, n))
+                return "-" if r is None else (f"{r['seconds']:.4g}" if r["status"] == "ok" else r["status"])
+
+            def ratio(top, bottom):
+                a, b = seconds(top), seconds(bottom)
+                return f"{a / b:.3g}x" if a and b else "-"
+
+            values = [str(n), *map(shown, names), shown(MATMUL)]
+            values += [ratio(p, o) for o in ours for p in peers] + [ratio(o, MATMUL) for o in ours]
+            out.append(" | ".join(f"{v:>14s}" for v in values))
+    return "\n".join(out)
+
+
+def parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke test (under two minutes on 2 cores)")
+    parser.add_argument("--sizes", type=int, nargs="+", help=f"batch sizes N (default {FULL_SIZES})")
+    parser.add_argument("--dims", type=int, nargs="+", help="embedding dimensions D (default 64 128)")
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), help="tasks (default all)")
+    parser.add_argument("--implementations", nargs="+", choices=[n for n in IMPLEMENTATIONS if n != MATMUL])
+    parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), help="default: cpu, and cuda if visible")
+    parser.add_argument("--time-cap", type=float, help="seconds per measurement, from its first call (default 60)")
+    parser.add_argument("--memory-cap-gb", type=float, default=8.0, help="resident memory per measurement (CPU)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls after the first, while they fit")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, help="JSON-lines file (default benchmarks/results/<host>-<devices>.jsonl)")
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else {
+        "sizes": FULL_SIZES, "dims": (64, 128), "tasks": tuple(TASKS),
+        "implementations": tuple(n for n in IMPLEMENTATIONS if n != MATMUL), "time_cap": 60.0,
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.devices is None:
+        args.devices = ("cpu", "cuda") if _cuda_visible() else ("cpu",)
+    if args.output is None:
+        args.output = ROOT / "benchmarks" / "results" / f"{socket.gethostname()}-{'+'.join(args.devices)}.jsonl"
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    writer = ResultsWriter(args.output)
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "output"}
+    writer.header(benchmark=settings, notes="benchmarks/run.py: forward + backward per measurement, fresh process each")
+    began = time.time()
+    print(f"writing {args.output}", flush=True)
+    records = sweep(args, writer)
+    writer.write("run_end", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), duration_s=round(time.time() - began, 3),
+                 exit_status=0, interrupted=False)
+    writer.close()
+    print(table(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Every strategy once more, as deliberately plain loops over Python floats.
+
+No vectorisation, no masks, no argmax: one loop per index, as the plain-Python semi-hard loop of
+seed 002 does, so that a reader can check each line against DESIGN.md's catalogue and the
+vectorised oracle has something independent to be compared with. Ties go to the lowest index.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+NONE = -1  # as in the oracle's selection: "this distance is the constant 0"
+
+
+@dataclass
+class NaiveResult:
+    loss: float
+    terms: list  # [(selected indices, term value)], in the order the loops found them
+
+
+def norm(v) -> float:
+    return math.sqrt(sum(c * c for c in v))
+
+
+def normalized(v) -> list[float]:
+    length = norm(v)
+    return [c / length for c in v] if length > 0 else [0.0] * len(v)  # a zero row stays zero
+
+
+def distance(u, v, kind: str) -> float:
+    if kind == "cosine":
+        nu, nv = norm(u), norm(v)
+        cos = sum(a * b for a, b in zip(u, v)) / (nu * nv) if nu > 0 and nv > 0 else 0.0
+        return max(1.0 - cos, 0.0)
+    squared = sum((a - b) ** 2 for a, b in zip(u, v))
+    return squared if kind == "squared_euclidean" else math.sqrt(squared)
+
+
+def distance_matrix(x, kind: str, normalize: bool) -> list[list[float]]:
+    rows = [normalized(row) if normalize else list(row) for row in np.asarray(x, dtype=float).tolist()]
+    return [[distance(u, v, kind) for v in rows] for u in rows]
+
+
+def softplus(z: float) -> float:
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))  # log(1 + e^z) without overflow
+
+
+def triplet_term(d_ap: float, d_an: float, spec) -> float:
+    return softplus(d_ap - d_an) if spec.soft else max(d_ap - d_an + spec.margin, 0.0)
+
+
+def batch_all(dist, labels, spec, triplets):
+    terms = []
+    for a in range(len(labels)):
+        for p in range(len(labels)):
+            if p == a or labels[p] != labels[a]:
+                continue
+            for n in range(len(labels)):
+                if labels[n] != labels[a]:
+                    terms.append(((a, p, n), triplet_term(dist[a][p], dist[a][n], spec)))
+    return terms
+
+
+def batch_hard(dist, labels, spec, triplets):
+    chosen = []  # (a, p, n, d_ap, d_an)
+    for a in range(len(labels)):
+        p_best, hp = NONE, 0.0  # no positive: d_ap is the constant 0 (TF-Addons)
+        n_best, hn = NONE, math.inf
+        for k in range(len(labels)):
+            if k != a and labels[k] == labels[a] and (p_best == NONE or dist[a][k] > hp):
+                p_best, hp = k, dist[a][k]
+            if labels[k] != labels[a] and dist[a][k] < hn:
+                n_best, hn = k, dist[a][k]
+        if spec.anchors == "valid" and (p_best == NONE or n_best == NONE):
+            continue
+        if n_best == NONE:
+            for k in range(len(labels)):  # no negative: the farthest point of the row (itself included)
+                if n_best == NONE or dist[a][k] > hn:
+                    n_best, hn = k, dist[a][k]
+        chosen.append((a, p_best, n_best, hp, hn))
+    if not spec.scaled:
+        return [((a, p, n), triplet_term(hp, hn, spec)) for a, p, n, hp, hn in chosen]
+    scale = sum(hn for *_, hn in chosen) / len(chosen) if chosen else math.nan
+    return [((a, p, n), max(ieee_divide(hp - hn, scale) + spec.margin, 0.0)) for a, p, n, hp, hn in chosen]
+
+
+def ieee_divide(numerator: float, denominator: float) -> float:
+    """Division as float64 hardware does it: 0/0 is NaN and x/0 is +-inf (Quaterion's collapse)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(numerator) / np.float64(denominator))
+
+
+def semi_hard(dist, labels, spec, triplets):
+    terms = []
+    for a in range(len(labels)):
+        for p in range(len(labels)):
+            if p == a or labels[p] != labels[a]:
+                continue
+            nearest_farther, farthest = NONE, NONE
+            for n in range(len(labels)):
+                if labels[n] == labels[a]:
+                    continue
+                if dist[a][n] > dist[a][p] and (nearest_farther == NONE or dist[a][n] < dist[a][nearest_farther]):
+                    nearest_farther = n
+                if farthest == NONE or dist[a][n] > dist[a][farthest]:
+                    farthest = n
+            n = nearest_farther if nearest_farther != NONE else farthest
+            d_an = dist[a][n] if n != NONE else 0.0
+            terms.append(((a, p, n), triplet_term(dist[a][p], d_an, spec)))
+    return terms
+
+
+def semi_hard_all(dist, labels, spec, triplets):
+    return [
+        ((a, p, n), value)
+        for (a, p, n), value in batch_all(dist, labels, spec, triplets)
+        if 0.0 < dist[a][n] - dist[a][p] <= spec.margin
+    ]
+
+
+def explicit_triplets(dist, labels, spec, triplets):
+    return [((a, p, n), triplet_term(dist[a][p], dist[a][n], spec)) for a, p, n in triplets]
+
+
+def contrastive(dist, labels, spec, triplets):
+    terms = []
+    for i in range(len(labels)):
+        for j in range(i + 1, len(labels)):
+            d = dist[i][j]
+            value = d * d if labels[i] == labels[j] else max(spec.margin - d, 0.0) ** 2
+            terms.append(((i, j), value))
+    return terms
+
+
+STRATEGIES = {
+    "batch_all": batch_all,
+    "batch_hard": batch_hard,
+    "semi_hard": semi_hard,
+    "semi_hard_all": semi_hard_all,
+    "triplets": explicit_triplets,
+    "contrastive": contrastive,
+}
+
+
+def reduce(values: list[float], reduction: str, empty: str) -> float:
+    if not values:
+        return math.nan if empty == "nan" else 0.0
+    if any(math.isnan(v) for v in values):  # a NaN term (Quaterion's 0/0) poisons every reduction
+        return math.nan
+    if reduction == "sum":
+        return sum(values)
+    if reduction == "mean":
+        return sum(values) / len(values)
+    active = [v for v in values if v > 0]
+    return sum(active) / len(active) if active else 0.0
+
+
+def evaluate(x, labels, spec, triplets=None) -> NaiveResult:
+    dist = distance_matrix(x, spec.distance, spec.normalize)
+    labels = [int(label) for label in labels]
+    triplets = [] if triplets is None else [tuple(int(i) for i in row) for row in triplets]
+    terms = STRATEGIES[spec.mining](dist, labels, spec, triplets)
+    return NaiveResult(reduce([value for _, value in terms], spec.reduction, spec.empty), terms)

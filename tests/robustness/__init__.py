@@ -1,0 +1,10 @@
+"""Numerical robustness: where each implementation breaks down, measured as sweeps and judged against
+bounds derived from the dtype's epsilon.
+
+bounds     the documented expectation of every sweep and its derivation (read its docstring first)
+sweeps     the batch, the transformations (offset, near-duplicates, scale, TF32), one record per level
+baselines  NumPy float32 reference lines: the Gram expansion as is, re-centred, and from differences
+
+The tests (test_robustness_*.py) write one "robustness" record per adapter x spec x dtype x device x
+sweep x level through the `results` fixture. See README.md in this folder.
+"""

@@ -1,0 +1,127 @@
+"""Test-only adapters: the oracle itself, and deliberately broken variants of it.
+
+Never part of the default run (adapters.catalog() does not list them). The meta tests check that the
+harness passes the oracle in every dtype and fails each broken variant with the right reason; a
+subprocess run can select them with `--adapter support.fake_adapters:ORACLES` (tests/ is on sys.path).
+
+The oracle adapter computes in float64 on the input it gets (already exactly representable in the
+dtype) and rounds the loss and gradient to the dtype: a perfect implementation of that dtype.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+import reference
+from adapters import Adapter, Output
+from reference import Spec
+from reference.strategies import STRATEGIES
+
+from .tolerances import round_to_dtype
+
+SPECS = (
+    Spec(mining="semi_hard", empty="nan"),  # TF-Addons triplet_semihard_loss
+    Spec(mining="semi_hard", distance="cosine", empty="nan"),
+    Spec(),  # TF-Addons triplet_hard_loss
+    Spec(mining="batch_hard", soft=True, distance="squared_euclidean"),
+    Spec(mining="batch_hard", scaled=True, margin=0.5),
+    Spec(mining="batch_hard", normalize=True, margin=0.05, reduction="mean_nonzero", anchors="valid"),
+    Spec(mining="batch_all", normalize=True, margin=0.05, reduction="mean_nonzero"),  # pytorch-metric-learning
+    Spec(mining="semi_hard_all", normalize=True, margin=0.05, reduction="mean_nonzero"),
+    Spec(mining="triplets", reduction="sum"),
+    Spec(mining="contrastive", reduction="sum"),
+)
+VERSION = f"reference oracle (numpy {np.__version__})"
+
+
+def _oracle(embeddings, labels, spec, dtype, triplets) -> Output:
+    result = reference.evaluate(embeddings, labels, spec, triplets)
+    loss = float(round_to_dtype(np.array(result.loss), dtype))
+    return Output(loss, round_to_dtype(result.grad, dtype), VERSION, "cpu")
+
+
+def run_oracle(embeddings, labels, spec, dtype, device, triplets=None) -> Output:
+    return _oracle(embeddings, labels, spec, dtype, triplets)
+
+
+ORACLE = Adapter(
+    name="test.oracle",
+    framework="numpy",
+    specs=SPECS,
+    run=run_oracle,
+    dtypes=("float64", "float32", "float16", "bfloat16"),
+    notes="the oracle itself, rounded to the dtype: every cell must pass",
+)
+ORACLES = [ORACLE]
+
+
+def _broken(name: str, notes: str, run, specs=SPECS, gradient=True) -> Adapter:
+    return Adapter(name=f"test.broken.{name}", framework="numpy", specs=specs, run=run,
+                   dtypes=("float64", "float32"), gradient=gradient, notes=notes)
+
+
+def _flipped_gradient(embeddings, labels, spec, dtype, device, triplets=None):
+    out = _oracle(embeddings, labels, spec, dtype, triplets)
+    return replace(out, grad=-out.grad)
+
+
+def _sum_not_mean(embeddings, labels, spec, dtype, device, triplets=None):
+    return _oracle(embeddings, labels, replace(spec, reduction="sum"), dtype, triplets)
+
+
+def _margin_off_by_one_percent(embeddings, labels, spec, dtype, device, triplets=None):
+    return _oracle(embeddings, labels, replace(spec, margin=spec.margin * 1.01), dtype, triplets)
+
+
+def _raises(embeddings, labels, spec, dtype, device, triplets=None):
+    raise RuntimeError("kernel launch failed: out of shared memory")
+
+
+def _nan_loss(embeddings, labels, spec, dtype, device, triplets=None):
+    return replace(_oracle(embeddings, labels, spec, dtype, triplets), loss=float("nan"))
+
+
+def _transposed_gradient(embeddings, labels, spec, dtype, device, triplets=None):
+    out = _oracle(embeddings, labels, spec, dtype, triplets)
+    return replace(out, grad=out.grad.T.copy())
+
+
+def _loss_as_list(embeddings, labels, spec, dtype, device, triplets=None):
+    out = _oracle(embeddings, labels, spec, dtype, triplets)
+    return replace(out, loss=[out.loss])
+
+
+def _not_an_output(embeddings, labels, spec, dtype, device, triplets=None):
+    out = _oracle(embeddings, labels, spec, dtype, triplets)
+    return out.loss, out.grad
+
+
+def semi_hard_ties_the_other_way(embeddings, labels, spec, dtype, device, triplets=None):
+    """semi_hard with d_an >= d_ap where the spec says d_an > d_ap: every negative pair's distance is
+    nudged up by a hair before the selection. It differs from the oracle only at exact ties."""
+    result = reference.evaluate(embeddings, labels, spec, triplets)
+    labels = np.asarray(labels)
+    nudged = result.distances + 1e-12 * (1.0 + result.distances) * (labels[:, None] != labels[None, :])
+    loss = STRATEGIES[spec.mining](nudged, labels, spec, triplets).loss
+    return Output(float(round_to_dtype(np.array(loss), dtype)), round_to_dtype(result.grad, dtype), VERSION, "cpu")
+
+
+def _hangs(embeddings, labels, spec, dtype, device, triplets=None):
+    time.sleep(3600)
+
+
+BATCH_HARD = (Spec(),)
+SEMI_HARD = (Spec(mining="semi_hard", empty="nan"),)
+FLIPPED_GRADIENT = _broken("flipped_gradient", "dL/dx with the wrong sign", _flipped_gradient, BATCH_HARD)
+SUM_NOT_MEAN = _broken("sum_not_mean", "reduces with sum where the spec says mean", _sum_not_mean, SEMI_HARD)
+MARGIN_OFF = _broken("margin_off", "margin 1% too large", _margin_off_by_one_percent, BATCH_HARD)
+RAISES = _broken("raises", "raises on every call", _raises, BATCH_HARD)
+NAN_LOSS = _broken("nan_loss", "returns a NaN loss", _nan_loss, BATCH_HARD)
+TRANSPOSED_GRADIENT = _broken("transposed_gradient", "gradient of shape [D, N]", _transposed_gradient, BATCH_HARD)
+LOSS_AS_LIST = _broken("loss_as_list", "loss wrapped in a list", _loss_as_list, BATCH_HARD)
+NOT_AN_OUTPUT = _broken("not_an_output", "returns a tuple, not an Output", _not_an_output, BATCH_HARD)
+HANGS = _broken("hangs", "never returns", _hangs, BATCH_HARD)
+BROKEN = [FLIPPED_GRADIENT, SUM_NOT_MEAN, MARGIN_OFF, RAISES, NAN_LOSS, TRANSPOSED_GRADIENT, LOSS_AS_LIST,
+          NOT_AN_OUTPUT, HANGS]

@@ -1,0 +1,77 @@
+"""Copy-paste Python that rebuilds a batch exactly and runs both the oracle and the adapter on it."""
+from __future__ import annotations
+
+import numpy as np
+
+from reference import Spec
+
+CATALOG = "catalog"  # the adapter is a built-in: adapters.catalog() finds it
+
+
+def _literal(value) -> str:
+    """Python source for a nested list of numbers; repr of a float round-trips, NaN and inf are spelt out."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, float) and not np.isfinite(value):
+        return f"float({str(value)!r})"
+    return repr(value)
+
+
+def _array(values: np.ndarray) -> str:
+    """np.array(...) source that rebuilds `values` bit for bit."""
+    values = np.asarray(values)
+    if values.ndim < 2:
+        return f"np.array({_literal(values.tolist())})"
+    rows = ",\n    ".join(_literal(row) for row in values.tolist())
+    return f"np.array([\n    {rows},\n])"
+
+
+def _finder(adapter_name: str, source: str) -> list[str]:
+    if source == CATALOG:
+        return [
+            "from adapters import catalog",
+            "",
+            f"adapter = next(a for a in catalog() if a.name == {adapter_name!r})",
+        ]
+    module, _, attr = source.partition(":")
+    return [
+        "import importlib",
+        "",
+        f"found = getattr(importlib.import_module({module!r}), {attr!r})  # from --adapter {source}",
+        f"adapter = next(a for a in (found if isinstance(found, (list, tuple)) else [found]) if a.name == {adapter_name!r})",
+    ]
+
+
+def reproducer(
+    adapter_name: str,
+    source: str,
+    spec: Spec,
+    dtype: str,
+    device: str,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    triplets: np.ndarray | None,
+) -> str:
+    """The source; `source` is CATALOG for a built-in adapter, else the --adapter MODULE:ATTR it came from."""
+    lines = [
+        f"# {adapter_name} vs the oracle: {spec}, {dtype}, {device}. Run from the repository root.",
+        "import sys",
+        "",
+        'sys.path[:0] = [".", "tests"]',
+        "import numpy as np",
+        "",
+        "import reference",
+        *_finder(adapter_name, source),
+        "",
+        f"embeddings = {_array(embeddings)}",
+        f"labels = {_array(labels)}",
+        f"triplets = {'None' if triplets is None else _array(triplets)}",
+        f"spec = reference.{spec!r}",
+        "",
+        "oracle = reference.evaluate(embeddings, labels, spec, triplets)",
+        f"output = adapter.run(embeddings, labels, spec, {dtype!r}, {device!r}, triplets)",
+        'print("loss: oracle", oracle.loss, "implementation", output.loss)',
+        "if output.grad is not None:",
+        '    print("grad: max |implementation - oracle|", np.max(np.abs(output.grad - oracle.grad)))',
+    ]
+    return "\n".join(lines) + "\n"
