@@ -13,17 +13,20 @@ from fnmatch import fnmatchcase
 KINDS = ("semantics", "precision", "edge_case", "unsupported")
 
 
+Patterns = str | tuple[str, ...]  # one fnmatch pattern, or several: any of them matches
+
+
 @dataclass(frozen=True)
 class Divergence:
     id: str
-    adapter: str  # pattern on Adapter.name
+    adapter: Patterns  # on Adapter.name
     kind: str  # one of KINDS
     reason: str
     link: str
-    spec: str = "*"  # pattern on str(Spec)
-    dtype: str = "*"
-    device: str = "*"
-    quantity: str = "*"  # "loss", "grad", or "edge:<case>" for an edge-case record
+    spec: Patterns = "*"  # on str(Spec)
+    dtype: Patterns = "*"
+    device: Patterns = "*"
+    quantity: Patterns = "*"  # "loss", "grad", "edge:<case>" (edge-case record), "property:<name>"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -31,8 +34,8 @@ class Divergence:
 
     def covers(self, adapter: str, spec: str, dtype: str, device: str, quantity: str) -> bool:
         return all(
-            fnmatchcase(value, pattern)
-            for value, pattern in (
+            matches(value, patterns)
+            for value, patterns in (
                 (adapter, self.adapter),
                 (spec, self.spec),
                 (dtype, self.dtype),
@@ -40,6 +43,18 @@ class Divergence:
                 (quantity, self.quantity),
             )
         )
+
+
+def alternatives(patterns: Patterns) -> tuple[str, ...]:
+    return (patterns,) if isinstance(patterns, str) else tuple(patterns)
+
+
+def matches(value: str, patterns: Patterns) -> bool:
+    return any(fnmatchcase(value, p) for p in alternatives(patterns))
+
+
+def in_words(patterns: Patterns) -> str:
+    return " or ".join(alternatives(patterns))
 
 
 # `quantity` of a divergence that shows in the conformance cells ("loss" and "grad") but not as every
@@ -96,10 +111,38 @@ REGISTRY: tuple[Divergence, ...] = (
         reason="Without a negative, Quaterion's hn is min over the row of d + rowmax * same_label = rowmax + d(a, a). "
         "torch.cdist's Gram expansion (more than 25 rows) leaves d(a, a) up to 3.9e-3 in float32, so a one-class "
         "batch of 40 gives 0.49990 instead of the margin 0.5 (float64 shows it only far from the origin: 2.2e-7 at "
-        "offset 100). Exact in the direct kernel (25 rows or fewer).",
+        "offset 100). Exact in the direct kernel (25 rows or fewer). The conformance cells meet it on the one-class "
+        "regression batch of 40 rows (tests/support/batches.py).",
         link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
         dtype="float32",
-        quantity="edge:no_negative",
+        quantity=("edge:no_negative", "loss"),
+    ),
+    Divergence(
+        id="quaterion-fallback-reads-the-cdist-diagonal-off-the-origin",
+        adapter="quaterion.TripletLoss(hard)",
+        kind="precision",
+        reason="The same diagonal in float64: translating a tight one-class batch of 40 rows (spread 0.03) by 8 per "
+        "coordinate moves d(a, a) to about 1e-6 and the loss by 7e-7, beyond float64's tolerance, so the loss is "
+        "not translation invariant (the property check, run in float64, on the regression batch).",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
+        spec="batch_hard euclidean *",
+        dtype="float64",
+        quantity="property:translation",
+    ),
+    Divergence(
+        id="masked-minimum-ties-at-the-row-maximum",
+        adapter=("torch.cdist-batch-hard", "quaterion.TripletLoss(hard)"),
+        kind="semantics",
+        reason="hn = min over the row of d + rowmax * same_label, the anchor's own column included (TF-Addons' "
+        "masked-minimum trick in torch). When the nearest negative is also the farthest point of the row, the "
+        "anchor's own entry d(a, a) + rowmax = rowmax ties with it; torch's min() takes the first, the anchor's "
+        "column, so dL/dhn reaches d(a, a) (zero gradient) and whichever point max() picked for rowmax, possibly a "
+        "positive: the loss is right, the gradient is not (2-D anchor (1, 0), positives (0, 1) and (0.96, 0.28), "
+        "negative (0, -1): the negative gets no gradient).",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); "
+        "tensorflow/addons tensorflow_addons/losses/triplet.py _masked_minimum",
+        spec="batch_hard *",
+        quantity="grad",
     ),
     Divergence(
         id="tfa-hard-loss-gradient-split-at-a-tied-row-maximum",
@@ -110,9 +153,22 @@ REGISTRY: tuple[Divergence, ...] = (
         "entry shares the row maximum (a positive at the same distance) reduce_max/reduce_min share the gradient "
         "among the ties: the loss is right, the gradient is not (1-D anchor 0 with points 1.5, 0.25 and negative "
         "-1.5: squared-L2 gradient [-0.9375, 0.46875, 0, 0.46875] against [-1.5, 0.75, 0, 0.75]). Drawn batches reach "
-        "it through near-duplicate points of different classes (1-2 in 30 squared-L2 examples, float32).",
+        "it through near-duplicate points of different classes (1-2 in 30 squared-L2 examples, float32); the "
+        "regression batches of tests/support/batches.py reach it in every cell.",
         link="tensorflow/addons tensorflow_addons/losses/triplet.py _masked_minimum, triplet_hard_loss",
-        spec="batch_hard *euclidean *",
+        spec="batch_hard *",
+        dtype=("float32", "float16"),
+        quantity="grad",
+    ),
+    Divergence(
+        id="tfa-hard-loss-gradient-split-at-a-tied-row-maximum-bfloat16",
+        adapter="tfa.triplet_hard_loss*",
+        kind="semantics",
+        reason="The same split in bfloat16 shows with the hinge only: under softplus the gradient moves by about "
+        "0.09, inside bfloat16's gradient tolerance of 0.1.",
+        link="tensorflow/addons tensorflow_addons/losses/triplet.py _masked_minimum, triplet_hard_loss",
+        spec="batch_hard *euclidean m=*",
+        dtype="bfloat16",
         quantity="grad",
     ),
     Divergence(
@@ -125,6 +181,18 @@ REGISTRY: tuple[Divergence, ...] = (
         link="tensorflow/addons tensorflow_addons/losses/triplet.py triplet_hard_loss (soft branch)",
         spec="batch_hard squared_euclidean soft *",
         quantity=CONFORMANCE,
+    ),
+    Divergence(
+        id="tfa-contrastive-float16-sum-overflows",
+        adapter="tfa.contrastive_loss",
+        kind="precision",
+        reason="contrastive_loss reduces in the input's dtype (no upcast, unlike the triplet losses): in float16 the "
+        "sum of the pairs' terms overflows at 65504 even where their mean is well inside the range (20 points 5 "
+        "apart in one class: mean 1750, loss inf). Hypothesis meets it on wide batches of 60 rows.",
+        link="tensorflow/addons tensorflow_addons/losses/metric_learning.py contrastive_loss (reduce_mean in float16)",
+        spec="contrastive euclidean * mean *",
+        dtype="float16",
+        quantity="loss",
     ),
     Divergence(
         id="tfa-triplet-float64-rejected",

@@ -3,9 +3,13 @@
 * `inhouse.torch` implements every spec of the vocabulary. `ADAPTERS` claims `COVERING_SPECS`, a set in
   which every value of every field occurs in several combinations; `THOROUGH` is the same adapter claiming
   `ALL_SPECS`, the full product (margins 0.2 and 1.0): `pytest --adapter adapters.inhouse:THOROUGH`.
-* `inhouse.triton` runs the fused kernels for batch_hard and batch_all. Without a GPU they run under
-  Triton's interpreter on the CPU (slow: it claims a few specs, so that CI stays fast); the output's target
-  says so. With a GPU visible the kernels are compiled for CUDA, and the interpreter is not used.
+* `inhouse.triton` runs the fused kernels for batch_hard and batch_all (every form of each). The kernels do
+  NOT cover semi_hard, semi_hard_all, triplets or contrastive: use `inhouse.torch` for those. Without a GPU
+  they run under Triton's interpreter on the CPU (slow: `TRITON` claims `TRITON_SPECS`, a few specs in which
+  every field value occurs, so that CI stays fast; `THOROUGH` claims `TRITON_ALL_SPECS`); the output's
+  target says so. With a GPU visible the kernels are compiled for CUDA, and the interpreter is not used.
+* Both claim cpu and cuda, float64, float32, float16 and bfloat16 (half precision computed in float32), and
+  have no entries in the divergence registry.
 """
 from __future__ import annotations
 
@@ -69,6 +73,10 @@ def _covering(per_variant: int = 2) -> tuple[Spec, ...]:
 COVERING_SPECS = _covering()
 
 
+# what the harness's rounding model needs to know: half precision is computed in float32
+_HALF_IN_FLOAT32 = {"compute_dtype": {"float16": "float32", "bfloat16": "float32"}}
+
+
 def inhouse_torch_loss(embeddings, labels, triplets=None, spec=None):
     from inhouse.torch_losses import metric_loss
 
@@ -94,14 +102,19 @@ def _torch_adapter(specs: tuple[Spec, ...]):
                                   else "the full product", total=len(ALL_SPECS)),
         source="inhouse/torch_losses.py",
     )
-    # what the harness's rounding model needs to know: half precision is computed in float32
-    return dataclasses.replace(adapter, extra={"compute_dtype": {"float16": "float32", "bfloat16": "float32"}})
+    return dataclasses.replace(adapter, extra=_HALF_IN_FLOAT32)
 
 
 # --- the Triton kernels ------------------------------------------------------------------------------------
 
+TRITON_MININGS = ("batch_hard", "batch_all")
+TRITON_NOT_COVERED = tuple(m for m in MININGS if m not in TRITON_MININGS)
+
+# Under the interpreter every call is slow, so the default claim is a few specs in which every value of every
+# field of both minings occurs; TRITON_ALL_SPECS (adapters.inhouse:THOROUGH) is everything they implement.
 TRITON_SPECS = (
     Spec(mining="batch_hard", distance="euclidean", margin=1.0),  # TF-Addons triplet_hard_loss
+    Spec(mining="batch_hard", distance="euclidean", margin=0.2, anchors="valid", reduction="mean_nonzero"),  # pml
     Spec(mining="batch_hard", distance="cosine", soft=True, reduction="sum"),
     Spec(mining="batch_hard", distance="squared_euclidean", normalize=True, scaled=True, margin=0.2,
          anchors="valid", reduction="mean_nonzero", empty="nan"),
@@ -109,12 +122,23 @@ TRITON_SPECS = (
     Spec(mining="batch_all", distance="squared_euclidean", soft=True, empty="nan"),
     Spec(mining="batch_all", distance="cosine", margin=1.0, reduction="sum"),
 )
+TRITON_ALL_SPECS = tuple(s for s in ALL_SPECS if s.mining in TRITON_MININGS)
+
+_TRITON_NOTES = (
+    "Fused Triton kernels for batch_hard (hinge, soft, scaled; both anchors) and batch_all (hinge and soft), every "
+    "distance, normalize, reduction and empty; float16/bfloat16 are computed in float32. Not covered by the "
+    "kernels: {not_covered} (inhouse.torch has them). Claims {claimed}. Without a GPU they run under Triton's "
+    "interpreter on the CPU (the target says so)."
+)
 
 
 def _interpreter_problem() -> str | None:
     """Where torch sees no GPU, switch Triton's interpreter on. Triton reads TRITON_INTERPRET when kernels are
     defined, its own library kernels included, so this must happen before triton is first imported."""
-    import torch
+    try:
+        import torch
+    except ImportError as exc:
+        return f"torch is not installed ({type(exc).__name__}: {exc})"
 
     if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
         return None
@@ -134,44 +158,48 @@ def inhouse_triton_loss(embeddings, labels, spec=None):
     return _kernels().metric_loss(embeddings, labels, spec)
 
 
-_triton_wrapped = wrap_torch(
-    inhouse_triton_loss,
-    name="inhouse.triton",
-    spec=list(TRITON_SPECS),
-    dtypes=("float64", "float32"),
-    devices=DEVICES,
-    requires=("triton",),
-    notes="Fused Triton kernels for batch_hard (every form) and batch_all (hinge and soft), all distances, "
-    "reductions and empties; not covered: semi_hard, semi_hard_all, triplets, contrastive. Without a GPU "
-    "they run under Triton's interpreter on the CPU (target says so), on a few specs to keep CI fast.",
-    source="inhouse/triton_kernels.py",
-)
+def _triton_adapter(specs: tuple[Spec, ...]):
+    wrapped = wrap_torch(
+        inhouse_triton_loss,
+        name="inhouse.triton",
+        spec=list(specs),
+        dtypes=("float64", "float32", "float16", "bfloat16"),
+        devices=DEVICES,
+        requires=("triton",),
+        notes=_TRITON_NOTES.format(
+            not_covered=", ".join(TRITON_NOT_COVERED),
+            claimed="every spec they implement" if specs == TRITON_ALL_SPECS
+            else f"{len(specs)} specs covering every field value (adapters.inhouse:THOROUGH claims all "
+                 f"{len(TRITON_ALL_SPECS)})",
+        ),
+        source="inhouse/triton_kernels.py",
+    )
+
+    def available(device: str | None = None) -> str | None:
+        """The wrapper's reasons, and: one process runs the kernels either compiled for CUDA or interpreted."""
+        reason = _interpreter_problem() or wrapped.available(device)
+        if reason or device is None:
+            return reason
+        interpreted = _kernels().INTERPRETED
+        if device == "cpu" and not interpreted:
+            return "a GPU is visible, so the Triton kernels are compiled for CUDA; the interpreter (CPU) is not used"
+        if device == "cuda" and interpreted:
+            return "TRITON_INTERPRET=1 is set: the kernels run under the interpreter on the CPU only"
+        return None
+
+    def run(embeddings, labels, spec, dtype, device, triplets=None):
+        reason = available(device)
+        if reason:
+            raise Unavailable(f"adapter 'inhouse.triton': {reason}")
+        output = wrapped.run(embeddings, labels, spec, dtype, device, triplets)
+        if _kernels().INTERPRETED:
+            output = dataclasses.replace(output, target=f"{output.target} (Triton interpreter)")
+        return output
+
+    return dataclasses.replace(wrapped, run=run, available=available, extra=_HALF_IN_FLOAT32)
 
 
-def _triton_available(device: str | None = None) -> str | None:
-    """The wrapper's reasons, and: one process runs the kernels either compiled for CUDA or interpreted."""
-    reason = _interpreter_problem() or _triton_wrapped.available(device)
-    if reason or device is None:
-        return reason
-    interpreted = _kernels().INTERPRETED
-    if device == "cpu" and not interpreted:
-        return "a GPU is visible, so the Triton kernels are compiled for CUDA; the interpreter (CPU) is not used"
-    if device == "cuda" and interpreted:
-        return "TRITON_INTERPRET=1 is set: the kernels run under the interpreter on the CPU only"
-    return None
-
-
-def _run_triton(embeddings, labels, spec, dtype, device, triplets=None):
-    reason = _triton_available(device)
-    if reason:
-        raise Unavailable(f"adapter 'inhouse.triton': {reason}")
-    output = _triton_wrapped.run(embeddings, labels, spec, dtype, device, triplets)
-    if _kernels().INTERPRETED:
-        output = dataclasses.replace(output, target=f"{output.target} (Triton interpreter)")
-    return output
-
-
-TRITON = dataclasses.replace(_triton_wrapped, run=_run_triton, available=_triton_available)
+TRITON = _triton_adapter(TRITON_SPECS)
 
 ADAPTERS = [_torch_adapter(COVERING_SPECS), TRITON]
-THOROUGH = [_torch_adapter(ALL_SPECS)]
+THOROUGH = [_torch_adapter(ALL_SPECS), _triton_adapter(TRITON_ALL_SPECS)]

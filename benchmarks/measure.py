@@ -5,8 +5,9 @@
 
 Prints JSON lines on stdout: {"event": "calling"} just before the first call (the parent's time cap
 starts there, after the imports), then {"event": "result", ...}. The first call includes warm-up
-(tracing, compilation, allocator growth); `seconds` is the fastest of the repeats that follow, run while
-they fit in half the time cap (the first call's time when none fits).
+(tracing, compilation, allocator growth); `seconds` is the fastest of the repeats that follow: at least
+`repeats` of them, more for fast calls (up to a second of them), while they fit in half the time cap (the
+first call's time when none fits).
 
 Peak memory: on CUDA, torch.cuda.max_memory_allocated minus what was allocated before the first call;
 on the CPU, the process's peak RSS (getrusage ru_maxrss) minus its RSS just before the first call.
@@ -22,6 +23,8 @@ import numpy as np
 
 from benchmarks.implementations import IMPLEMENTATIONS
 
+MIN_TIMED_SECONDS = 1.0
+MAX_REPEATS = 200
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory", "oom when allocating")
 
 
@@ -58,7 +61,8 @@ def _memory_probe(device: str):
 def _version(framework: str) -> str:
     import importlib
 
-    names = {"numpy": ("numpy",), "torch": ("torch",), "tensorflow": ("tensorflow", "tensorflow_addons")}[framework]
+    names = {"numpy": ("numpy",), "torch": ("torch",), "triton": ("torch", "triton"),
+             "tensorflow": ("tensorflow", "tensorflow_addons")}[framework]
     return " + ".join(f"{name} {importlib.import_module(name).__version__}" for name in names)
 
 
@@ -68,6 +72,14 @@ def _target(device: str) -> str:
     import torch
 
     return f"cuda:{torch.cuda.current_device()} {torch.cuda.get_device_name()}"
+
+
+def _another(first: float, repeats: list[float], job: dict) -> bool:
+    """Whether to time one more call: while it fits in half the time cap, at least job["repeats"] calls, and
+    fast calls for MIN_TIMED_SECONDS in all, so that the fastest is not a scheduler hiccup on a busy machine."""
+    if first + sum(repeats) + first > job["time_cap"] / 2:
+        return False
+    return len(repeats) < job["repeats"] or (sum(repeats) < MIN_TIMED_SECONDS and len(repeats) < MAX_REPEATS)
 
 
 def run(job: dict) -> dict:
@@ -81,7 +93,7 @@ def run(job: dict) -> dict:
     step()
     first = time.perf_counter() - began
     repeats = []
-    while len(repeats) < job["repeats"] and first + sum(repeats) + first <= job["time_cap"] / 2:
+    while _another(first, repeats, job):
         began = time.perf_counter()
         step()
         repeats.append(time.perf_counter() - began)

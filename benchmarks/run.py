@@ -1,6 +1,6 @@
 """Time and peak memory of every implementation that computes a task, over batch sizes, beside one matmul.
 
-    python -m benchmarks.run --quick                 # smoke test: N = 256, 512, D = 64, a few implementations
+    python -m benchmarks.run --quick                 # smoke test: N = 128, 256, D = 64, no TensorFlow, seconds
     python -m benchmarks.run                         # N = 256 ... 65536, D = 64 and 128, CPU (+ CUDA if visible)
     python -m benchmarks.run --sizes 1024 16384 --tasks semi_hard --implementations tf-addons inhouse.torch
 
@@ -9,12 +9,16 @@ the time cap (counted from its first call, after the imports) or past the memory
 polled) is killed and recorded as "timeout" or "oom"; an exception is recorded as "error". After a timeout
 or an out-of-memory, the larger N of that implementation are recorded as "skipped" without running.
 Records are JSON lines of kind "benchmark" (reports/schema.py), each with `reference_seconds`, the time of
-one N x N x D matmul on the same device; a table of the ratios is printed at the end.
+one N x N x D matmul on the same device, after a "run" header that names the machine; a table of the ratios
+is printed at the end. `python -m reports FILE.jsonl -o report.html` draws them.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
+import os
+import platform
 import queue
 import socket
 import subprocess
@@ -31,13 +35,26 @@ from benchmarks.implementations import IMPLEMENTATIONS, MATMUL, TASKS  # noqa: E
 from reports.results import ResultsWriter  # noqa: E402
 
 FULL_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+FULL = {
+    "sizes": FULL_SIZES,
+    "dims": (64, 128),
+    "tasks": tuple(TASKS),
+    "implementations": tuple(n for n in IMPLEMENTATIONS if n != MATMUL),
+    "time_cap": 60.0,
+}
 QUICK = {
-    "sizes": (256, 512),
+    "sizes": (128, 256),
     "dims": (64,),
     "tasks": ("batch_hard", "semi_hard"),
     "implementations": ("oracle", "torch.naive", "pytorch-metric-learning", "inhouse.torch", "inhouse.triton"),
-    "time_cap": 20.0,
+    "time_cap": 10.0,
 }
+STATUSES = """statuses recorded per measurement:
+  ok        timed: the fastest of the repeats (forward + backward), peak memory above the pre-call baseline
+  timeout   the first call ran past --time-cap (counted from the first call, after imports)
+  oom       past --memory-cap-gb of resident memory (CPU), or the framework's own out-of-memory error
+  error     any other exception (its text is in "reason")
+  skipped   not run: a smaller N of the same implementation already hit timeout or oom"""
 OURS = ("inhouse.torch", "inhouse.triton")
 STARTUP_CAP = 180.0  # seconds a child may spend importing and preparing before its first call
 POLL = 0.02
@@ -60,11 +77,19 @@ def _lines(stream, into: queue.Queue) -> None:
     into.put(None)
 
 
-def measure(job: dict, time_cap: float, memory_cap: int) -> dict:
+def _child_environment(threads: int | None) -> dict:
+    """The child's environment: with `threads`, every framework's thread pools limited to that many."""
+    if threads is None:
+        return dict(os.environ)
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+    return {**os.environ, **{name: str(threads) for name in names}}
+
+
+def measure(job: dict, time_cap: float, memory_cap: int, threads: int | None = None) -> dict:
     """Run one child; its result, or a timeout / oom / error result when it had to be stopped."""
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.measure", json.dumps(job)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_environment(threads),
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_lines, args=(child.stdout, lines), daemon=True).start()
@@ -128,12 +153,12 @@ def sweep(args, writer) -> list[dict]:
         stopped = None  # the status that ended this implementation's sweep
         for n in args.sizes:
             base = {"implementation": name, "task": task or MATMUL, "device": device, "n": n, "d": d}
-            label = str(impl.specs[task]) if task else f"matmul [{n} x {d}] @ [{d} x {n}]"
+            label = str(impl.specs[task]) if task else "[N x D] @ [D x N]"
             if stopped:
                 result = {"status": "skipped", "reason": f"{stopped[0]} at N = {stopped[1]}"}
             else:
                 job = {**base, "task": task, "seed": args.seed, "repeats": args.repeats, "time_cap": args.time_cap}
-                result = measure(job, args.time_cap, int(args.memory_cap_gb * 2**30))
+                result = measure(job, args.time_cap, int(args.memory_cap_gb * 2**30), args.threads)
                 if result["status"] in ("timeout", "oom"):
                     stopped = (result["status"], n)
             if not task and result["status"] == "ok":
@@ -142,7 +167,7 @@ def sweep(args, writer) -> list[dict]:
                 **base, "spec_label": label, "seconds": result.get("seconds"), "peak_bytes": result.get("peak_bytes"),
                 "status": result["status"], "reference_seconds": reference.get((device, d, n)),
                 **{k: v for k, v in result.items() if k not in ("seconds", "peak_bytes", "status")},
-                "time_cap_s": args.time_cap, "memory_cap_bytes": int(args.memory_cap_gb * 2**30),
+                "time_cap_s": args.time_cap, "memory_cap_bytes": int(args.memory_cap_gb * 2**30), "threads": args.threads,
             }
             writer.write("benchmark", **record)
             records.append(record)
@@ -185,38 +210,75 @@ def table(records: list[dict]) -> str:
 
 
 def parse(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke test (under two minutes on 2 cores)")
-    parser.add_argument("--sizes", type=int, nargs="+", help=f"batch sizes N (default {FULL_SIZES})")
-    parser.add_argument("--dims", type=int, nargs="+", help="embedding dimensions D (default 64 128)")
-    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), help="tasks (default all)")
-    parser.add_argument("--implementations", nargs="+", choices=[n for n in IMPLEMENTATIONS if n != MATMUL])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__, epilog=STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke test in seconds: N = {' '.join(map(str, QUICK['sizes']))}, D = {QUICK['dims'][0]}, "
+                             f"tasks {' '.join(QUICK['tasks'])}, no TensorFlow, a {QUICK['time_cap']:g} s cap; "
+                             "the options below still override it")
+    parser.add_argument("--sizes", type=int, nargs="+", metavar="N", help=f"batch sizes (default {' '.join(map(str, FULL_SIZES))})")
+    parser.add_argument("--dims", type=int, nargs="+", metavar="D", help="embedding dimensions (default 64 128)")
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), metavar="TASK",
+                        help=f"losses to measure, from: {', '.join(TASKS)} (default all)")
+    parser.add_argument("--implementations", nargs="+", choices=[n for n in IMPLEMENTATIONS if n != MATMUL],
+                        metavar="NAME", help="from: " + ", ".join(n for n in IMPLEMENTATIONS if n != MATMUL)
+                        + " (default all; each runs only the tasks and devices it supports; the matmul always runs)")
     parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), help="default: cpu, and cuda if visible")
-    parser.add_argument("--time-cap", type=float, help="seconds per measurement, from its first call (default 60)")
-    parser.add_argument("--memory-cap-gb", type=float, default=8.0, help="resident memory per measurement (CPU)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls after the first, while they fit")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", type=Path, help="JSON-lines file (default benchmarks/results/<host>-<devices>.jsonl)")
+    parser.add_argument("--time-cap", type=float, metavar="SECONDS",
+                        help="per measurement, from its first call (default 60)")
+    parser.add_argument("--memory-cap-gb", type=float, default=8.0, metavar="GIB",
+                        help="resident memory per measurement on the CPU (default 8)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls after the first at least (more for fast "
+                        "calls, up to 1 s of them), while they fit in half the time cap; the fastest counts (default 3)")
+    parser.add_argument("--threads", type=int, help="CPU threads per framework (OMP, MKL, TensorFlow's pools); default: "
+                        "theirs. On a shared machine 1 gives stable times: a thread pool waiting for a descheduled "
+                        "thread can cost more than the work")
+    parser.add_argument("--seed", type=int, default=0, help="of the random batch (default 0)")
+    parser.add_argument("--output", type=Path, metavar="FILE.jsonl",
+                        help="JSON-lines file, appended to (default reports/results/benchmarks-<host>-<devices>.jsonl)")
     args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else {
-        "sizes": FULL_SIZES, "dims": (64, 128), "tasks": tuple(TASKS),
-        "implementations": tuple(n for n in IMPLEMENTATIONS if n != MATMUL), "time_cap": 60.0,
-    }
-    for key, value in defaults.items():
+    for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.devices is None:
         args.devices = ("cpu", "cuda") if _cuda_visible() else ("cpu",)
     if args.output is None:
-        args.output = ROOT / "benchmarks" / "results" / f"{socket.gethostname()}-{'+'.join(args.devices)}.jsonl"
+        args.output = ROOT / "reports" / "results" / f"benchmarks-{socket.gethostname()}-{'+'.join(args.devices)}.jsonl"
     return args
+
+
+def machine(devices) -> str:
+    """The machine in words: CPU model, cores, memory, and the GPU when CUDA is measured."""
+    model = platform.processor() or platform.machine()
+    with open("/proc/cpuinfo") as cpuinfo:
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    words = f"{model}, {len(os.sched_getaffinity(0))} cores usable, {memory:.0f} GiB memory"
+    if "cuda" in devices:
+        import torch
+
+        words += f", {torch.cuda.get_device_name()}"
+    return words
+
+
+def _frameworks() -> dict:
+    found = {}
+    for name in ("numpy", "torch", "triton", "pytorch-metric-learning", "tensorflow", "tensorflow-addons"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
 
 
 def main(argv=None) -> int:
     args = parse(argv)
     writer = ResultsWriter(args.output)
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "output"}
-    writer.header(benchmark=settings, notes="benchmarks/run.py: forward + backward per measurement, fresh process each")
+    writer.header(benchmark=settings, machine=machine(args.devices), devices=list(args.devices),
+                  frameworks=_frameworks(), notes="benchmarks/run.py: forward + backward per measurement, fresh process each")
     began = time.time()
     print(f"writing {args.output}", flush=True)
     records = sweep(args, writer)

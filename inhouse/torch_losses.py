@@ -8,8 +8,10 @@ module only computes it faster. How:
 
 - Distances: the Gram expansion |x_i|^2 + |x_j|^2 - 2 x_i.x_j (one matmul) on the re-centred batch
   (translation changes no euclidean distance but shrinks the norms the expansion cancels), and the
-  pairs where the expansion still cancels most of its bits are recomputed from differences.
-  Exactly zero euclidean distance has value 0 and gradient 0 (TF-Addons and torch.cdist's convention).
+  pairs where the expansion still cancels most of its bits are recomputed from differences of the rows
+  as given. Cosine is |u_a - u_b|^2 / 2 of unit rows, by the same code, so nearly parallel rows keep
+  their tiny distances. Selected pairs (`PairDistances`) are always measured from differences.
+  Exactly zero distance has value 0 and gradient 0 (TF-Addons and torch.cdist's convention).
 - batch_hard, contrastive, triplets: masked reductions and gathers, backward by autograd.
 - semi_hard, semi_hard_all, batch_all: per anchor, its negative distances are sorted once and each
   positive distance is located among them with searchsorted (TF-Addons tiles an N^2 x N tensor
@@ -59,19 +61,28 @@ def _pair_chunks(pairs: int, width: int):
     return (slice(start, start + step) for start in range(0, pairs, step))
 
 
-class _EuclideanDistances(torch.autograd.Function):
-    """The N x N (squared) euclidean distance matrix of a re-centred batch, with its own backward.
+def centred(x: torch.Tensor) -> torch.Tensor:
+    """x minus its mean row: translation changes no euclidean distance, and the Gram expansion of the centred
+    batch cancels far fewer bits when the batch sits far from the origin."""
+    return x - x.mean(dim=0)
 
-    Forward: the Gram expansion, then the pairs it cannot resolve (d2 < REFINE_BELOW * (|x_i|^2 + |x_j|^2))
-    recomputed from differences; the diagonal is exactly 0. Backward: dL/dx_i = sum_j s_ij (x_i - x_j)
-    with s the symmetrised coefficient, as one matmul for the resolved pairs and from differences for the
-    refined ones, so a near-duplicate's gradient does not suffer the cancellation its distance was spared.
+
+class _EuclideanDistances(torch.autograd.Function):
+    """The N x N (squared) euclidean distance matrix, with its own backward.
+
+    Forward: the Gram expansion of the centred rows z, then the pairs it cannot resolve
+    (d2 < REFINE_BELOW * (|z_i|^2 + |z_j|^2)) recomputed from differences of the rows as given (one rounding
+    per coordinate; the centred rows carry two); the diagonal is exactly 0. Backward: dL/dx_i =
+    sum_j s_ij (x_i - x_j) with s the symmetrised coefficient, as one matmul for the resolved pairs and from
+    differences for the refined ones, so a near-duplicate's gradient does not suffer the cancellation its
+    distance was spared.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, squared: bool) -> torch.Tensor:
-        sq = (x * x).sum(dim=1)
-        d2 = (sq[:, None] + sq[None, :]).addmm_(x, x.T, alpha=-2.0).clamp_min_(0.0)
+        z = centred(x)
+        sq = (z * z).sum(dim=1)
+        d2 = (sq[:, None] + sq[None, :]).addmm_(z, z.T, alpha=-2.0).clamp_min_(0.0)
         rows, cols = _unresolved_pairs(d2, sq)
         for part in _pair_chunks(len(rows), x.shape[1]):
             r, c = rows[part], cols[part]
@@ -97,7 +108,8 @@ class _EuclideanDistances(torch.autograd.Function):
         refined = sym[rows, cols]
         sym[rows, cols] = 0.0
         sym[cols, rows] = 0.0
-        out = sym.sum(dim=1, keepdim=True) * x - sym @ x
+        z = centred(x)
+        out = sym.sum(dim=1, keepdim=True) * z - sym @ z
         for part in _pair_chunks(len(rows), x.shape[1]):
             r, c = rows[part], cols[part]
             push = refined[part, None] * (x[r] - x[c])
@@ -116,40 +128,45 @@ def _unresolved_pairs(d2: torch.Tensor, sq: torch.Tensor) -> tuple[torch.Tensor,
     return rows[upper], cols[upper]
 
 
+# Cosine distances are measured between unit rows u: 1 - u_a.u_b = |u_a - u_b|^2 / 2 exactly for unit rows, and
+# that form resolves nearly parallel rows (identical directions give exactly 0) where 1 - u_a.u_b cancels every
+# bit. A zero row (cos = 0 with anything, `unit_rows`) adds its share 1/2 to each of its distances.
+
+
+def _zero_share(u: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (u == 0).all(dim=1).to(u.dtype)
+
+
 def measured_rows(x: torch.Tensor, distance: str) -> torch.Tensor:
-    """The rows distances are measured between: unit rows for cosine, else the re-centred batch
-    (translation changes no euclidean distance, and the Gram expansion then cancels far fewer bits)."""
-    return unit_rows(x) if distance == "cosine" else x - x.mean(dim=0)
+    """The rows distances are measured between: unit rows for cosine, else x itself."""
+    return unit_rows(x) if distance == "cosine" else x
 
 
 def pairwise_distances(rows: torch.Tensor, distance: str) -> torch.Tensor:
     """The N x N matrix of `Spec.distance` (reference/distances.py `pairwise`) between `measured_rows`."""
     if distance == "cosine":
-        raw = torch.addmm(torch.ones((), dtype=rows.dtype, device=rows.device), rows, rows.T, alpha=-1.0)
-        return torch.where(raw > 0, raw, torch.zeros_like(raw))  # the clamp at 0 passes no gradient
+        share = _zero_share(rows)
+        return 0.5 * _EuclideanDistances.apply(rows, True) + (share[:, None] + share[None, :])
     return _EuclideanDistances.apply(rows, distance == "squared_euclidean")
 
 
 def pair_distances(rows: torch.Tensor, a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
     """d(rows_a, rows_b) for index vectors a, b, from differences (no cancellation); not differentiable."""
-    if distance == "cosine":
-        return (1.0 - (rows[a] * rows[b]).sum(dim=1)).clamp_min(0.0)
-    diff = rows[a] - rows[b]
+    ra, rb = rows[a], rows[b]
+    diff = ra - rb
     squared = (diff * diff).sum(dim=1)
+    if distance == "cosine":
+        return 0.5 * squared + (_zero_share(ra) + _zero_share(rb))
     return squared if distance == "squared_euclidean" else squared.sqrt()
 
 
 def add_pair_gradient(grad, rows, a, b, dist, dl_dd, distance: str) -> None:
-    """grad += dl_dd * d(d(rows_a, rows_b))/d rows; a pair at value 0 (zero distance, cosine's clamp) passes
-    no gradient."""
+    """grad += dl_dd * d(d(rows_a, rows_b))/d rows; a pair at zero distance passes no gradient."""
     live = torch.where(dist > 0, dl_dd, torch.zeros_like(dl_dd))
-    if distance == "cosine":  # d = 1 - u_a.u_b
-        grad.index_add_(0, a, -live[:, None] * rows[b]).index_add_(0, b, -live[:, None] * rows[a])
-        return
-    if distance == "squared_euclidean":
-        coefficient = 2.0 * live
-    else:
+    if distance == "euclidean":
         coefficient = live / torch.where(dist > 0, dist, torch.ones_like(dist))
+    else:  # |.|^2, and cosine's |.|^2 / 2
+        coefficient = live * (2.0 if distance == "squared_euclidean" else 1.0)
     push = coefficient[:, None] * (rows[a] - rows[b])
     grad.index_add_(0, a, push).index_add_(0, b, -push)
 
@@ -248,7 +265,8 @@ def _row_chunks(n: int, width: int):
 class ClassSlots:
     """Each anchor's class members as a padded [N, K] table, K the largest class size.
 
-    members[a, k]   column of the k-th member of a's class (a itself included); 0 where padded
+    members[a, k]   column of the k-th member of a's class (a itself included), ascending; 0 where padded
+    inside[a, k]    that slot is a real member (not padding)
     positive[a, k]  that slot is a real member other than a: a positive of a
     size[a]         how many members a's class has (a included)
     """
@@ -262,6 +280,7 @@ class ClassSlots:
         slot = torch.arange(width, device=labels.device)
         inside = slot[None, :] < counts[inverse][:, None]
         place = (starts[inverse][:, None] + slot[None, :]).clamp_max(max(n - 1, 0))
+        self.inside = inside
         self.members = torch.where(inside, by_class[place], torch.zeros_like(place))
         self.positive = inside & (self.members != torch.arange(n, device=labels.device)[:, None])
         self.size = counts[inverse]
@@ -283,18 +302,21 @@ def _sorted_negatives(d: torch.Tensor, negative: torch.Tensor) -> tuple[torch.Te
 
 
 def hardest_partners(dist: torch.Tensor, labels: torch.Tensor):
-    """Per anchor (no gradient): the column of its farthest positive and of its nearest negative (the
-    farthest point of its row when it has no negative, as TF-Addons' masked minimum gives it), and whether
-    it has a positive and a negative."""
-    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    size = counts[inverse]
-    has_positive, has_negative = size > 1, size < len(labels)
-    same = labels[:, None] == labels[None, :]
-    positive = same.clone().fill_diagonal_(False)
-    positive_at = torch.where(positive, dist, torch.full_like(dist, -float("inf"))).argmax(dim=1)
-    nearest_negative = torch.where(same, torch.full_like(dist, float("inf")), dist).argmin(dim=1)
-    negative_at = torch.where(has_negative, nearest_negative, dist.argmax(dim=1))
-    return positive_at, negative_at, has_positive, has_negative
+    """Per anchor (no gradient; overwrites `dist`): the column of its farthest positive and of its nearest
+    negative (the farthest point of its row when it has no negative, as TF-Addons' masked minimum gives it:
+    then every point is of its class), and whether it has a positive and a negative. Class members are read
+    from the [N, K] slots, so only the nearest-negative search passes over the N x N matrix. Ties go to the
+    first column, as argmax and argmin over the whole row give them (slots hold members in column order)."""
+    slots = ClassSlots(labels)
+    member_d = dist.gather(1, slots.members)
+    lowest = torch.full_like(member_d, -float("inf"))
+    positive_slot = torch.where(slots.positive, member_d, lowest).argmax(dim=1, keepdim=True)
+    farthest_slot = torch.where(slots.inside, member_d, lowest).argmax(dim=1, keepdim=True)
+    real_members = torch.where(slots.inside, slots.members, slots.members[:, :1])
+    nearest_negative = dist.scatter_(1, real_members, float("inf")).argmin(dim=1)
+    has_negative = slots.size < len(labels)
+    negative_at = torch.where(has_negative, nearest_negative, slots.members.gather(1, farthest_slot)[:, 0])
+    return slots.members.gather(1, positive_slot)[:, 0], negative_at, slots.size > 1, has_negative
 
 
 def batch_hard_from_partners(rows, positive_at, negative_at, has_positive, has_negative, spec: Spec):
@@ -316,8 +338,10 @@ def batch_hard_from_partners(rows, positive_at, negative_at, has_positive, has_n
 
 
 def batch_hard(rows, labels, spec, triplets=None):
+    # d^2 orders pairs as d does: mine on it and skip the square roots
+    mined_on = "squared_euclidean" if spec.distance == "euclidean" else spec.distance
     with torch.no_grad():
-        partners = hardest_partners(pairwise_distances(rows, spec.distance), labels)
+        partners = hardest_partners(pairwise_distances(rows, mined_on), labels)
     return batch_hard_from_partners(rows, *partners, spec)
 
 

@@ -32,6 +32,7 @@ from .torch_losses import (
     _pair_chunks,
     add_pair_gradient,
     batch_hard_from_partners,
+    centred,
     finish,
     measured_rows,
     pair_distances,
@@ -213,8 +214,11 @@ def _width(d: int) -> int:
     return max(16, triton.next_power_of_2(d))  # tl.dot needs every tile side >= 16
 
 
-def _squared_norms(x: torch.Tensor) -> torch.Tensor:
-    return (x * x).sum(dim=1).contiguous()
+def _kernel_rows(rows: torch.Tensor, distance: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the kernels' Gram expansion reads: the centred rows for the euclidean distances (`centred`), the
+    unit rows for cosine; and their squared norms."""
+    z = (rows if distance == "cosine" else centred(rows)).contiguous()
+    return z, (z * z).sum(dim=1).contiguous()
 
 
 def hardest_partners(rows: torch.Tensor, labels: torch.Tensor, distance: str):
@@ -226,7 +230,7 @@ def hardest_partners(rows: torch.Tensor, labels: torch.Tensor, distance: str):
     # d^2 orders pairs as d does: mine on it and skip the square roots
     code = DISTANCE_CODES["cosine" if distance == "cosine" else "squared_euclidean"]
     _hardest_kernel[(triton.cdiv(n, HARDEST_TILE),)](
-        rows, _squared_norms(rows), labels, positive_at, negative_at, n, d,
+        *_kernel_rows(rows, distance), labels, positive_at, negative_at, n, d,
         DISTANCE=code, BLOCK_M=HARDEST_TILE, BLOCK_N=HARDEST_TILE, BLOCK_D=_width(d),
     )
     _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
@@ -254,26 +258,26 @@ class BatchAllTotal(torch.autograd.Function):
         total = torch.empty(n, dtype=rows.dtype, device=rows.device)
         active = torch.empty(n, dtype=torch.int32, device=rows.device)
         slope_sum = torch.zeros((n, width), dtype=rows.dtype, device=rows.device)
-        sq = _squared_norms(rows)
+        z, sq = _kernel_rows(rows, distance)
         _batch_all_forward_kernel[(triton.cdiv(n, BATCH_ALL_ROWS),)](
-            rows, sq, labels, shifted_d_ap, total, active, slope_sum, n, d, width,
+            z, sq, labels, shifted_d_ap, total, active, slope_sum, n, d, width,
             DISTANCE=DISTANCE_CODES[distance], SOFT=soft,
             BLOCK_M=BATCH_ALL_ROWS, BLOCK_N=BATCH_ALL_COLS, BLOCK_P=BATCH_ALL_SLOTS, BLOCK_D=_width(d),
         )
         units, active = ((size - 1) * (n - size)).sum(), active.sum()
         ctx.setup = (distance, soft)
-        ctx.save_for_backward(rows, sq, labels, shifted_d_ap, slope_sum, a, p, start)
+        ctx.save_for_backward(rows, z, sq, labels, shifted_d_ap, slope_sum, a, p, start)
         ctx.mark_non_differentiable(units, active)
         return total.sum(dtype=torch.float64).to(rows.dtype), units, active
 
     @staticmethod
     def backward(ctx, grad_total, _units, _active):
         distance, soft = ctx.setup
-        rows, sq, labels, shifted_d_ap, slope_sum, a, p, start = ctx.saved_tensors
+        rows, z, sq, labels, shifted_d_ap, slope_sum, a, p, start = ctx.saved_tensors
         n, d = rows.shape
         grad = torch.empty_like(rows)
         _batch_all_negative_grad_kernel[(triton.cdiv(n, BATCH_ALL_ROWS),)](
-            rows, sq, labels, shifted_d_ap, grad, n, d, shifted_d_ap.shape[1],
+            z, sq, labels, shifted_d_ap, grad, n, d, shifted_d_ap.shape[1],
             DISTANCE=DISTANCE_CODES[distance], SOFT=soft,
             BLOCK_M=BATCH_ALL_ROWS, BLOCK_N=BATCH_ALL_COLS, BLOCK_P=BATCH_ALL_SLOTS, BLOCK_D=_width(d),
         )
@@ -286,7 +290,7 @@ class BatchAllTotal(torch.autograd.Function):
 
 
 def _prepared(embeddings: torch.Tensor, labels, spec: Spec):
-    """The rows the kernels measure (`torch_losses.measured_rows`, contiguous, float32 for half inputs) and
+    """The rows distances are measured between (`torch_losses.measured_rows`, contiguous, float32 for half inputs) and
     the labels as a contiguous int64 tensor on their device."""
     work = embeddings.float() if embeddings.dtype in LOW_PRECISION else embeddings
     rows = measured_rows(unit_rows(work) if spec.normalize else work, spec.distance).contiguous()

@@ -47,6 +47,7 @@ def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Result:
       window_lower/upper   semi_hard_all: d_an - d_ap at 0 or at m
       zero_distance        euclidean: a pair that carries gradient at distance 0 (sqrt's kink)
       zero_norm            normalize or cosine: the smallest embedding norm (x / ||x|| undefined at 0)
+      collapse             scaled batch_hard: mean(hn), the divisor (0 at full collapse: 0/0 or +-inf)
     """
     spec = as_spec(spec)
     x = as_embeddings(embeddings)

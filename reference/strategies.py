@@ -100,7 +100,7 @@ def _scaled_batch_hard(dist: np.ndarray, selection: np.ndarray, spec, gaps: dict
             real = p != NO_INDEX
             np.add.at(grad_dist, (a[real], p[real]), (weights * slope / scale)[real])
             np.add.at(grad_dist, (a, n), -weights * slope / scale + through_mean)
-    gaps = {**gaps, "hinge": smallest(np.abs(hp - hn + spec.margin * scale))}
+    gaps = {**gaps, "hinge": smallest(np.abs(hp - hn + spec.margin * scale)), "collapse": abs(float(scale))}
     return Outcome(loss, grad_dist, selection, values, weights, gaps)
 
 

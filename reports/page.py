@@ -52,7 +52,7 @@ def render(loaded: Loaded) -> tuple[str, model.Report]:
         verdicts=[(v, model.GLYPHS[v], model.VERDICT_LABELS[v], model.VERDICT_MEANINGS[v]) for v in model.SEVERITY],
         error_chart=plots.error_distribution(report.comparisons) if not report.comparisons.empty else None,
         robustness_charts=plots.robustness_curves(report.robustness) if not report.robustness.empty else [],
-        robustness_table=model.robustness_outliers(report.robustness),
+        robustness_table=model.robustness_first_exceeded(report.robustness),
         benchmark_charts=plots.benchmark_charts(report.benchmarks) if not report.benchmarks.empty else [],
         benchmark_tables=model.benchmark_tables(report.benchmarks),
         schema=f"{SCHEMA} v{SCHEMA_VERSION}",

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
+from .model import robustness_series_keys  # noqa: E402  (the table groups the curves the same way)
 from .reader import number  # noqa: E402
 
 QUANTITY_COLOURS = {"loss": "#3b6ea8", "grad": "#c26b2b"}
@@ -128,41 +129,106 @@ def _series_label(parts) -> str:
     return " · ".join(str(p) for p in parts if p not in (None, ""))
 
 
-def _log_if_positive(axes, axis: str, values) -> None:
-    finite = _finite_positive(values)
-    if finite.size and finite.size == len([v for v in values if number(v) is not None]) and finite.max() / finite.min() > 20:
-        log_scale(axes, axis)
+DTYPE_LINES = {"float64": ":", "float32": "-", "float16": "--", "bfloat16": "-."}
+DISTANCE_MARKERS = {"euclidean": "o", "cosine": "s"}
+FLAG_COLOUR = "#b3261e"
+SWEEP_AXES = {
+    "offset": "offset added to every coordinate",
+    "near_duplicate": "distance of the near-duplicate pairs (stress grows to the right)",
+    "scale": "factor every coordinate is multiplied by",
+    "tf32": "offset added to every coordinate (TF32 matmuls)",
+}
+
+
+def _adapter_colours(adapters) -> dict:
+    """One colour per implementation, the same in every sweep's chart; tab20 once the palette runs out."""
+    names = sorted(set(adapters))
+    if len(names) > len(PALETTE):
+        return {name: matplotlib.colormaps["tab20"](i % 20) for i, name in enumerate(names)}
+    return dict(zip(names, PALETTE))
+
+
+def _ratio_limits(points: pd.DataFrame) -> tuple[float, float]:
+    """The y range: a decade below the smallest error (where an exact result is drawn) up to past the
+    largest, and at least to 10 so that the bound's line sits inside."""
+    positive = _finite_positive(list(points["loss_ratio"]) + list(points["grad_ratio"]))
+    if not positive.size:
+        return 1e-6, 10.0
+    return 10.0 ** (math.floor(math.log10(positive.min())) - 1), max(10.0, 3 * positive.max())
+
+
+def _draw_series(axes, series: pd.DataFrame, column: str, limits: tuple[float, float], colour, gid: str) -> None:
+    """One curve; a red ring on each point beyond its bound, a red × at the top for a non-finite or failed one.
+    The flagged and broken points carry SVG ids (`gid`-flagged, `gid`-broken), so a test can find them.
+    Values are clipped into the axes (an exact 0 to the bottom, an error over a zero bound to the top), so
+    no flagged point falls outside the picture."""
+    first = series.iloc[0]
+    low, high = limits[0], limits[1] / 1.5
+    y = series[column].map(lambda r: None if r is None else min(max(r, low), high))
+    axes.plot(series["x"], y, color=colour, linestyle=DTYPE_LINES.get(first["dtype"], "-"),
+              marker=DISTANCE_MARKERS.get(first["distance"], "^"), markersize=3, linewidth=1.2)
+    # Only a judged point is flagged: where a tie lies within the dtype's resolution the gradient is drawn
+    # but not judged (bounds.py, "Decisions"), so its ratio may exceed 1 without a ring.
+    beyond = series[series["flagged"] & series[column].map(lambda r: r is not None and r > 1) & ~series["broken"]]
+    if len(beyond):
+        (rings,) = axes.plot(beyond["x"], y[beyond.index], linestyle="",
+                             marker="o", markersize=9, markerfacecolor="none", markeredgecolor=FLAG_COLOUR,
+                             markeredgewidth=1.4, zorder=4)
+        rings.set_gid(f"{gid}-flagged")
+    broken = series[series["broken"]]
+    if len(broken):
+        (crosses,) = axes.plot(broken["x"], [0.96] * len(broken), transform=axes.get_xaxis_transform(),
+                               linestyle="", marker="x", color=FLAG_COLOUR, markersize=8, markeredgewidth=1.6,
+                               zorder=4)
+        crosses.set_gid(f"{gid}-broken")
+
+
+def _legend_handles(adapters: dict, dtypes, distances) -> list:
+    handles = [plt.Line2D([], [], color=colour, linewidth=2, label=name) for name, colour in adapters.items()]
+    handles += [plt.Line2D([], [], color="#5f6368", linestyle=DTYPE_LINES.get(d, "-"), label=d) for d in dtypes]
+    handles += [plt.Line2D([], [], color="#5f6368", linestyle="", marker=DISTANCE_MARKERS.get(d, "^"), label=d)
+                for d in distances if d]
+    handles += [
+        plt.Line2D([], [], linestyle="", marker="o", markerfacecolor="none", markeredgecolor=FLAG_COLOUR,
+                   markersize=8, label="beyond its bound"),
+        plt.Line2D([], [], linestyle="", marker="x", color=FLAG_COLOUR, markersize=7, label="non-finite or failed"),
+    ]
+    return handles
 
 
 def robustness_curves(robustness: pd.DataFrame) -> list[tuple[str, Markup]]:
-    """One chart per sweep: loss and gradient error against the sweep's level, the documented bound dashed."""
+    """One chart per sweep, log-log: each curve an implementation x dtype (x device, x run), its loss error and
+    gradient error divided by the documented bound of that point, so one line at 1 is every curve's bound."""
+    measured = robustness[robustness["measured"]]
+    if measured.empty:
+        return []
+    colours = _adapter_colours(measured["adapter"])
+    keys = robustness_series_keys(measured)
     charts = []
-    several_runs = robustness["run_id"].nunique() > 1
-    for sweep, of_sweep in robustness.groupby("sweep", sort=True):
+    for index, (sweep, of_sweep) in enumerate(measured.groupby("sweep", sort=True)):
+        limits = _ratio_limits(of_sweep)
+        shown = {name: colours[name] for name in sorted(set(of_sweep["adapter"]))}
+        handles = _legend_handles(shown, sorted(set(of_sweep["dtype"])), sorted(set(of_sweep["distance"]) - {None}))
         with plt.rc_context(STYLE):
-            figure, panels = plt.subplots(1, 2, figsize=(10, 3.4), sharex=True)
-            keys = ["adapter", "dtype", "device"] + (["run_label"] if several_runs else [])
-            for colour, (key, series) in zip(itertools.cycle(PALETTE), of_sweep.groupby(keys, sort=True, dropna=False)):
-                series = series.assign(x=series["level"].map(number)).sort_values("x")
-                for axes, column in zip(panels, ("loss_error", "grad_error")):
-                    y = series[column].map(number)
-                    axes.plot(series["x"], y, marker="o", markersize=3, color=colour, label=_series_label(key))
-                    broken = series[series["nonfinite"] == True]  # noqa: E712 (None is not True)
-                    axes.plot(broken["x"], [0.97] * len(broken), transform=axes.get_xaxis_transform(),
-                              linestyle="", marker="x", color="#b3261e", markersize=7)
-            for dtype, of_dtype in of_sweep.groupby("dtype", sort=True, dropna=False):
-                bound = of_dtype.assign(x=of_dtype["level"].map(number), b=of_dtype["bound"].map(number))
-                bound = bound.dropna(subset=["b"]).groupby("x")["b"].max()
-                for axes in panels:
-                    axes.plot(bound.index, bound.values, linestyle="--", color=BOUND_COLOUR, linewidth=1,
-                              label=f"bound ({dtype})")
-            for axes, title in zip(panels, ("loss error", "gradient error")):
+            figure, panels = plt.subplots(1, 2, figsize=(11, max(3.6, 0.19 * len(handles))), sharex=True,
+                                          sharey=True)
+            for curve, (_, series) in enumerate(of_sweep.groupby(keys, sort=True, dropna=False)):
+                series = series.sort_values("x")
+                for axes, column in zip(panels, ("loss_ratio", "grad_ratio")):
+                    _draw_series(axes, series, column, limits, colours[series.iloc[0]["adapter"]],
+                                 f"robustness-{index}-{curve}-{column.removesuffix('_ratio')}")
+            for axes, title in zip(panels, ("loss error ÷ bound", "gradient error ÷ bound")):
+                axes.axhspan(1, limits[1], color="#fbe9e7", zorder=0)
+                axes.axhline(1, color=FLAG_COLOUR, linewidth=1, zorder=1)
                 axes.set_title(title, fontsize=9, loc="left")
-                _log_if_positive(axes, "x", of_sweep["level"])
-                _log_if_positive(axes, "y", list(of_sweep["loss_error"]) + list(of_sweep["grad_error"]))
-                axes.set_xlabel(f"{sweep} level")
-            panels[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-            charts.append((str(sweep), to_svg(figure, f"robustness-{sweep}")))
+                log_scale(axes)
+                axes.set_xlabel(SWEEP_AXES.get(str(sweep), f"{sweep} level"))
+            panels[0].set_ylabel(f"error ÷ documented bound (exact results at {limits[0]:g})")
+            panels[0].set_ylim(limits[0] / 2, limits[1])
+            if sweep == "near_duplicate":
+                panels[0].invert_xaxis()
+            panels[1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+            charts.append((str(sweep), to_svg(figure, f"robustness-{index}")))
     return charts
 
 

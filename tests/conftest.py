@@ -142,18 +142,31 @@ def pytest_configure(config):
     config.pluginmanager.register(config.conformance_session, "triplet-conformance-session")
 
 
+def pytest_keyboard_interrupt(excinfo):
+    """Ctrl-C, as opposed to what pytest routes through here too (collection errors, pytest.exit)."""
+    global _STOPPED_BY_USER
+    _STOPPED_BY_USER = isinstance(excinfo.value, KeyboardInterrupt) and not isinstance(
+        excinfo.value, (pytest.Session.Interrupted, pytest.exit.Exception)
+    )
+
+
+_STOPPED_BY_USER = False
+
+
 @pytest.hookimpl(trylast=True)  # after the session plugin, which may fail the run on regime coverage
 def pytest_sessionfinish(session, exitstatus):
     writer = session.config.conformance_results
     if isinstance(writer, _NoResults):
         return
+    from reports.results import now
+
     status = session.exitstatus
     writer.write(
         "run_end",
-        finished=__import__("reports.results", fromlist=["now"]).now(),
+        finished=now(),
         duration_s=round(time.time() - session.config.conformance_started, 3),
         exit_status=int(status),
-        interrupted=status == pytest.ExitCode.INTERRUPTED,
+        interrupted=_STOPPED_BY_USER,
         counts=dict(session.config.conformance_session.verdicts),
     )
     writer.close()

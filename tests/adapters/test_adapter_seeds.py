@@ -96,3 +96,14 @@ def test_quaterion_one_class_batch_reads_the_cdist_diagonal():
     x32 = torch.tensor(x, dtype=torch.float32)
     assert torch.cdist(x32, x32).diagonal().max() > 1e-3
     assert QUATERION.run(x[:25], y[:25], spec, "float32", "cpu").loss == spec.margin  # direct kernel: exact
+
+
+def test_quaterion_diagonal_breaks_translation_invariance_in_float64():
+    """Confirms quaterion-fallback-reads-the-cdist-diagonal-off-the-origin: the one-class batch of 40 rows,
+    spread 0.03 around (3, ..., 3) (the regression batch of tests/support/batches.py), shifted by 8 per
+    coordinate, moves the float64 loss by more than float64's tolerance (1e-7)."""
+    spec = next(s for s in QUATERION.specs if s.distance == "euclidean")
+    x = np.random.default_rng(0).normal(size=(40, 8)) * 0.03 + 3.0
+    y = np.zeros(40, dtype=int)
+    near, far = (QUATERION.run(x + shift, y, spec, "float64", "cpu").loss for shift in (0.0, 8.0))
+    assert abs(far - near) > 1e-7

@@ -147,3 +147,26 @@ def test_wrap_tensorflow_gradient_and_missing_gpu():
     with pytest.raises(TypeError, match="graph must be True or False"):
         wrap_tensorflow(lambda e, y: tf.reduce_sum(e), name="x", spec=Spec(), graph="yes")
     assert _tf.target("cpu") == "cpu"
+
+
+def test_bfloat16_shows_the_split_with_the_hinge_only():
+    """Confirms tfa-hard-loss-gradient-split-at-a-tied-row-maximum-bfloat16: on the tied 1-D batch the hinge's
+    gradient error exceeds bfloat16's gradient tolerance (0.1 + 0.1 |g|), softplus's stays inside it."""
+    x = np.array([[0.0], [1.5], [0.25], [-1.5]])
+    y = np.array([0, 0, 0, 1])
+    adapter = ADAPTERS["tfa.triplet_hard_loss"]
+    for spec in (s for s in adapter.specs if s.distance == "euclidean"):
+        oracle = reference.evaluate(x, y, spec)
+        error = np.abs(adapter.run(x, y, spec, "bfloat16", "cpu").grad - oracle.grad)
+        beyond = (error > 0.1 + 0.1 * np.abs(oracle.grad)).any()
+        assert beyond == (not spec.soft), spec
+
+
+def test_contrastive_float16_sum_overflows_where_the_mean_fits():
+    """Confirms tfa-contrastive-float16-sum-overflows: one class of 20 points 5 apart, mean 1750."""
+    x, y = (np.arange(20.0) * 5.0)[:, None], np.zeros(20, dtype=int)
+    adapter = ADAPTERS["tfa.contrastive_loss"]
+    spec = next(s for s in adapter.specs if s.distance == "euclidean" and s.reduction == "mean")
+    assert reference.evaluate(x, y, spec).loss == pytest.approx(1750.0)
+    assert adapter.run(x, y, spec, "float16", "cpu").loss == np.inf
+    assert adapter.run(x, y, spec, "float32", "cpu").loss == pytest.approx(1750.0, rel=1e-6)

@@ -123,3 +123,22 @@ def test_cdist_batch_hard_falls_back_like_tf_addons():
         for spec in CDIST.specs:
             out = CDIST.run(x, labels, spec, "float64", "cpu")
             assert out.loss == pytest.approx(reference.evaluate(x, labels, spec).loss, abs=1e-12)
+
+
+ROW_MAXIMUM_TIE = np.array([[1.0, 0.0], [0.0, 1.0], [0.96, 0.28], [0.0, -1.0]]), np.array([0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("adapter_name", ["torch.cdist-batch-hard", "quaterion.TripletLoss(hard)"])
+def test_masked_minimum_gives_the_tied_negative_no_gradient(adapter_name):
+    """Confirms masked-minimum-ties-at-the-row-maximum. From anchor (1, 0), the positive (0, 1) and the only
+    negative (0, -1) are both at the row maximum; no decision of the oracle is near, the loss agrees, and
+    the gradient does not (it follows the anchor's own column and the row maximum's argmax)."""
+    from adapters import catalog
+
+    adapter = next(a for a in catalog() if a.name == adapter_name)
+    x, y = ROW_MAXIMUM_TIE
+    for spec in adapter.specs:
+        oracle = reference.evaluate(x, y, spec)
+        out = adapter.run(x, y, spec, "float64", "cpu")
+        assert oracle.gap >= 0.05 and out.loss == pytest.approx(oracle.loss, rel=1e-9), spec
+        assert np.abs(out.grad - oracle.grad).max() > 0.05, spec  # float64's gradient tolerance is 1e-5

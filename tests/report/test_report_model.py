@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reports import model, synthetic
+from reports.schema import EDGE_CASES
 from reports.reader import read_results
 
 
@@ -117,7 +118,7 @@ def test_the_reproducer_runs_the_oracle_on_the_counterexample(report):
 
 def test_edge_case_table_marks_differences_from_the_oracle(report):
     table = report.edge_cases
-    assert table.cases == list(synthetic.EDGE_CASES)
+    assert table.cases == list(EDGE_CASES)
     row = next(r for r in table.rows if r.adapter == "torch.TripletMarginLoss")
     collapse, nan_input = row.cells[table.cases.index("full_collapse")], row.cells[table.cases.index("nan_input")]
     assert [(v.text, v.oracle, v.mismatch) for v in collapse] == [("1", "1", True)]

@@ -48,7 +48,7 @@ def test_charts_are_inline_svg_with_ids_no_other_chart_shares(demo_page):
 def test_robustness_and_benchmark_sections_appear_only_with_their_records(demo_files, demo_page):
     _, html, _ = demo_page
     assert 'id="robustness"' in html and 'id="benchmarks"' in html
-    assert "6 of 12 sweep points outside their bound or not finite" in html
+    assert "2 of 2 curves leave their bound; the other 0 stay within it at every level measured" in html
     assert "✗ oom" in html and "N×N×D matmul" in html
     torch_only, _ = page.render(read_results([next(p for p in demo_files if p.name == "py311-torch.jsonl")]))
     assert 'id="robustness"' not in torch_only and 'id="benchmarks"' not in torch_only

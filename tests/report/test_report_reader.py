@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reports import page, synthetic
+from reports import page
 from reports.reader import ResultsFileError, read_results
 from reports.schema import SCHEMA_VERSION
 

@@ -51,7 +51,8 @@ Eigen all do: ceil(log2 T) roundings per term) and the final rounding of the los
 
 The gradient. g_i = sum_j S_ij dd_ij/dx_i with S = G + G^T, so per row
 
-    grad bound = max_i sum_j [ |S_ij| err_ij + |dS_ij| |dd_ij/dx_i| ]  +  (ceil(log2 N) + 1) eps max_i sum_j |S_ij| |dd_ij/dx_i|
+    grad bound = max_i ( sum_j [ |S_ij| err_ij + |dS_ij| |dd_ij/dx_i| ]
+                         + (ceil(log2 N) + 1) eps sum_j |S_ij| |dd_ij/dx_i| )
       euclidean: dd_ij/dx_i is the unit vector (x_i - x_j) / d_ij; from rows and a distance each off by
         Delta_ij its error err_ij is at most min(2 Delta_ij / d_ij, 2) (two unit vectors differ by at most 2;
         at d_ij = 0 any subgradient of norm <= 1 is admissible);

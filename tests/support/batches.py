@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 from hypothesis import strategies as st
@@ -285,32 +285,77 @@ def regimes(batch: Batch, answer: Answer, dtype: str) -> list[str]:
 
 # --- regression examples: every bug found becomes one ------------------------------------------
 
-# (which specs it applies to, the batch, where it comes from)
-REGRESSIONS: tuple[tuple[Callable[[Spec], bool], Batch, str], ...] = (
-    (
+class Regression(NamedTuple):
+    applies: Callable[[Spec], bool]  # to which specs
+    batch: Batch
+    source: str  # where it comes from: the divergence or the bug it pins down
+    properties: tuple[str, ...] = ()  # the property checks that run it too (conformance cells run them all)
+
+
+REGRESSIONS: tuple[Regression, ...] = (
+    Regression(
         lambda spec: spec.distance == "cosine",
         Batch(np.array([[1.0], [2.0], [-1.0], [3.0], [-2.0]]), np.array([0, 0, 1, 1, 0]), layout="regression: cosine D=1"),
         "notes/measured.md: cosine with D=1 gives distances of exactly 0 or 2, every selection a tie; TF-Addons "
         "float32 turns some zeros into ~1e-7 and its semi-hard choice moves the loss by up to 0.8: ambiguous, not a divergence",
     ),
-    (
+    Regression(
         lambda spec: spec.mining == "batch_hard",
         Batch(np.array([[0.0], [1.5], [0.25], [-1.5]]), np.array([0, 0, 0, 1]), layout="regression: positive and negative at the row maximum"),
         "adapters/divergences.py tfa-hard-loss-gradient-split-at-a-tied-row-maximum: the nearest negative is the farthest "
         "point of its row and a positive shares that distance; TF-Addons splits the gradient among the tied entries",
     ),
-    (
+    Regression(
         lambda spec: spec.mining != "triplets",
         Batch(np.array([[0.0, 1.0], [1.0, 0.5], [3.0, -1.0]]), np.array([7, 7, 7]), layout="regression: one class"),
         "adapters/divergences.py seed001-one-class-batch-raises-in-conformance: min() over an empty set of negatives",
     ),
+    Regression(
+        lambda spec: spec.mining == "triplets" and spec.distance == "euclidean",
+        Batch(np.array([[0.3, 0.1, -0.2], [0.3 + 3e-8, 0.1 - 2e-8, -0.2 + 1e-8], [1.0, 0.5, 0.2]]), np.array([0, 0, 1]),
+              layout="regression: near-duplicate anchor and positive"),
+        "adapters/divergences.py torch-triplet-margin-eps-in-norm: at d(a, p) = 4e-8 torch's eps = 1e-6 inside the "
+        "norm sets the gradient's direction",
+    ),
+    Regression(
+        lambda spec: spec.mining == "batch_hard",
+        Batch(np.random.default_rng(0).normal(size=(40, 8)) * 0.03 + 3.0, np.zeros(40, dtype=np.int64),
+              layout="regression: one tight class of 40 rows off the origin"),
+        "adapters/divergences.py quaterion-fallback-reads-the-cdist-diagonal: above 25 rows torch.cdist's Gram "
+        "expansion leaves d(a, a) > 0, and the masked-minimum fallback reads it",
+        properties=("translation",),
+    ),
+    Regression(
+        lambda spec: spec.mining == "batch_hard",
+        Batch(np.array([[1.0, 0.0], [0.0, 1.0], [0.96, 0.28], [0.0, -1.0]]), np.array([0, 0, 0, 1]),
+              layout="regression: positive and negative at the row maximum, in 2-D"),
+        "adapters/divergences.py masked-minimum-ties-at-the-row-maximum: the same tie as the 1-D batch, exact "
+        "for every distance (d = sqrt 2, 2 and 1 - cos = 1 from row 0 to rows 1 and 3)",
+    ),
+    Regression(
+        lambda spec: spec.mining == "contrastive" and spec.distance != "cosine" and not spec.normalize,
+        Batch((np.arange(20.0) * 5.0)[:, None], np.zeros(20, dtype=np.int64),
+              layout="regression: 190 positive pairs whose squares sum past float16's range"),
+        "adapters/divergences.py tfa-contrastive-float16-sum-overflows: the mean is 1750, the sum 332500; an "
+        "implementation that sums in float16 returns inf",
+    ),
+    Regression(
+        lambda spec: spec.mining == "batch_hard",
+        Batch(np.array([[0.75, -2.125, -0.625], [-0.5625, 0.5, 2.25], [-0.5625, 0.5, 2.25]]), np.array([1, 1, 0]),
+              layout="regression: a positive and a negative copy of one point"),
+        "adapters/divergences.py tfa-hard-loss-gradient-split-at-a-tied-row-maximum: row 0's only positive and only "
+        "negative are one point, at its row maximum; found by Hypothesis in float16 under cosine (the euclidean "
+        "cells see a zero distance there and compare the loss only)",
+    ),
 )
 
 
-def regression_examples(spec: Spec) -> list[Batch]:
-    batches_for_spec = []
-    for applies, batch, _ in REGRESSIONS:
-        if applies(spec):
-            triplets = valid_triplets(batch.labels)[:4] if spec.mining == "triplets" else None
-            batches_for_spec.append(replace(batch, triplets=triplets))
-    return batches_for_spec
+def regression_examples(spec: Spec, prop: str | None = None) -> list[Batch]:
+    """The regression batches for `spec`: all of them for a conformance cell, those meant for it for the
+    property check `prop`."""
+    found = []
+    for regression in REGRESSIONS:
+        if regression.applies(spec) and (prop is None or prop in regression.properties):
+            triplets = valid_triplets(regression.batch.labels)[:4] if spec.mining == "triplets" else None
+            found.append(replace(regression.batch, triplets=triplets))
+    return found

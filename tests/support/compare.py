@@ -2,7 +2,8 @@
 
 The normalised error of one quantity is max |impl - oracle| / (atol + rtol |oracle|) over its
 elements: below 1 passes. NaN must sit exactly where the oracle has NaN (empty="nan" with no unit,
-scaled batch_hard at exact collapse); NaN or infinity anywhere else is a mismatch, normalised error inf.
+scaled batch_hard at exact collapse); NaN or infinity anywhere else is a mismatch, normalised error inf,
+except an infinity where the oracle's value is beyond the dtype's range (float16 overflows at 65504).
 
 On an input that is ambiguous for the dtype (`tolerances.ambiguous_kinds`), the gradient is not
 compared, and the loss is compared with every admissible outcome: where the oracle's loss is
@@ -22,8 +23,11 @@ import numpy as np
 from reference.strategies import STRATEGIES, valid_triplets
 
 from .oracle import Answer
-from .tolerances import Tolerance, ulp
+from .tolerances import LARGEST, Tolerance, ulp
 
+# Decisions past which anything may come out: the direction of a row of norm ~0, and Quaterion's
+# (hp - hn) / mean(hn) with mean(hn) ~0 (0/0, +-inf, or any finite value, by how the dtype rounds).
+UNRESOLVED = frozenset({"zero_norm", "collapse"})
 MAX_NEAR_DISTANCES = 6  # 2**6 = 64 strategy runs on one example at most
 NUDGE_FLOOR = 1e-12  # relative nudge that breaks an exact tie
 
@@ -43,14 +47,24 @@ class Errors:
         return self.normalized <= 1.0
 
 
+def overflows(impl: np.ndarray, oracle: np.ndarray, dtype: str) -> np.ndarray:
+    """Where `impl` is the infinity the oracle's value rounds to in `dtype`: the oracle's own infinity
+    (scaled batch_hard with mean(hn) = 0), or a finite value beyond the dtype's largest (IEEE overflow)."""
+    with np.errstate(invalid="ignore"):
+        same_sign = np.sign(impl) == np.sign(oracle)
+        return np.isinf(impl) & same_sign & (np.abs(oracle) > LARGEST[dtype])
+
+
 def measure(quantity: str, impl, oracle, tolerance: Tolerance, dtype: str) -> Errors:
-    """Compare arrays (or scalars) elementwise under `tolerance`, with torch.testing's NaN rules."""
+    """Compare arrays (or scalars) elementwise under `tolerance`, with torch.testing's NaN rules;
+    an infinity matches an oracle value that overflows the dtype (`overflows`)."""
     impl = np.asarray(impl, dtype=np.float64)
     oracle = np.asarray(oracle, dtype=np.float64)
     oracle_nan = np.isnan(oracle)
     expected_nan = oracle_nan & ~np.isnan(impl)
-    unexpected = ~oracle_nan & ~np.isfinite(impl)
-    both = ~oracle_nan & np.isfinite(impl)
+    overflow = overflows(impl, oracle, dtype)
+    unexpected = ~oracle_nan & ~np.isfinite(impl) & ~overflow
+    both = ~oracle_nan & np.isfinite(impl) & np.isfinite(oracle)
     diff = np.where(both, np.abs(impl - oracle), 0.0)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(diff > 0, diff / np.abs(oracle), 0.0)
@@ -64,7 +78,7 @@ def measure(quantity: str, impl, oracle, tolerance: Tolerance, dtype: str) -> Er
     if expected_nan.any() or unexpected.any():
         bad = np.argwhere(expected_nan | unexpected)[0] if impl.ndim else ()
         where = tuple(int(i) for i in bad)
-        got, want = impl[where], oracle[where]
+        got, want = float(impl[where]), float(oracle[where])
         text = f"{quantity} is {got!r} where the oracle gives {want!r}" + (f" (at {where})" if where else "")
         return Errors(normalized=float("inf"), mismatch=text, **summary)
     worst = float(normalized.max(initial=0.0))
@@ -84,7 +98,7 @@ def measure(quantity: str, impl, oracle, tolerance: Tolerance, dtype: str) -> Er
 
 def value_jumps(kind: str, spec) -> bool:
     """Whether the oracle's loss jumps (not only its gradient) across a decision of this kind."""
-    if kind in ("semi_hard_selection", "window_lower", "zero_norm"):
+    if kind in ("semi_hard_selection", "window_lower", "zero_norm", "collapse"):
         return True
     if kind == "window_upper":  # the term is 0 at the edge, but a mean's denominator changes
         return spec.reduction == "mean"
@@ -139,7 +153,7 @@ def admissible_losses(answer: Answer, ambiguous: dict) -> list[tuple[float, floa
     jumping = {kind: res for kind, (gap, res) in ambiguous.items() if value_jumps(kind, answer.spec)}
     if not jumping:
         return [(answer.loss, 0.0)]
-    if "zero_norm" in jumping:  # the direction of a row is not resolved: anything may come out
+    if jumping.keys() & UNRESOLVED:
         return None
     widest: dict[tuple[int, int], float] = {}  # distance -> twice the largest margin it decides
     directions: dict[tuple[int, int], set] = {}

@@ -3,12 +3,17 @@
 Never part of the default run (adapters.catalog() does not list them). The meta tests check that the
 harness passes the oracle in every dtype and fails each broken variant with the right reason; a
 subprocess run can select them with `--adapter support.fake_adapters:ORACLES` (tests/ is on sys.path).
+FAULT_ZOO (tests/faults) is every way an adapter can misbehave, plus the oracle in-process and isolated, on one spec
+and one dtype so that a whole conformance run over it takes seconds.
 
 The oracle adapter computes in float64 on the input it gets (already exactly representable in the
 dtype) and rounds the loss and gradient to the dtype: a perfect implementation of that dtype.
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import time
 from dataclasses import replace
 
@@ -57,9 +62,9 @@ ORACLE = Adapter(
 ORACLES = [ORACLE]
 
 
-def _broken(name: str, notes: str, run, specs=SPECS, gradient=True) -> Adapter:
+def _broken(name: str, notes: str, run, specs=SPECS, gradient=True, **extra) -> Adapter:
     return Adapter(name=f"test.broken.{name}", framework="numpy", specs=specs, run=run,
-                   dtypes=("float64", "float32"), gradient=gradient, notes=notes)
+                   dtypes=("float64", "float32"), gradient=gradient, notes=notes, extra=extra)
 
 
 def _flipped_gradient(embeddings, labels, spec, dtype, device, triplets=None):
@@ -108,8 +113,34 @@ def semi_hard_ties_the_other_way(embeddings, labels, spec, dtype, device, triple
     return Output(float(round_to_dtype(np.array(loss), dtype)), round_to_dtype(result.grad, dtype), VERSION, "cpu")
 
 
+def _inf_loss(embeddings, labels, spec, dtype, device, triplets=None):
+    return replace(_oracle(embeddings, labels, spec, dtype, triplets), loss=float("inf"))
+
+
+def _integer_gradient(embeddings, labels, spec, dtype, device, triplets=None):
+    out = _oracle(embeddings, labels, spec, dtype, triplets)
+    return replace(out, grad=out.grad.astype(np.int64))
+
+
+def _object_loss(embeddings, labels, spec, dtype, device, triplets=None):
+    return replace(_oracle(embeddings, labels, spec, dtype, triplets), loss=object())
+
+
 def _hangs(embeddings, labels, spec, dtype, device, triplets=None):
     time.sleep(3600)
+
+
+def _segfaults(embeddings, labels, spec, dtype, device, triplets=None):
+    ctypes.string_at(0)  # reads address 0: SIGSEGV, as a crashing native kernel would
+
+
+def _exits(embeddings, labels, spec, dtype, device, triplets=None):
+    os._exit(3)  # no cleanup, no exception: what a library calling exit() does
+
+
+def _kills_itself(embeddings, labels, spec, dtype, device, triplets=None):
+    os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer does
+
 
 
 BATCH_HARD = (Spec(),)
@@ -125,3 +156,17 @@ NOT_AN_OUTPUT = _broken("not_an_output", "returns a tuple, not an Output", _not_
 HANGS = _broken("hangs", "never returns", _hangs, BATCH_HARD)
 BROKEN = [FLIPPED_GRADIENT, SUM_NOT_MEAN, MARGIN_OFF, RAISES, NAN_LOSS, TRANSPOSED_GRADIENT, LOSS_AS_LIST,
           NOT_AN_OUTPUT, HANGS]
+
+INF_LOSS = _broken("inf_loss", "returns an infinite loss", _inf_loss, BATCH_HARD)
+INTEGER_GRADIENT = _broken("integer_gradient", "gradient of dtype int64", _integer_gradient, BATCH_HARD)
+OBJECT_LOSS = _broken("object_loss", "a Python object where the loss should be", _object_loss, BATCH_HARD)
+# Isolated (run in a child process): a hard death or a hang there must take down only the child.
+SEGFAULTS = _broken("segfaults", "dies of SIGSEGV", _segfaults, BATCH_HARD, isolate=True)
+EXITS = _broken("exits", "calls os._exit(3)", _exits, BATCH_HARD, isolate=True)
+KILLS_ITSELF = _broken("kills_itself", "sends itself SIGKILL", _kills_itself, BATCH_HARD, isolate=True)
+HANGS_ISOLATED = _broken("hangs_isolated", "never returns, in its own process", _hangs, BATCH_HARD, isolate=True)
+ORACLE_ISOLATED = replace(ORACLE, name="test.oracle_isolated", extra={"isolate": True})
+FAULTS = [RAISES, NAN_LOSS, INF_LOSS, TRANSPOSED_GRADIENT, INTEGER_GRADIENT, OBJECT_LOSS, HANGS,
+          SEGFAULTS, EXITS, KILLS_ITSELF, HANGS_ISOLATED]
+# One spec, one dtype each: the behaving adapters must pass, every fault must fail its cells and only those.
+FAULT_ZOO = [replace(adapter, specs=BATCH_HARD, dtypes=("float32",)) for adapter in (ORACLE, ORACLE_ISOLATED, *FAULTS)]

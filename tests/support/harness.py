@@ -6,17 +6,28 @@ per-call timeout, or it returned something the contract does not allow (not an `
 is not a float, no gradient, a gradient of the wrong shape or dtype). Whether the numbers are right
 (NaN where the oracle has none, ...) is the comparison's business, not this module's.
 
-Timeouts run the call in a daemon thread: a hung call cannot be stopped, so its adapter is
-quarantined for the rest of the session and later calls fail at once with the same reason.
-`Adapter.extra["isolate"] = True` is the switch for adapters that may kill their own process: the
-runner seam is `_run`, where a subprocess runner will take those adapters; until it lands they run in
-a thread like the others.
+Calls run in a daemon thread, so that a timeout can be noticed: a hung thread cannot be stopped, so
+its adapter is quarantined for the rest of the session and later calls fail at once with the same
+reason (which also keeps Hypothesis from waiting out the timeout again on every shrinking step).
+
+`Adapter.extra["isolate"] = True` runs each call in a child process instead (multiprocessing's
+"forkserver" context: a clean process forked from a small server, not from this one with its
+framework threads), so that an adapter that kills its process (a segfault in a kernel, os._exit, a
+signal) fails its cell with the signal or exit code instead of ending the run, and a call past the
+timeout is killed (its adapter is quarantined too: it would most likely hang again). The constraints:
+the child gets `adapter.run` by pickle, that is by reference, so `run` must be a module-level function
+of an importable module (the child has this process's sys.path, so a module given with --adapter and
+tests/support/fake_adapters qualify; a closure such as the adapters.wrap_* helpers build does not,
+and fails its cell saying so); and a script that calls an isolated adapter outside pytest needs the
+usual `if __name__ == "__main__":` guard, since the child re-imports the main module.
 """
 from __future__ import annotations
 
+import multiprocessing
+import pickle
+import signal
 import threading
 import traceback
-from typing import Callable
 
 import numpy as np
 
@@ -56,33 +67,106 @@ def _innermost_frame(exc: BaseException) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
 
 
-def _run_in_thread(call: Callable[[], object], timeout: float, name: str) -> object:
+def _described(exc: BaseException) -> str:
+    return f"raised {type(exc).__name__}: {exc}{_innermost_frame(exc)}"
+
+
+def _timed_out(name: str, timeout: float, aftermath: str = "") -> AdapterFailure:
+    reason = f"adapter {name!r} gave no answer within the per-call timeout of {timeout:g} s{aftermath}"
+    _QUARANTINED[name] = reason
+    return AdapterFailure(reason)
+
+
+def _run_in_thread(adapter: Adapter, args: tuple, timeout: float) -> object:
     box: dict[str, object] = {}
 
     def target() -> None:
         try:
-            box["value"] = call()
+            box["value"] = adapter.run(*args)
         except BaseException as exc:  # the adapter may raise anything, SystemExit included
             box["error"] = exc
 
-    worker = threading.Thread(target=target, name=f"adapter {name}", daemon=True)
+    worker = threading.Thread(target=target, name=f"adapter {adapter.name}", daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        reason = f"adapter {name!r} gave no answer within the per-call timeout of {timeout:g} s"
-        _QUARANTINED[name] = reason
-        raise AdapterFailure(reason)
+        raise _timed_out(adapter.name, timeout)
     if "error" in box:
         exc = box["error"]
         if isinstance(exc, Unavailable):
             raise AdapterUnavailable(str(exc)) from exc
-        raise AdapterFailure(f"adapter {name!r} raised {type(exc).__name__}: {exc}{_innermost_frame(exc)}") from exc
+        raise AdapterFailure(f"adapter {adapter.name!r} {_described(exc)}") from exc
     return box["value"]
 
 
-def _run(adapter: Adapter, call: Callable[[], object], timeout: float) -> object:
+# forkserver: children fork from a clean server (no framework threads), cheaper than spawning an interpreter.
+_FORKSERVER = "forkserver" in multiprocessing.get_all_start_methods()
+_CONTEXT = multiprocessing.get_context("forkserver" if _FORKSERVER else "spawn")
+if _FORKSERVER:
+    _CONTEXT.set_forkserver_preload(["adapters"])  # numpy and the oracle: what every child imports
+
+
+def _child(sender, run, args: tuple) -> None:
+    """An isolated call's process: sends ("value", output), ("unavailable", why) or ("error", why)."""
+    try:
+        value = run(*args)
+    except BaseException as exc:  # the adapter may raise anything, SystemExit included
+        sender.send(("unavailable", str(exc)) if isinstance(exc, Unavailable) else ("error", _described(exc)))
+        return
+    try:
+        sender.send(("value", value))
+    except Exception as exc:  # pickling failed before anything was written: the pipe is still clean
+        sender.send(("error", f"returned a {type(value).__name__} that cannot be sent back from its process: {exc}"))
+
+
+def _death(name: str, exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            signame = signal.Signals(-exitcode).name
+        except ValueError:
+            signame = "unknown signal"
+        return f"the process of adapter {name!r} died with signal {-exitcode} ({signame}) before it answered"
+    return f"the process of adapter {name!r} exited with exit code {exitcode} before it answered"
+
+
+def _run_in_process(adapter: Adapter, args: tuple, timeout: float) -> object:
+    name = adapter.name
+    try:
+        pickle.dumps(adapter.run)
+    except Exception as exc:
+        raise AdapterFailure(
+            f"adapter {name!r} asks to be isolated, but its run function cannot be sent to a child process"
+            f" ({type(exc).__name__}: {exc}); make run a module-level function"
+        ) from exc
+    receiver, sender = _CONTEXT.Pipe(duplex=False)
+    child = _CONTEXT.Process(target=_child, args=(sender, adapter.run, args), name=f"adapter {name}", daemon=True)
+    child.start()
+    sender.close()  # the child now holds the only writer, so its death reads as EOF here
+    try:
+        if not receiver.poll(timeout):
+            raise _timed_out(name, timeout, "; its process was killed")
+        try:
+            kind, value = receiver.recv()
+        except EOFError:
+            child.join()
+            raise AdapterFailure(_death(name, child.exitcode)) from None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receiver.close()
+    if kind == "unavailable":
+        raise AdapterUnavailable(value)
+    if kind == "error":
+        raise AdapterFailure(f"adapter {name!r} {value}")
+    return value
+
+
+def _run(adapter: Adapter, args: tuple, timeout: float) -> object:
     """The runner seam: every adapter call goes through here (see the module docstring)."""
-    return _run_in_thread(call, timeout, adapter.name)
+    if adapter.extra.get("isolate"):
+        return _run_in_process(adapter, args, timeout)
+    return _run_in_thread(adapter, args, timeout)
 
 
 def _checked(adapter: Adapter, out: object, shape: tuple[int, int]) -> Output:
@@ -130,8 +214,5 @@ def call_adapter(
     labels = np.array(labels, dtype=np.int64)
     triplets = None if triplets is None else np.array(triplets, dtype=np.int64)
 
-    def call() -> object:
-        return adapter.run(embeddings.copy(), labels.copy(), spec, dtype, device,
-                           None if triplets is None else triplets.copy())
-
-    return _checked(adapter, _run(adapter, call, timeout), embeddings.shape)
+    args = (embeddings.copy(), labels.copy(), spec, dtype, device, None if triplets is None else triplets.copy())
+    return _checked(adapter, _run(adapter, args, timeout), embeddings.shape)

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from fnmatch import fnmatchcase
 
 import pytest
 
@@ -233,8 +232,9 @@ class ConformanceSession:
         for entry in divergences.REGISTRY:
             if self.divergence_items.get(entry.id):
                 continue
-            line = f"{entry.id} ({entry.adapter} | {entry.spec} | {entry.dtype} | {entry.device} | {entry.quantity})"
-            (stale if any(fnmatchcase(name, entry.adapter) for name in names) else absent).append(line)
+            scope = (entry.adapter, entry.spec, entry.dtype, entry.device, entry.quantity)
+            line = f"{entry.id} ({' | '.join(divergences.in_words(patterns) for patterns in scope)})"
+            (stale if any(divergences.matches(name, entry.adapter) for name in names) else absent).append(line)
         return stale, absent
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):

@@ -20,7 +20,8 @@ so a distance d_ij carries
     euclidean           delta_ij = err_ij / (d_ij + sqrt(err_ij))     (err / d, and sqrt(err) at d = 0)
     cosine              delta_ij = err_ij on unit rows, i.e. 2 u
 (normalize=True and cosine measure between unit rows, |x|^2 = 1). The loss estimate carries every
-distance's rounding through the loss with the oracle's dL/dD:  sum_ij |dL/dD_ij| delta_ij. A sum
+distance's rounding through the loss with the oracle's dL/dD:  sum_ij |dL/dD_ij| delta_ij, plus each
+term's own arithmetic, eps (m + its distances + |term|) weighted as the reduction weighs it. A sum
 over T terms therefore scales with T, a mean does not. The gradient estimate carries the relative
 rounding of each distance, delta_ij / d_ij, into that distance's gradient contribution, and takes the
 largest element.
@@ -142,10 +143,25 @@ def distance_rounding(answer: Answer, dtype: str) -> np.ndarray:
 
 
 def loss_rounding(answer: Answer, dtype: str) -> float:
-    """sum_ij |dL/dD_ij| delta_ij: the loss's first-order rounding for this batch."""
+    """sum_ij |dL/dD_ij| delta_ij + term_rounding: the loss's first-order rounding for this batch."""
     if not np.isfinite(answer.loss):
         return 0.0
-    return float(np.sum(np.abs(answer.grad_dist) * distance_rounding(answer, dtype)))
+    return float(np.sum(np.abs(answer.grad_dist) * distance_rounding(answer, dtype))) + term_rounding(answer, dtype)
+
+
+def term_rounding(answer: Answer, dtype: str) -> float:
+    """eps sum_t |w_t| (m + sum of the distances term t reads + |term t|): each term's own arithmetic.
+
+    m + d_ap - d_an is rounded at the magnitude of its operands, not of its result, and dL/dD misses it
+    where two distances cancel (a triplet whose positive and negative are one point: its term is m
+    exactly, yet float16 gives m - 0.008 at d = 15)."""
+    result = answer.result
+    if not len(result.selection):
+        return 0.0
+    rows, read = result.selection[:, :1], result.selection[:, 1:]
+    dist = np.where(read >= 0, result.distances[rows, np.maximum(read, 0)], 0.0)
+    operands = answer.spec.margin + dist.sum(axis=1) + np.abs(result.values)
+    return float(EPS[dtype] * np.sum(np.abs(result.weights) * operands))
 
 
 def grad_rounding(answer: Answer, dtype: str) -> float:
@@ -154,7 +170,9 @@ def grad_rounding(answer: Answer, dtype: str) -> float:
         return 0.0
     dist = answer.result.distances
     delta = distance_rounding(answer, dtype)
-    relative = delta / np.maximum(dist, delta)
+    # An exact copy (d = 0) has a difference of exactly 0 in any dtype, Gram expansion or not, so its
+    # gradient is the convention's 0, not noise: only pairs apart carry a relative rounding.
+    relative = np.divide(delta, np.maximum(dist, delta), out=np.zeros_like(delta), where=dist > 0)
     weight = np.abs(answer.grad_dist) + np.abs(answer.grad_dist.T)
     distance = answer.spec.distance
     if distance == "euclidean":
@@ -217,7 +235,7 @@ def decision_resolution(answer: Answer, dtype: str) -> dict[str, float]:
     for kind, gap in answer.result.gaps.items():
         if kind == "zero_norm":  # embedding units: the input rows' norms
             resolution[kind] = max(NORMALIZE_CLAMP, AMBIGUITY_FACTOR * np.sqrt(SMALLEST_NORMAL[dtype]))
-        elif kind == "zero_distance":  # the decision is taken at the gap itself
+        elif kind in ("zero_distance", "collapse"):  # the decision is taken at the gap itself
             resolution[kind] = AMBIGUITY_FACTOR * delta(gap)
         else:
             resolution[kind] = AMBIGUITY_FACTOR * delta(at_decisions)

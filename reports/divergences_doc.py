@@ -1,0 +1,84 @@
+"""docs/known-divergences.md, generated from adapters/divergences.REGISTRY (as jax2tf generates its list of
+primitives with limited support): the committed file is what a user reads without running anything, and
+tests/report/test_divergences_doc.py fails when it no longer matches the registry.
+
+    python -m reports.divergences_doc            rewrite docs/known-divergences.md
+    python -m reports.divergences_doc --check    exit 1 when the committed file is out of date
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from adapters.divergences import KINDS, REGISTRY, Divergence, in_words
+
+DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "known-divergences.md"
+COMMAND = "python -m reports.divergences_doc"
+KIND_MEANINGS = {
+    "semantics": "the implementation computes a different quantity than its spec says",
+    "precision": "the right quantity, computed with less precision than the dtype allows",
+    "edge_case": "a degenerate batch (no positive, one class, duplicates) handled differently",
+    "unsupported": "a dtype or device the implementation rejects",
+}
+
+
+def cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: a pipe would end the cell, a newline the row."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def scope(entry: Divergence) -> str:
+    """The patterns that narrow the entry, in words; "everything" when none does."""
+    parts = [f"{name} `{in_words(value)}`" for name, value in
+             (("spec", entry.spec), ("dtype", entry.dtype), ("device", entry.device), ("quantity", entry.quantity))
+             if value != "*"]
+    return ", ".join(parts) or "everything"
+
+
+def render(registry: tuple[Divergence, ...] = REGISTRY) -> str:
+    counts = Counter(entry.kind for entry in registry)
+    lines = [
+        "# Known divergences",
+        "",
+        f"<!-- Generated from adapters/divergences.py by `{COMMAND}`. Do not edit by hand. -->",
+        "",
+        "Every accepted difference between an implementation and the oracle (`reference/`). The tests turn each "
+        "entry into a strict xfail: the divergence must reproduce, so a fixed upstream bug shows up as an "
+        "unexpected pass. Patterns (`*`, `?`, `[...]`) follow `fnmatch`; a quantity is `loss`, `grad`, "
+        "`edge:<case>`, `property:<name>` or `robustness:<sweep>`.",
+        "",
+        f"{len(registry)} entries: " + ", ".join(f"{counts[kind]} {kind}" for kind in KINDS if counts[kind]) + ".",
+        "",
+        "| kind | meaning |",
+        "|---|---|",
+        *(f"| {kind} | {KIND_MEANINGS[kind]} |" for kind in KINDS),
+        "",
+        "| id | adapter | scope | kind | reason | upstream |",
+        "|---|---|---|---|---|---|",
+    ]
+    for entry in sorted(registry, key=lambda e: (in_words(e.adapter), e.id)):
+        lines.append(f"| `{entry.id}` | `{cell(in_words(entry.adapter))}` | {cell(scope(entry))} | {entry.kind} | "
+                     f"{cell(entry.reason)} | {cell(entry.link)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when the committed file is out of date")
+    args = parser.parse_args(argv)
+    current = render()
+    if args.check:
+        stale = not DOCUMENT.exists() or DOCUMENT.read_text(encoding="utf-8") != current
+        if stale:
+            print(f"{DOCUMENT} is out of date with adapters/divergences.py; run: {COMMAND}", file=sys.stderr)
+        return int(stale)
+    DOCUMENT.parent.mkdir(parents=True, exist_ok=True)
+    DOCUMENT.write_text(current, encoding="utf-8")
+    print(f"wrote {DOCUMENT} ({len(REGISTRY)} entries)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
