@@ -69,10 +69,11 @@ REGISTRY: tuple[Divergence, ...] = (
         kind="semantics",
         reason="TripletMarginLoss measures ||a - p + eps|| with eps = 1e-6 added to every coordinate of the "
         "difference, so every distance is off by up to eps * sqrt(D) (d(x, x) = eps * sqrt(D), d(a, p) != d(p, a)): "
-        "about 1e-6 on the loss, far above float64's tolerance, below float32's.",
+        "about 1e-6 on the loss, far above float64's tolerance, below float32's; and a near-duplicate pair r apart has "
+        "its gradient turned by about eps sqrt(D) / r (2e-3 at r = 9e-4, the regression batch).",
         link="pytorch/pytorch#61538; aten/src/ATen/native/Distance.cpp pairwise_distance",
         dtype="float64",
-        quantity="loss",
+        quantity=CONFORMANCE,
     ),
     Divergence(
         id="torch-triplet-margin-eps-at-duplicates",
@@ -80,10 +81,11 @@ REGISTRY: tuple[Divergence, ...] = (
         kind="semantics",
         reason="The same eps gives a zero-length difference a direction: at a duplicate (anchor, positive) pair "
         "the gradient follows the eps vector, 1 / sqrt(D) per coordinate (0.5 at D = 4, in every dtype), where the "
-        "oracle's subgradient is 0. Conformance cells treat zero distances as ambiguous and skip the gradient, so "
-        "this shows in the duplicates edge case; near duplicates r apart are off by about 1.5e-6 / r in float64.",
+        "oracle's subgradient is 0. Conformance cells treat a zero distance that carries gradient as ambiguous, so "
+        "this shows in the duplicates edge case, and in the conformance cells where a duplicate pair is a positive "
+        "in one triplet and a negative in another: the oracle's two terms cancel, torch's eps directions add.",
         link="pytorch/pytorch#61538; aten/src/ATen/native/Distance.cpp pairwise_distance",
-        quantity="edge:duplicates",
+        quantity=("edge:duplicates", "grad"),
     ),
     Divergence(
         id="seed001-one-class-batch-raises",
@@ -128,6 +130,18 @@ REGISTRY: tuple[Divergence, ...] = (
         spec="batch_hard euclidean *",
         dtype="float64",
         quantity="property:translation",
+    ),
+    Divergence(
+        id="quaterion-fallback-reads-the-cosine-diagonal",
+        adapter="quaterion.TripletLoss(hard)",
+        kind="precision",
+        reason="The same fallback under cosine in float64: 1 - cos of a row with itself rounds to about 1e-16, and "
+        "when mean(hn) is itself tiny (two nearly parallel rows of one class, 1 - cos = 1.8e-13) the scaled loss "
+        "divides that rounding by it: 0.49938 instead of the margin 0.5.",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); Quaterion's cosine distance",
+        spec="batch_hard cosine *",
+        dtype="float64",
+        quantity="loss",
     ),
     Divergence(
         id="masked-minimum-ties-at-the-row-maximum",

@@ -20,6 +20,7 @@ CONFIRMED_BY = {
     "quaterion-fallback-reads-the-cdist-diagonal-off-the-origin": SEEDS
     + "quaterion_diagonal_breaks_translation_invariance_in_float64",
     "masked-minimum-ties-at-the-row-maximum": TORCH + "masked_minimum_gives_the_tied_negative_no_gradient",
+    "quaterion-fallback-reads-the-cosine-diagonal": SEEDS + "quaterion_cosine_diagonal_over_a_tiny_mean",
     "tfa-soft-hard-loss-overflows": TFA + "soft_hard_loss_overflows_beyond_88",
     "tfa-contrastive-float16-sum-overflows": TFA + "contrastive_float16_sum_overflows_where_the_mean_fits",
     "tfa-triplet-float64-rejected": TFA + "triplet_losses_reject_float64_for_every_metric",

@@ -107,3 +107,11 @@ def test_quaterion_diagonal_breaks_translation_invariance_in_float64():
     y = np.zeros(40, dtype=int)
     near, far = (QUATERION.run(x + shift, y, spec, "float64", "cpu").loss for shift in (0.0, 8.0))
     assert abs(far - near) > 1e-7
+
+
+def test_quaterion_cosine_diagonal_over_a_tiny_mean():
+    """Confirms quaterion-fallback-reads-the-cosine-diagonal: two nearly parallel rows of one class."""
+    spec = next(s for s in QUATERION.specs if s.distance == "cosine")
+    x, y = np.array([[3.0, 1.0], [3.0, 1.0 + 2e-6]]), np.array([0, 0])
+    assert reference.evaluate(x, y, spec).loss == spec.margin
+    assert abs(QUATERION.run(x, y, spec, "float64", "cpu").loss - spec.margin) > 1e-4

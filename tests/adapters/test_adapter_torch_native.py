@@ -62,6 +62,7 @@ def test_triplet_margin_eps_moves_the_float64_loss_beyond_tolerance():
     assert abs(out32.loss - oracle.loss) < 1e-5 + 1.3e-6 * abs(oracle.loss)  # torch.testing's float32 tolerance
 
 
+
 @pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
 def test_triplet_margin_eps_gives_duplicates_a_gradient(dtype):
     """Confirms torch-triplet-margin-eps-at-duplicates: the positive duplicates the anchor; torch's gradient

@@ -312,10 +312,10 @@ REGRESSIONS: tuple[Regression, ...] = (
     ),
     Regression(
         lambda spec: spec.mining == "triplets" and spec.distance == "euclidean",
-        Batch(np.array([[0.3, 0.1, -0.2], [0.3 + 3e-8, 0.1 - 2e-8, -0.2 + 1e-8], [1.0, 0.5, 0.2]]), np.array([0, 0, 1]),
+        Batch(np.array([[0.3, 0.1, -0.2], [0.3 + 7e-4, 0.1 - 5e-4, -0.2 + 3e-4], [1.0, 0.5, 0.2]]), np.array([0, 0, 1]),
               layout="regression: near-duplicate anchor and positive"),
-        "adapters/divergences.py torch-triplet-margin-eps-in-norm: at d(a, p) = 4e-8 torch's eps = 1e-6 inside the "
-        "norm sets the gradient's direction",
+        "adapters/divergences.py torch-triplet-margin-eps-in-norm: at d(a, p) = 9e-4 torch's eps = 1e-6 inside the "
+        "norm turns the gradient's direction by 2e-3, beyond float64's tolerance (found by Hypothesis at d = 0.014)",
     ),
     Regression(
         lambda spec: spec.mining == "batch_hard",
@@ -324,6 +324,21 @@ REGRESSIONS: tuple[Regression, ...] = (
         "adapters/divergences.py quaterion-fallback-reads-the-cdist-diagonal: above 25 rows torch.cdist's Gram "
         "expansion leaves d(a, a) > 0, and the masked-minimum fallback reads it",
         properties=("translation",),
+    ),
+    Regression(
+        lambda spec: spec.mining == "triplets",
+        Batch(np.array([[0.0625, 0.0, 0.0], [0.0625, 0.0625, 0.0], [0.0625, 0.0, 0.0]]), np.array([0, 0, 0]),
+              np.array([[0, 2, 1], [2, 1, 0]]), layout="regression: a duplicate pair as positive and as negative"),
+        "adapters/divergences.py torch-triplet-margin-eps-at-duplicates: rows 0 and 2 are one point; their pair is "
+        "a positive in one triplet and a negative in the other, so the oracle's gradients cancel, while torch's "
+        "eps directions add up (found by Hypothesis)",
+    ),
+    Regression(
+        lambda spec: spec.mining == "batch_hard" and spec.distance == "cosine",
+        Batch(np.array([[3.0, 1.0], [3.0, 1.0 + 2e-6]]), np.array([0, 0]),
+              layout="regression: one class of two nearly parallel rows"),
+        "adapters/divergences.py quaterion-fallback-reads-the-cosine-diagonal: 1 - cos = 1.8e-13 between the rows, "
+        "so the scaled loss divides the diagonal's rounding by 1.8e-13 (found by Hypothesis far from the origin)",
     ),
     Regression(
         lambda spec: spec.mining == "batch_hard",
@@ -356,6 +371,9 @@ def regression_examples(spec: Spec, prop: str | None = None) -> list[Batch]:
     found = []
     for regression in REGRESSIONS:
         if regression.applies(spec) and (prop is None or prop in regression.properties):
-            triplets = valid_triplets(regression.batch.labels)[:4] if spec.mining == "triplets" else None
+            triplets = None
+            if spec.mining == "triplets":  # the batch's own triples, else the first valid ones of its labels
+                given = regression.batch.triplets
+                triplets = valid_triplets(regression.batch.labels)[:4] if given is None else given
             found.append(replace(regression.batch, triplets=triplets))
     return found
