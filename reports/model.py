@@ -573,7 +573,7 @@ def build_divergences(records: list[dict], runs: dict[str, RunView], comparisons
         views.append(DivergenceView(
             id=divergence_id, adapter=_text(first["adapter"]), pattern=_scope(first["pattern"]),
             kind=_text(first["divergence_kind"]), reason=_text(first["reason"]), link=safe_link(first["link"]),
-            link_text=_text(first["link"]), state=state, stale=state != "reproduces",
+            link_text=_text(first["link"]), state=state, stale=state == "no longer reproduces",
             per_run=[(label, words.get(value, str(value))) for label, value in observed.items()],
             cells=cited.get(divergence_id, 0),
         ))

@@ -107,6 +107,7 @@ def load_user_adapters(specs: list[str]):
     return found, sources
 
 
+@pytest.hookimpl(trylast=True)  # after Hypothesis's plugin has loaded --hypothesis-profile: the header names it
 def pytest_configure(config):
     from adapters import catalog
 

@@ -48,6 +48,7 @@ class ConformanceSession:
         # divergence id -> outcomes of the items it covers
         self.divergence_items: Counter = Counter()
         self.collected_adapters: set[str] = set()  # adapters with a collected conformance/edge/property item
+        self.collected_quantities: set[str] = set()  # "loss", "grad", "edge:<case>", "property:<name>" ...
         self.divergence_outcomes: dict[str, Counter] = defaultdict(Counter)
 
     @classmethod
@@ -125,6 +126,7 @@ class ConformanceSession:
             cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
             if isinstance(cell, Cell):
                 self.collected_adapters.add(cell.adapter.name)
+                self.collected_quantities.add(cell.quantity)
             marker = item.get_closest_marker("divergence")
             for divergence_id in marker.args if marker else ():
                 self.divergence_items[divergence_id] += 1
@@ -225,16 +227,19 @@ class ConformanceSession:
         return required, too_few
 
     def stale_divergences(self) -> tuple[list[str], list[str]]:
-        """(entries whose adapter has collected items but that matched none of them: stale,
-        entries whose adapter has no collected item in this run: not exercised)."""
-        names = self.collected_adapters
+        """(entries that matched no collected item although items of their adapter and of their quantity were
+        collected: stale, entries this run had no such items for, e.g. a property entry when only the
+        conformance cells ran: not exercised)."""
         stale, absent = [], []
         for entry in divergences.REGISTRY:
             if self.divergence_items.get(entry.id):
                 continue
             scope = (entry.adapter, entry.spec, entry.dtype, entry.device, entry.quantity)
             line = f"{entry.id} ({' | '.join(divergences.in_words(patterns) for patterns in scope)})"
-            (stale if any(divergences.matches(name, entry.adapter) for name in names) else absent).append(line)
+            exercised = any(divergences.matches(name, entry.adapter) for name in self.collected_adapters) and any(
+                divergences.matches(quantity, entry.quantity) for quantity in self.collected_quantities
+            )
+            (stale if exercised else absent).append(line)
         return stale, absent
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
@@ -255,7 +260,7 @@ class ConformanceSession:
         for line in stale:
             write(f"STALE DIVERGENCE (matched no collected test): {line}")
         if absent:
-            write(f"divergences not exercised (no collected item of their adapters): {len(absent)}")
+            write(f"divergences not exercised (no collected item of their adapter and quantity): {len(absent)}")
         if self.results_path:
             write(f"results: {self.results_path}")
 
