@@ -154,7 +154,8 @@ def run_suite(paths: list[str], results: Path, log: Path, pytest_args: list[str]
                 for record in written:
                     if record.get("kind") == "comparison":
                         tally.verdicts[record.get("verdict")] = tally.verdicts.get(record.get("verdict"), 0) + 1
-                if event["phase_error"] or (event["outcome"] == "failed" and not written):
+                # "recorded" is measured in the child, in step with the test: the tail may lag behind it
+                if event["phase_error"] or (event["outcome"] == "failed" and not event["recorded"]):
                     tally.broken.append(event["nodeid"])
                 failed = event["outcome"] == "failed"
                 tally.failed += failed

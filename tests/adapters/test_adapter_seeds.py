@@ -102,6 +102,7 @@ def test_quaterion_diagonal_breaks_translation_invariance_in_float64():
     """Confirms quaterion-fallback-reads-the-cdist-diagonal-off-the-origin: the one-class batch of 40 rows,
     spread 0.03 around (3, ..., 3) (the regression batch of tests/support/batches.py), shifted by 8 per
     coordinate, moves the float64 loss by more than float64's tolerance (1e-7)."""
+    pytest.importorskip("torch")
     spec = next(s for s in QUATERION.specs if s.distance == "euclidean")
     x = np.random.default_rng(0).normal(size=(40, 8)) * 0.03 + 3.0
     y = np.zeros(40, dtype=int)
@@ -111,6 +112,7 @@ def test_quaterion_diagonal_breaks_translation_invariance_in_float64():
 
 def test_quaterion_cosine_diagonal_over_a_tiny_mean():
     """Confirms quaterion-fallback-reads-the-cosine-diagonal: two nearly parallel rows of one class."""
+    pytest.importorskip("torch")
     spec = next(s for s in QUATERION.specs if s.distance == "cosine")
     x, y = np.array([[3.0, 1.0], [3.0, 1.0 + 2e-6]]), np.array([0, 0])
     assert reference.evaluate(x, y, spec).loss == spec.margin

@@ -9,9 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks import run
-from reports.page import render
-from reports.reader import read_results
+import pytest
+
+pytest.importorskip("torch", reason="the quick run measures the torch implementations")
+pytest.importorskip("pandas", reason="the report that draws the records needs pandas")
+
+from benchmarks import run  # noqa: E402
+from reports.page import render  # noqa: E402
+from reports.reader import read_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
