@@ -9,10 +9,15 @@ import numpy as np
 
 
 def normalize_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x / ||x|| row by row; a zero row stays zero (torch ``F.normalize``, TF ``l2_normalize``)."""
-    norms = np.linalg.norm(x, axis=1)
-    safe = np.where(norms > 0, norms, 1.0)
-    return x / safe[:, None], norms
+    """x / ||x|| row by row; a zero row stays zero (torch ``F.normalize``, TF ``l2_normalize``).
+
+    Each row is first divided by its largest |coordinate|: squaring a row of 1e-160 would fall into
+    subnormals and the unit row would miss unit length by 1e-11."""
+    largest = np.max(np.abs(x), axis=1, initial=0.0)
+    scaled = x / np.where(largest > 0, largest, 1.0)[:, None]
+    scaled_norms = np.linalg.norm(scaled, axis=1)
+    unit = scaled / np.where(scaled_norms > 0, scaled_norms, 1.0)[:, None]
+    return unit, scaled_norms * largest
 
 
 def normalize_backward(unit: np.ndarray, norms: np.ndarray, grad_unit: np.ndarray) -> np.ndarray:

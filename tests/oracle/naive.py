@@ -22,7 +22,7 @@ class NaiveResult:
 
 
 def norm(v) -> float:
-    return math.sqrt(sum(c * c for c in v))
+    return math.hypot(*v)  # scaled internally: no underflow for rows of 1e-160
 
 
 def normalized(v) -> list[float]:
@@ -32,8 +32,7 @@ def normalized(v) -> list[float]:
 
 def distance(u, v, kind: str) -> float:
     if kind == "cosine":
-        nu, nv = norm(u), norm(v)
-        cos = sum(a * b for a, b in zip(u, v)) / (nu * nv) if nu > 0 and nv > 0 else 0.0
+        cos = sum(a * b for a, b in zip(normalized(u), normalized(v)))  # 0 for a zero row
         return max(1.0 - cos, 0.0)
     squared = sum((a - b) ** 2 for a, b in zip(u, v))
     return squared if kind == "squared_euclidean" else math.sqrt(squared)
