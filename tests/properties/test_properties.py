@@ -198,8 +198,8 @@ def duplicates_finite(conformance, cell, batch):
     if not cell.adapter.gradient:
         pytest.skip("loss only")
     reference_answer = _answer(cell, batch)
-    if not np.isfinite(reference_answer.loss):
-        event("duplicates: the spec says NaN")
+    if not np.isfinite(reference_answer.loss) or "collapse" in ambiguous_kinds(reference_answer, cell.compute_dtype):
+        event("duplicates: the spec says NaN, or does within the dtype's rounding (scaled, mean(hn) ~ 0)")
         return
     out = conformance.call(cell, batch)
     bad = np.argwhere(~np.isfinite(out.grad))
