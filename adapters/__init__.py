@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 
 from .contract import DEVICES, DTYPES, Adapter, Output
+from .frameworks import unavailable
 from .wrap import Unavailable, wrap_numpy, wrap_tensorflow, wrap_torch
 
 FAMILIES = ("torch_native", "pml", "tfa", "seeds", "inhouse")
@@ -27,6 +28,7 @@ __all__ = [
     "Output",
     "Unavailable",
     "catalog",
+    "unavailable",
     "wrap_numpy",
     "wrap_tensorflow",
     "wrap_torch",

@@ -13,7 +13,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-DTYPES = ("float64", "float32", "float16", "bfloat16")
+from engine.dtypes import dtype as dtype_facts
+from engine.targets import target as target_facts
+
+FRAMEWORK = "tensorflow"
 
 
 def load(module: str):
@@ -40,9 +43,9 @@ def missing(modules: tuple[str, ...] = ()) -> str | None:
 
 
 def device_problem(device: str) -> str | None:
-    """Why `device` cannot be used here, else None."""
+    """Why the execution target `device` cannot be used here, else None."""
     tf = load("tensorflow")
-    if device == "cuda" and not tf.config.list_physical_devices("GPU"):
+    if target_facts(device).device == "cuda" and not tf.config.list_physical_devices("GPU"):
         return f"no GPU visible to tensorflow {tf.__version__}"
     return None
 
@@ -53,12 +56,12 @@ def version(modules: tuple[str, ...] = ()) -> str:
 
 
 def _device_name(device: str) -> str:
-    return "/CPU:0" if device == "cpu" else "/GPU:0"
+    return "/CPU:0" if target_facts(device).device == "cpu" else "/GPU:0"
 
 
 def target(device: str) -> str:
     """The execution target as the results record it: "cpu" or e.g. "cuda:0 NVIDIA H200"."""
-    if device == "cpu":
+    if target_facts(device).device == "cpu":
         return "cpu"
     tf = load("tensorflow")
     details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
@@ -82,8 +85,9 @@ def check_loss(loss, dtype, who: str) -> None:
         )
 
 
-def run_tape(
-    call: Callable, who: str, embeddings: np.ndarray, labels: np.ndarray, triplets, dtype: str, device: str, graph: bool
+def execute(
+    call: Callable, who: str, embeddings: np.ndarray, labels: np.ndarray, triplets, dtype: str, device: str,
+    graph: bool = False,
 ):
     """Cast the float64 inputs to `dtype` on `device`, call `call(x, labels, triplets)` under a GradientTape,
     and return (loss, dL/dx) as float64 NumPy.
@@ -93,7 +97,7 @@ def run_tape(
     graph=True runs them as the graphs users train with. The previous setting is restored afterwards.
     """
     tf = load("tensorflow")
-    tf_dtype = tf.as_dtype(dtype)
+    tf_dtype = tf.as_dtype(dtype_facts(dtype).tensorflow)
     eager_before = tf.config.functions_run_eagerly()
     tf.config.run_functions_eagerly(not graph)
     try:

@@ -11,7 +11,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-DTYPES = ("float64", "float32", "float16", "bfloat16")
+from engine.dtypes import dtype as dtype_facts
+from engine.targets import target as target_facts
+
+FRAMEWORK = "torch"
 
 
 def missing(modules: tuple[str, ...] = ()) -> str | None:
@@ -25,10 +28,10 @@ def missing(modules: tuple[str, ...] = ()) -> str | None:
 
 
 def device_problem(device: str) -> str | None:
-    """Why `device` cannot be used here, else None."""
+    """Why the execution target `device` cannot be used here, else None."""
     import torch
 
-    if device == "cuda" and not torch.cuda.is_available():
+    if target_facts(device).device == "cuda" and not torch.cuda.is_available():
         return f"no CUDA device visible to torch {torch.__version__}"
     return None
 
@@ -42,7 +45,7 @@ def target(device: str) -> str:
     """The execution target as the results record it: "cpu" or e.g. "cuda:0 NVIDIA H200"."""
     import torch
 
-    if device == "cpu":
+    if target_facts(device).device == "cpu":
         return "cpu"
     index = torch.cuda.current_device()
     return f"cuda:{index} {torch.cuda.get_device_name(index)}"
@@ -66,17 +69,16 @@ def check_loss(loss, dtype, who: str) -> None:
         )
 
 
-def run_autograd(
-    call: Callable, who: str, embeddings: np.ndarray, labels: np.ndarray, triplets, dtype: str, device: str
-):
+def execute(call: Callable, who: str, embeddings: np.ndarray, labels: np.ndarray, triplets, dtype: str, device: str):
     """Cast the float64 inputs to `dtype` on `device`, call `call(x, labels, triplets)`, and return
     (loss, dL/dx) as float64 NumPy. A loss that does not depend on x (a constant 0, say) has gradient 0."""
     import torch
 
-    torch_dtype = getattr(torch, dtype)
-    x = torch.tensor(embeddings, dtype=torch.float64, device=device).to(torch_dtype).requires_grad_()
-    y = torch.as_tensor(labels, dtype=torch.int64, device=device)
-    t = None if triplets is None else torch.as_tensor(triplets, dtype=torch.int64, device=device)
+    torch_dtype = getattr(torch, dtype_facts(dtype).torch)
+    where = target_facts(device).device
+    x = torch.tensor(embeddings, dtype=torch.float64, device=where).to(torch_dtype).requires_grad_()
+    y = torch.as_tensor(labels, dtype=torch.int64, device=where)
+    t = None if triplets is None else torch.as_tensor(triplets, dtype=torch.int64, device=where)
     loss = call(x, y, t)
     check_loss(loss, torch_dtype, who)
     grad = torch.autograd.grad(loss, x, allow_unused=True)[0] if loss.requires_grad else None

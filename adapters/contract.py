@@ -1,6 +1,7 @@
 """The adapter contract: an adapter is data plus two small functions.
 
-    available() -> None when the implementation can run here, else the reason it cannot (a skip)
+    available(device=None) -> None when the implementation can run here (on `device`, an execution target of
+                              engine/targets.py, when given), else the reason it cannot (a skip)
     run(embeddings, labels, spec, dtype, device, triplets) -> Output
 
 `run` receives float64 NumPy embeddings [N, D] and int64 labels [N] (and, for mining="triplets",
@@ -8,18 +9,25 @@ int64 index triples [T, 3]); it casts to `dtype`, runs on `device` in its own fr
 the loss and dL/d embeddings as float64 NumPy. It may raise: the harness records the exception as
 the cell's outcome. Framework imports happen inside `available` and `run`, never at import time,
 so a missing framework is a skip and never an import error.
+
+The Adapter checks its own fields when it is made (one place: the wrap_* helpers build through it):
+wrong types raise TypeError, values outside the dtype and target tables ValueError.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
+from engine.dtypes import DTYPES as DTYPE_TABLE
+from engine.precision import DEFAULT as DIRECT, PRECISIONS
+from engine.targets import TARGETS
 from reference import Spec
 
-DTYPES = ("float64", "float32", "float16", "bfloat16")
-DEVICES = ("cpu", "cuda")
+DTYPES = tuple(DTYPE_TABLE)
+DEVICES = tuple(TARGETS)
 
 
 @dataclass(frozen=True)
@@ -32,30 +40,90 @@ class Output:
     target: str  # the execution target it really ran on, e.g. "cpu" or "cuda:0 NVIDIA H200"
 
 
+def _runs_anywhere(device: str | None = None) -> Optional[str]:
+    return None
+
+
 @dataclass(frozen=True)
 class Adapter:
-    """One implementation and the specs it claims to implement, on which dtypes and devices."""
+    """One implementation and the specs it claims to implement, on which dtypes and execution targets."""
 
     name: str
-    framework: str
+    framework: str  # "torch", "tensorflow", "numpy", or another name (then no framework check applies)
     specs: tuple[Spec, ...]
     run: Callable[..., Output]
-    available: Callable[[], Optional[str]] = lambda: None
+    available: Callable[..., Optional[str]] = _runs_anywhere
     dtypes: tuple[str, ...] = ("float32",)
-    devices: tuple[str, ...] = ("cpu",)
+    devices: tuple[str, ...] = ("cpu",)  # execution targets (engine/targets.py)
     gradient: bool = True  # False: the implementation gives the loss only; gradients are not compared
     notes: str = ""  # what the suite knows about it, in a sentence or two (shown in the report)
     source: str = ""  # where the implementation lives upstream (a path or link)
-    extra: dict = field(default_factory=dict, compare=False)
+    # How precisely it computes distances (engine/precision.py): "direct" is what every adapter is held to;
+    # "gram" declares the Gram expansion's rounding, a widening the report shows next to the adapter.
+    precision: str = DIRECT
+    compute_dtype: dict = field(default_factory=dict, compare=False)  # dtype -> the dtype it computes in (upcasts)
+    extra: dict = field(default_factory=dict, compare=False)  # "isolate": run each call in a child process
 
     def __post_init__(self) -> None:
-        if not self.name or not isinstance(self.name, str):
+        if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"an adapter needs a non-empty name, got {self.name!r}")
-        specs = (self.specs,) if isinstance(self.specs, Spec) else tuple(self.specs)
-        if not specs or not all(isinstance(s, Spec) for s in specs):
-            raise ValueError(f"adapter {self.name!r}: spec must be a reference.Spec or a list of them")
-        object.__setattr__(self, "specs", specs)
-        for value, allowed, what in ((self.dtypes, DTYPES, "dtypes"), (self.devices, DEVICES, "devices")):
-            unknown = [v for v in value if v not in allowed]
-            if unknown or not value:
-                raise ValueError(f"adapter {self.name!r}: {what} {unknown or '()'} not in {allowed}")
+        who = f"adapter {self.name!r}"
+        specs = (self.specs,) if isinstance(self.specs, Spec) else self.specs
+        if not isinstance(specs, (list, tuple)) or not specs or not all(isinstance(s, Spec) for s in specs):
+            raise TypeError(f"{who}: spec must be a reference.Spec or a non-empty list of them, got {self.specs!r}")
+        object.__setattr__(self, "specs", tuple(specs))
+        for what, known, supports in (("dtypes", DTYPES, _dtype_support), ("devices", DEVICES, _target_support)):
+            names = _names(who, what, getattr(self, what))
+            unknown = [v for v in names if v not in known or not supports(v, self.framework)]
+            if unknown or not names:
+                allowed = tuple(v for v in known if supports(v, self.framework))
+                raise ValueError(f"{who}: {what} {unknown or '()'} not supported for {self.framework}; choose from {allowed}")
+            object.__setattr__(self, what, names)
+        for text, what in ((self.notes, "notes"), (self.source, "source")):
+            if not isinstance(text, str):
+                raise TypeError(f"{who}: {what} must be a string, got {type(text).__name__}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"{who}: precision {self.precision!r} is not one of {tuple(PRECISIONS)} (engine/precision.py)")
+        if not isinstance(self.compute_dtype, dict) or not all(
+            k in self.dtypes and v in DTYPES for k, v in self.compute_dtype.items()
+        ):
+            raise ValueError(f"{who}: compute_dtype must map claimed dtypes to dtypes of {DTYPES}, got {self.compute_dtype!r}")
+        if not isinstance(self.gradient, bool):
+            raise TypeError(f"{who}: gradient must be True or False, got {self.gradient!r}")
+        for function, what in ((self.run, "run"), (self.available, "available")):
+            if not callable(function):
+                raise TypeError(f"{who}: {what} must be callable, got {type(function).__name__}")
+        if not _takes_an_argument(self.available):  # the contract before targets: available() with no device
+            object.__setattr__(self, "available", _ignoring_device(self.available))
+
+
+def _names(who: str, what: str, value) -> tuple[str, ...]:
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(v, str) for v in names):
+        raise TypeError(f"{who}: {what} must be a tuple of names, got {value!r}")
+    return tuple(names)
+
+
+def _dtype_support(name: str, framework: str) -> bool:
+    """A framework the dtype table names (torch, tensorflow, numpy) must have the dtype; others are trusted."""
+    return getattr(DTYPE_TABLE[name], framework, "") is not None
+
+
+def _target_support(name: str, framework: str) -> bool:
+    known = {"torch", "tensorflow", "numpy"}
+    return framework not in known or framework in TARGETS[name].frameworks
+
+
+def _takes_an_argument(function) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: trust it
+        return True
+    return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters)
+
+
+def _ignoring_device(available: Callable[[], Optional[str]]) -> Callable[..., Optional[str]]:
+    def with_device(device: str | None = None) -> Optional[str]:
+        return available()
+
+    return with_device

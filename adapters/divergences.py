@@ -1,14 +1,21 @@
 """The known-divergence registry: every accepted difference between an implementation and the oracle.
 
-One declarative entry per divergence (jax2tf limitations, PyTorch OpInfo DecorateInfo): which adapter,
-spec, dtype, device and quantity it covers (fnmatch patterns), why, and the upstream link. Tests turn a
-matching check into a strict xfail, so a fixed upstream bug shows up as an unexpected pass; an entry
-that matched nothing in a run is reported as stale.
+One declarative entry per divergence (jax2tf limitations, PyTorch OpInfo DecorateInfo): which cells it
+covers (adapter name, dtype, device and check as fnmatch patterns; the spec by its fields), why, the
+upstream link, the test that confirms it, and the regression batches that reach it in every covered cell.
+Everything else is derived from the entry: the strict xfails of the cells it covers (a fixed upstream bug
+shows up as an unexpected pass), the regression examples the cells run first, the stale-entry report,
+and docs/known-divergences.md.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+
+import numpy as np
+
+from engine.batch import Regression
+from reference import Scope, Spec, check_scope, in_scope, scope_in_words
 
 KINDS = ("semantics", "precision", "edge_case", "unsupported")
 
@@ -23,26 +30,32 @@ class Divergence:
     kind: str  # one of KINDS
     reason: str
     link: str
-    spec: Patterns = "*"  # on str(Spec)
+    confirmed_by: str  # "tests/<path>.py::test_<name>": the test that shows the divergence on a small batch
+    spec: Scope = None  # Spec field -> value or tuple of values; None: every spec
     dtype: Patterns = "*"
     device: Patterns = "*"
-    quantity: Patterns = "*"  # "loss", "grad", "edge:<case>" (edge-case record), "property:<name>"
+    check: Patterns = "*"  # the quantity "loss" or "grad", "edge:<case>", "property:<name>", "robustness:<sweep>"
+    regressions: tuple[Regression, ...] = ()  # batches that reach it in every cell it covers
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"divergence {self.id}: kind {self.kind!r} not in {KINDS}")
+        if "::" not in self.confirmed_by or not self.confirmed_by.startswith("tests/"):
+            raise ValueError(f"divergence {self.id}: confirmed_by must name a test as tests/<file>.py::<test>")
+        object.__setattr__(self, "spec", dict(self.spec or {}))
+        check_scope(self.spec, f"divergence {self.id}")
 
-    def covers(self, adapter: str, spec: str, dtype: str, device: str, quantity: str) -> bool:
-        return all(
+    def covers(self, adapter: str, spec: Spec, dtype: str, device: str, check: str) -> bool:
+        return in_scope(spec, self.spec) and all(
             matches(value, patterns)
-            for value, patterns in (
-                (adapter, self.adapter),
-                (spec, self.spec),
-                (dtype, self.dtype),
-                (device, self.device),
-                (quantity, self.quantity),
-            )
+            for value, patterns in ((adapter, self.adapter), (dtype, self.dtype), (device, self.device),
+                                    (check, self.check))
         )
+
+    def scope_in_words(self) -> str:
+        """adapter | spec | dtype | device | check, as a reader reads the scope."""
+        return " | ".join([in_words(self.adapter), scope_in_words(self.spec),
+                           *(in_words(p) for p in (self.dtype, self.device, self.check))])
 
 
 def alternatives(patterns: Patterns) -> tuple[str, ...]:
@@ -57,14 +70,14 @@ def in_words(patterns: Patterns) -> str:
     return " or ".join(alternatives(patterns))
 
 
-# `quantity` of a divergence that shows in the conformance cells ("loss" and "grad") but not as every
+# `check` of a divergence that shows in the conformance cells ("loss" and "grad") but not as every
 # edge-case record ("edge:<case>").
 CONFORMANCE = "[lg]*"
 
-# Each entry is confirmed by the test named in tests/adapters/test_adapter_registry.py::CONFIRMED_BY.
 REGISTRY: tuple[Divergence, ...] = (
     Divergence(
         id="torch-triplet-margin-eps-in-norm",
+        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_triplet_margin_eps_moves_the_float64_loss_beyond_tolerance",
         adapter="torch.TripletMarginLoss",
         kind="semantics",
         reason="TripletMarginLoss measures ||a - p + eps|| with eps = 1e-6 added to every coordinate of the "
@@ -73,10 +86,20 @@ REGISTRY: tuple[Divergence, ...] = (
         "its gradient turned by about eps sqrt(D) / r (2e-3 at r = 9e-4, the regression batch).",
         link="pytorch/pytorch#61538; aten/src/ATen/native/Distance.cpp pairwise_distance",
         dtype="float64",
-        quantity=CONFORMANCE,
+        check=CONFORMANCE,
+        regressions=(
+            Regression(
+                np.array([[0.3, 0.1, -0.2], [0.3 + 7e-4, 0.1 - 5e-4, -0.2 + 3e-4], [1.0, 0.5, 0.2]]), np.array([0, 0, 1]),
+                "near-duplicate anchor and positive",
+                "at d(a, p) = 9e-4 torch's eps = 1e-6 inside the norm turns the gradient's direction by 2e-3, beyond "
+                "float64's tolerance (found by Hypothesis at d = 0.014)",
+                reaches={"mining": "triplets", "distance": "euclidean"},
+            ),
+        ),
     ),
     Divergence(
         id="torch-triplet-margin-eps-at-duplicates",
+        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_triplet_margin_eps_gives_duplicates_a_gradient",
         adapter="torch.TripletMarginLoss",
         kind="semantics",
         reason="The same eps gives a zero-length difference a direction: at a duplicate (anchor, positive) pair "
@@ -85,66 +108,105 @@ REGISTRY: tuple[Divergence, ...] = (
         "this shows in the duplicates edge case, and in the conformance cells where a duplicate pair is a positive "
         "in one triplet and a negative in another: the oracle's two terms cancel, torch's eps directions add.",
         link="pytorch/pytorch#61538; aten/src/ATen/native/Distance.cpp pairwise_distance",
-        quantity=("edge:duplicates", "grad"),
+        check=("edge:duplicates", "grad"),
+        regressions=(
+            Regression(
+                np.array([[0.0625, 0.0, 0.0], [0.0625, 0.0625, 0.0], [0.0625, 0.0, 0.0]]), np.array([0, 0, 0]),
+                "a duplicate pair as positive and as negative",
+                "rows 0 and 2 are one point; their pair is a positive in one triplet and a negative in the other, so the "
+                "oracle's gradients cancel, while torch's eps directions add up (found by Hypothesis)",
+                reaches={"mining": "triplets"}, triplets=np.array([[0, 2, 1], [2, 1, 0]]),
+            ),
+        ),
     ),
     Divergence(
         id="seed001-one-class-batch-raises",
+        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_seed001_raises_on_a_batch_of_one_class",
         adapter="seed001.MarginRankingLoss-hard",
         kind="edge_case",
         reason="Seed 001 takes min() over each anchor's other-class distances; in a batch of one class that set is "
         "empty and torch raises RuntimeError (min of an empty tensor) where batch_hard falls back to the farthest "
         "point and gives the margin.",
         link="WilliamYWY/TripletLoss-note README, 'Hard Triplet loss' (seed 001)",
-        quantity="edge:no_negative",
+        check="edge:no_negative",
     ),
     Divergence(
         id="seed001-one-class-batch-raises-in-conformance",
+        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_seed001_raises_on_a_batch_of_one_class",
         adapter="seed001.MarginRankingLoss-hard",
         kind="edge_case",
         reason="The same RuntimeError inside the conformance cells: about one drawn batch in five is a single class "
         "(6 of 30 in every cell, measured with the harness's strategy).",
         link="WilliamYWY/TripletLoss-note README, 'Hard Triplet loss' (seed 001)",
-        quantity=CONFORMANCE,
+        check=CONFORMANCE,
+        regressions=(
+            Regression(
+                np.array([[0.0, 1.0], [1.0, 0.5], [3.0, -1.0]]), np.array([7, 7, 7]), "one class",
+                "min() over an empty set of negatives",
+                reaches={"mining": ("batch_all", "batch_hard", "semi_hard", "semi_hard_all", "contrastive")},
+            ),
+        ),
     ),
     Divergence(
         id="quaterion-fallback-reads-the-cdist-diagonal",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_one_class_batch_reads_the_cdist_diagonal",
         adapter="quaterion.TripletLoss(hard)",
         kind="precision",
         reason="Without a negative, Quaterion's hn is min over the row of d + rowmax * same_label = rowmax + d(a, a). "
         "torch.cdist's Gram expansion (more than 25 rows) leaves d(a, a) up to 3.9e-3 in float32, so a one-class "
         "batch of 40 gives 0.49990 instead of the margin 0.5 (float64 shows it only far from the origin: 2.2e-7 at "
         "offset 100). Exact in the direct kernel (25 rows or fewer). The conformance cells meet it on the one-class "
-        "regression batch of 40 rows (tests/support/batches.py).",
+        "regression batch of 40 rows on this entry.",
         link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
         dtype="float32",
-        quantity=("edge:no_negative", "loss"),
+        check=("edge:no_negative", "loss"),
+        regressions=(
+            Regression(
+                np.random.default_rng(0).normal(size=(40, 8)) * 0.03 + 3.0, np.zeros(40, dtype=np.int64),
+                "one tight class of 40 rows off the origin",
+                "above 25 rows torch.cdist's Gram expansion leaves d(a, a) > 0, and the masked-minimum fallback reads it; "
+                "the translation property runs it too (entry quaterion-fallback-reads-the-cdist-diagonal-off-the-origin)",
+                reaches={"mining": "batch_hard"}, properties=("translation",),
+            ),
+        ),
     ),
     Divergence(
         id="quaterion-fallback-reads-the-cdist-diagonal-off-the-origin",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_diagonal_breaks_translation_invariance_in_float64",
         adapter="quaterion.TripletLoss(hard)",
         kind="precision",
         reason="The same diagonal in float64: translating a tight one-class batch of 40 rows (spread 0.03) by 8 per "
         "coordinate moves d(a, a) to about 1e-6 and the loss by 7e-7, beyond float64's tolerance, so the loss is "
         "not translation invariant (the property check, run in float64, on the regression batch).",
         link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
-        spec="batch_hard euclidean *",
+        spec={"mining": "batch_hard", "distance": "euclidean"},
         dtype="float64",
-        quantity="property:translation",
+        check="property:translation",
     ),
     Divergence(
         id="quaterion-fallback-reads-the-cosine-diagonal",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_cosine_diagonal_over_a_tiny_mean",
         adapter="quaterion.TripletLoss(hard)",
         kind="precision",
         reason="The same fallback under cosine in float64: 1 - cos of a row with itself rounds to about 1e-16, and "
         "when mean(hn) is itself tiny (two nearly parallel rows of one class, 1 - cos = 1.8e-13) the scaled loss "
         "divides that rounding by it: 0.49938 instead of the margin 0.5.",
         link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); Quaterion's cosine distance",
-        spec="batch_hard cosine *",
+        spec={"mining": "batch_hard", "distance": "cosine"},
         dtype="float64",
-        quantity="loss",
+        check="loss",
+        regressions=(
+            Regression(
+                np.array([[3.0, 1.0], [3.0, 1.0 + 2e-6]]), np.array([0, 0]), "one class of two nearly parallel rows",
+                "1 - cos = 1.8e-13 between the rows, so the scaled loss divides the diagonal's rounding by 1.8e-13 "
+                "(found by Hypothesis far from the origin)",
+                reaches={"mining": "batch_hard", "distance": "cosine"},
+            ),
+        ),
     ),
     Divergence(
         id="masked-minimum-ties-at-the-row-maximum",
+        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_masked_minimum_gives_the_tied_negative_no_gradient",
         adapter=("torch.cdist-batch-hard", "quaterion.TripletLoss(hard)"),
         kind="semantics",
         reason="hn = min over the row of d + rowmax * same_label, the anchor's own column included (TF-Addons' "
@@ -155,11 +217,21 @@ REGISTRY: tuple[Divergence, ...] = (
         "negative (0, -1): the negative gets no gradient).",
         link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); "
         "tensorflow/addons tensorflow_addons/losses/triplet.py _masked_minimum",
-        spec="batch_hard *",
-        quantity="grad",
+        spec={"mining": "batch_hard"},
+        check="grad",
+        regressions=(
+            Regression(
+                np.array([[1.0, 0.0], [0.0, 1.0], [0.96, 0.28], [0.0, -1.0]]), np.array([0, 0, 0, 1]),
+                "positive and negative at the row maximum, in 2-D",
+                "the same tie as the 1-D batch of tfa-hard-loss-gradient-split-at-a-tied-row-maximum, exact for every "
+                "distance (d = sqrt 2, 2 and 1 - cos = 1 from row 0 to rows 1 and 3)",
+                reaches={"mining": "batch_hard"},
+            ),
+        ),
     ),
     Divergence(
         id="tfa-hard-loss-gradient-split-at-a-tied-row-maximum",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_hard_loss_splits_the_gradient_when_the_nearest_negative_ties_the_row_maximum",
         adapter="tfa.triplet_hard_loss*",
         kind="semantics",
         reason="triplet_hard_loss finds the nearest negative as min((d - rowmax) * mask) + rowmax. When that negative "
@@ -168,48 +240,83 @@ REGISTRY: tuple[Divergence, ...] = (
         "among the ties: the loss is right, the gradient is not (1-D anchor 0 with points 1.5, 0.25 and negative "
         "-1.5: squared-L2 gradient [-0.9375, 0.46875, 0, 0.46875] against [-1.5, 0.75, 0, 0.75]). Drawn batches reach "
         "it through near-duplicate points of different classes (1-2 in 30 squared-L2 examples, float32); the "
-        "regression batches of tests/support/batches.py reach it in every cell.",
+        "regression batches on this entry reach it in every cell.",
         link="tensorflow/addons tensorflow_addons/losses/triplet.py _masked_minimum, triplet_hard_loss",
-        spec="batch_hard *",
+        spec={"mining": "batch_hard"},
         dtype=("float32", "float16"),
-        quantity="grad",
+        check="grad",
+        regressions=(
+            Regression(
+                np.array([[0.0], [1.5], [0.25], [-1.5]]), np.array([0, 0, 0, 1]),
+                "positive and negative at the row maximum",
+                "the nearest negative is the farthest point of its row and a positive shares that distance",
+                reaches={"mining": "batch_hard"},
+            ),
+            Regression(
+                np.array([[0.75, -2.125, -0.625], [-0.5625, 0.5, 2.25], [-0.5625, 0.5, 2.25]]), np.array([1, 1, 0]),
+                "a positive and a negative copy of one point",
+                "row 0's only positive and only negative are one point, at its row maximum; found by Hypothesis in "
+                "float16 under cosine (the euclidean cells see a zero distance there and compare the loss only)",
+                reaches={"mining": "batch_hard"},
+            ),
+        ),
     ),
     Divergence(
         id="tfa-hard-loss-gradient-split-at-a-tied-row-maximum-bfloat16",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_bfloat16_shows_the_split_with_the_hinge_only",
         adapter="tfa.triplet_hard_loss*",
         kind="semantics",
         reason="The same split in bfloat16 shows with the hinge only: under softplus the gradient moves by about "
         "0.09, inside bfloat16's gradient tolerance of 0.1.",
         link="tensorflow/addons tensorflow_addons/losses/triplet.py _masked_minimum, triplet_hard_loss",
-        spec="batch_hard *euclidean m=*",
+        spec={"mining": "batch_hard", "distance": ("euclidean", "squared_euclidean"), "normalize": False, "soft": False},
         dtype="bfloat16",
-        quantity="grad",
+        check="grad",
     ),
     Divergence(
         id="tfa-soft-hard-loss-overflows",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_soft_hard_loss_overflows_beyond_88",
         adapter="tfa.triplet_hard_loss",
         kind="precision",
         reason="soft=True computes log1p(exp(hp - hn)) in float32 (float16/bfloat16 are upcast): above hp - hn = 88.7 "
         "exp overflows, the loss is inf and the gradient NaN, where softplus is finite (the oracle: 28.06 on a "
-        "4-point squared-L2 batch). Squared distances reach that on ordinary batches (1 in 30 drawn examples).",
+        "4-point squared-L2 batch). Squared distances reach that on ordinary batches, euclidean ones on embeddings "
+        "a hundred apart (unnormalised features); cosine distances stay below 2 and never do.",
         link="tensorflow/addons tensorflow_addons/losses/triplet.py triplet_hard_loss (soft branch)",
-        spec="batch_hard squared_euclidean soft *",
-        quantity=CONFORMANCE,
+        spec={"mining": "batch_hard", "distance": ("euclidean", "squared_euclidean"), "normalize": False, "soft": True},
+        check=CONFORMANCE,
+        regressions=(
+            Regression(
+                np.array([[0.0], [100.0], [1.0], [-2.0]]), np.array([0, 0, 1, 1]), "hardest positive 100 away",
+                "anchor 0: hp - hn = 100 - 1 = 99 (euclidean; 9999 squared), past float32's exp range; softplus is 99",
+                reaches={"mining": "batch_hard", "soft": True},
+            ),
+        ),
     ),
     Divergence(
         id="tfa-contrastive-float16-sum-overflows",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_contrastive_float16_sum_overflows_where_the_mean_fits",
         adapter="tfa.contrastive_loss",
         kind="precision",
         reason="contrastive_loss reduces in the input's dtype (no upcast, unlike the triplet losses): in float16 the "
         "sum of the pairs' terms overflows at 65504 even where their mean is well inside the range (20 points 5 "
         "apart in one class: mean 1750, loss inf). Hypothesis meets it on wide batches of 60 rows.",
         link="tensorflow/addons tensorflow_addons/losses/metric_learning.py contrastive_loss (reduce_mean in float16)",
-        spec="contrastive euclidean * mean *",
+        spec={"mining": "contrastive", "distance": "euclidean", "reduction": "mean"},
         dtype="float16",
-        quantity="loss",
+        check="loss",
+        regressions=(
+            Regression(
+                (np.arange(20.0) * 5.0)[:, None], np.zeros(20, dtype=np.int64),
+                "190 positive pairs whose squares sum past float16's range",
+                "the mean is 1750, the sum 332500; an implementation that sums in float16 returns inf",
+                reaches={"mining": "contrastive", "distance": ("euclidean", "squared_euclidean"), "normalize": False},
+            ),
+        ),
     ),
     Divergence(
         id="tfa-triplet-float64-rejected",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_triplet_losses_reject_float64_for_every_metric",
         adapter="tfa.triplet_*",
         kind="unsupported",
         reason="TF-Addons' triplet losses hard-code float32 (tf.cast(..., tf.float32) masks, tf.ones in "
@@ -220,16 +327,17 @@ REGISTRY: tuple[Divergence, ...] = (
     ),
     Divergence(
         id="tfa-pairwise-distance-float64-rejected",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_contrastive_rejects_float64_only_through_the_l2_distance",
         adapter="tfa.contrastive_loss",
         kind="unsupported",
         reason="contrastive_loss itself keeps float64, but TF-Addons' pairwise_distance (L2) multiplies by float32 "
         "masks and raises for float64; angular_distance has no such cast, so cosine works in float64.",
         link="tensorflow/addons tensorflow_addons/losses/metric_learning.py pairwise_distance",
-        spec="contrastive euclidean *",
+        spec={"mining": "contrastive", "distance": "euclidean"},
         dtype="float64",
     ),
 )
 
 
-def matching(adapter: str, spec: str, dtype: str, device: str, quantity: str) -> list[Divergence]:
-    return [d for d in REGISTRY if d.covers(adapter, spec, dtype, device, quantity)]
+def matching(adapter: str, spec: Spec, dtype: str, device: str, check: str) -> list[Divergence]:
+    return [d for d in REGISTRY if d.covers(adapter, spec, dtype, device, check)]

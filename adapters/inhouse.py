@@ -18,8 +18,17 @@ import itertools
 import os
 import sys
 
-from reference import ANCHORS, DISTANCES, EMPTIES, MININGS, REDUCTIONS, Spec
-from reference.spec import ANCHORS_MININGS, SCALED_MININGS, SOFT_MININGS
+from reference import (
+    ANCHORS,
+    ANCHORS_MININGS,
+    DISTANCES,
+    EMPTIES,
+    MININGS,
+    REDUCTIONS,
+    SCALED_MININGS,
+    SOFT_MININGS,
+    Spec,
+)
 
 from .wrap import Unavailable, wrap_torch
 
@@ -74,7 +83,7 @@ COVERING_SPECS = _covering()
 
 
 # what the harness's rounding model needs to know: half precision is computed in float32
-_HALF_IN_FLOAT32 = {"compute_dtype": {"float16": "float32", "bfloat16": "float32"}}
+_HALF_IN_FLOAT32 = {"float16": "float32", "bfloat16": "float32"}
 
 
 def inhouse_torch_loss(embeddings, labels, triplets=None, spec=None):
@@ -102,7 +111,7 @@ def _torch_adapter(specs: tuple[Spec, ...]):
                                   else "the full product", total=len(ALL_SPECS)),
         source="inhouse/torch_losses.py",
     )
-    return dataclasses.replace(adapter, extra=_HALF_IN_FLOAT32)
+    return dataclasses.replace(adapter, compute_dtype=_HALF_IN_FLOAT32)
 
 
 # --- the Triton kernels ------------------------------------------------------------------------------------
@@ -196,7 +205,7 @@ def _triton_adapter(specs: tuple[Spec, ...]):
             output = dataclasses.replace(output, target=f"{output.target} (Triton interpreter)")
         return output
 
-    return dataclasses.replace(wrapped, run=run, available=available, extra=_HALF_IN_FLOAT32)
+    return dataclasses.replace(wrapped, run=run, available=available, compute_dtype=_HALF_IN_FLOAT32)
 
 
 TRITON = _triton_adapter(TRITON_SPECS)

@@ -96,6 +96,7 @@ def pml_adapter(name, make_miner, spec, notes, source):
         notes=notes,
         source=SOURCE + source,
         requires=("pytorch_metric_learning",),
+        precision="gram",  # LpDistance is torch.cdist: the Gram expansion above 25 rows
     )
 
 

@@ -106,5 +106,6 @@ ADAPTERS = [
         notes="Collapse prevention: [(hp - hn) / mean(hn) + m]+ over every anchor, Quaterion's default margin "
         "0.5; NaN at exact collapse. Cosine is Quaterion's (1 - cos) / 2, which the scaling cancels.",
         source="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); docs triplet_loss_trick.rst",
+        precision="gram",  # torch.cdist: the Gram expansion above 25 rows
     ),
 ]

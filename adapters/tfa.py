@@ -4,7 +4,7 @@ and `contrastive_loss` (tensorflow/addons tensorflow_addons/losses/{triplet,cont
 What the suite knows (notes/tfa.md, sections 1.1-1.8):
   * distance_metric "L2" = euclidean, "squared-L2" = squared_euclidean, "angular" = cosine (1 - cos,
     clamped at 0); L2 via the Gram expansion with a masked 1e-16 inside the sqrt, 0 and gradient 0 at
-    zero distance.
+    zero distance. The Gram expansion's rounding is declared (precision="gram", engine/precision.py).
   * float16 and bfloat16 are upcast to float32 and the loss is cast back; float64 is rejected (the
     distance code hard-codes float32): claimed anyway, and registered as "unsupported", so the
     rejection is recorded on every run.
@@ -91,6 +91,7 @@ ADAPTERS = [
         notes=SEMIHARD_NOTES + " Run eagerly.",
         source=SOURCE + "triplet.py",
         requires=REQUIRES,
+        precision="gram",
     ),
     wrap_tensorflow(
         triplet_hard_loss,
@@ -100,6 +101,7 @@ ADAPTERS = [
         notes=HARD_NOTES + " Run eagerly.",
         source=SOURCE + "triplet.py",
         requires=REQUIRES,
+        precision="gram",
     ),
     wrap_tensorflow(
         contrastive_loss,
@@ -114,6 +116,7 @@ ADAPTERS = [
         "pairs (NaN with none) or sum.",
         source=SOURCE + "contrastive.py, metric_learning.py",
         requires=REQUIRES,
+        precision="gram",
     ),
     wrap_tensorflow(
         triplet_semihard_loss,
@@ -122,6 +125,7 @@ ADAPTERS = [
         notes=SEMIHARD_NOTES + " Run as a graph (a retrace per new batch shape).",
         source=SOURCE + "triplet.py",
         requires=REQUIRES,
+        precision="gram",
         graph=True,
     ),
     wrap_tensorflow(
@@ -131,6 +135,7 @@ ADAPTERS = [
         notes=HARD_NOTES + " Run as a graph (a retrace per new batch shape).",
         source=SOURCE + "triplet.py",
         requires=REQUIRES,
+        precision="gram",
         graph=True,
     ),
 ]

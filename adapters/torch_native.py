@@ -105,6 +105,7 @@ ADAPTERS = [
         dtypes=("float64", "float32"),
         devices=DEVICES,
         notes="Vectorised batch hard on torch.cdist (Gram expansion above 25 rows), mean over all anchors.",
+        precision="gram",
         source="torch.cdist (aten/src/ATen/native/Distance.cpp); masks as in TF-Addons triplet_hard_loss",
     ),
 ]

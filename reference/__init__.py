@@ -5,27 +5,51 @@
     >>> round(r.loss, 6), r.grad.shape
     (0.5, (3, 3))
 """
-from .evaluate import Result, evaluate
+from .evaluate import Result, evaluate, evaluate_distances
+from .gaps import GAP_KINDS, GapKind, gap_kind
 from .spec import (
     ANCHORS,
+    ANCHORS_MININGS,
     DISTANCES,
     EMPTIES,
     MININGS,
     REDUCTIONS,
+    SCALED_MININGS,
+    SOFT_MININGS,
     OracleError,
+    Scope,
     Spec,
     SpecError,
+    check_scope,
+    in_scope,
+    scope_in_words,
 )
+from .strategies import label_masks, valid_triplets
+from .terms import Outcome
 
 __all__ = [
     "ANCHORS",
+    "ANCHORS_MININGS",
     "DISTANCES",
     "EMPTIES",
+    "GAP_KINDS",
+    "GapKind",
     "MININGS",
     "REDUCTIONS",
+    "SCALED_MININGS",
+    "SOFT_MININGS",
     "OracleError",
+    "Outcome",
     "Result",
+    "Scope",
     "Spec",
     "SpecError",
+    "check_scope",
     "evaluate",
+    "evaluate_distances",
+    "gap_kind",
+    "in_scope",
+    "label_masks",
+    "scope_in_words",
+    "valid_triplets",
 ]

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .distances import normalize_backward, normalize_rows, pairwise, pairwise_backward
+from .gaps import ZERO_DISTANCE, ZERO_NORM
 from .spec import Spec
 from .strategies import STRATEGIES
-from .terms import smallest
+from .terms import Outcome, smallest
 from .validation import as_embeddings, as_labels, as_spec, as_triplets
 
 
@@ -19,6 +20,9 @@ class Result:
     loss       the reduced loss (float64; NaN where the spec says NaN)
     grad       dL/d embeddings, [N, D]; all NaN where the loss is NaN (what autograd gives for 0/0)
     distances  the N x N distance matrix the strategy saw
+    grad_dist  dL/dD[i, j], the loss's slope in each distance (how a distance's rounding moves the loss)
+    measured   the rows the distances are measured between: unit rows for normalize or cosine, else the input
+    norms      the input rows' norms (normalisation divides by them)
     selection  one row per term: (a, p, n) or, for contrastive, (i, j); -1 marks a constant-0 distance
     values     each term's loss;  weights: each term's coefficient in `loss`
     gaps       decision kind -> the smallest margin of this input from that kind of decision point
@@ -29,6 +33,9 @@ class Result:
     loss: float
     grad: np.ndarray
     distances: np.ndarray
+    grad_dist: np.ndarray
+    measured: np.ndarray
+    norms: np.ndarray
     selection: np.ndarray
     values: np.ndarray
     weights: np.ndarray
@@ -37,27 +44,18 @@ class Result:
 
 
 def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Result:
-    """The loss `spec` describes, its analytic gradient, and how far the input is from a decision point.
-
-    Decision-gap kinds, all in distance units except zero_norm (embedding units):
-      hinge                a term's hinge argument at 0 (also where mean_nonzero's count changes)
-      tie_positive         batch_hard: farthest vs second-farthest positive of an anchor
-      tie_negative         batch_hard / semi_hard: nearest vs runner-up negative (fallbacks: farthest)
-      semi_hard_selection  semi_hard: some d_an equal to d_ap (the strict > flips the selection)
-      window_lower/upper   semi_hard_all: d_an - d_ap at 0 or at m
-      zero_distance        euclidean: a pair that carries gradient at distance 0 (sqrt's kink)
-      zero_norm            normalize or cosine: the smallest embedding norm (x / ||x|| undefined at 0)
-      collapse             scaled batch_hard: mean(hn), the divisor (0 at full collapse: 0/0 or +-inf)
-    """
+    """The loss `spec` describes, its analytic gradient, and how far the input is from a decision point
+    (the decision-gap kinds and what each means are declared in reference/gaps.py)."""
     spec = as_spec(spec)
     x = as_embeddings(embeddings)
     y = as_labels(labels, len(x))
     triplets = as_triplets(triplets, spec, len(x))
 
-    unit, norms = normalize_rows(x) if spec.normalize else (x, None)
-    dist = pairwise(unit, spec.distance)
+    unit, norms = normalize_rows(x)
+    rows = unit if spec.normalize else x
+    dist = pairwise(rows, spec.distance)
     outcome = STRATEGIES[spec.mining](dist, y, spec, triplets)
-    grad = pairwise_backward(unit, dist, outcome.grad_dist, spec.distance)
+    grad = pairwise_backward(rows, dist, outcome.grad_dist, spec.distance)
     if spec.normalize:
         grad = normalize_backward(unit, norms, grad)
     if not np.isfinite(outcome.loss):
@@ -66,17 +64,30 @@ def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Result:
     gaps = {kind: value for kind, value in outcome.gaps.items()}
     if spec.distance == "euclidean":
         carries = (outcome.grad_dist + outcome.grad_dist.T != 0) & ~np.eye(len(x), dtype=bool)
-        gaps["zero_distance"] = smallest(dist[carries])
+        gaps[ZERO_DISTANCE] = smallest(dist[carries])
     if spec.normalize or spec.distance == "cosine":
-        gaps["zero_norm"] = smallest(np.linalg.norm(x, axis=1))
+        gaps[ZERO_NORM] = smallest(np.linalg.norm(x, axis=1))
     return Result(
         spec=spec,
         loss=outcome.loss,
         grad=grad,
         distances=dist,
+        grad_dist=outcome.grad_dist,
+        measured=unit if spec.normalize or spec.distance == "cosine" else x,
+        norms=norms,
         selection=outcome.selection,
         values=outcome.values,
         weights=outcome.weights,
         gaps=gaps,
         gap=smallest(list(gaps.values())),
     )
+
+
+def evaluate_distances(distances, labels, spec: Spec, triplets=None) -> Outcome:
+    """The strategy of `spec` on a given distance matrix (no embeddings): its loss, dL/dD, selection and gaps.
+
+    What-if questions ask this: the loss had two tied distances come out the other way round."""
+    spec = as_spec(spec)
+    distances = np.asarray(distances, dtype=np.float64)
+    labels = as_labels(labels, len(distances))
+    return STRATEGIES[spec.mining](distances, labels, spec, as_triplets(triplets, spec, len(distances)))

@@ -118,3 +118,37 @@ class Spec:
         if unknown:
             raise SpecError(f"unknown Spec field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**data)
+
+
+
+# A scope: Spec field -> one value or a tuple of values (any of them matches); fields left out match anything.
+Scope = dict
+_CHOICES = {"mining": MININGS, "distance": DISTANCES, "reduction": REDUCTIONS, "anchors": ANCHORS, "empty": EMPTIES,
+            "normalize": (False, True), "soft": (False, True), "scaled": (False, True)}
+
+
+def _values(values) -> tuple:
+    return values if isinstance(values, tuple) else (values,)
+
+
+def check_scope(scope: Scope, where: str) -> None:
+    """A scope names Spec fields with values of the vocabulary: a typo would otherwise match nothing, silently."""
+    for name, values in scope.items():
+        if name == "margin":
+            bad = [v for v in _values(values) if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0]
+        elif name in _CHOICES:
+            bad = [v for v in _values(values) if v not in _CHOICES[name] or type(v) is not type(_CHOICES[name][0])]
+        else:
+            raise SpecError(f"{where}: {name!r} is not a Spec field; known: margin, {', '.join(_CHOICES)}")
+        if bad:
+            raise SpecError(f"{where}: Spec.{name} has no value {', '.join(map(repr, bad))}")
+
+
+def in_scope(spec: Spec, scope: Scope) -> bool:
+    return all(getattr(spec, name) in _values(values) for name, values in scope.items())
+
+
+def scope_in_words(scope: Scope) -> str:
+    if not scope:
+        return "every spec"
+    return ", ".join(f"{name}={'|'.join(map(str, _values(values)))}" for name, values in scope.items())

@@ -3,12 +3,13 @@
 Each takes the distance matrix D (float64, N x N), integer labels and the `Spec`, and returns an
 `Outcome`: the loss, dL/dD, the selected terms with their weights, and the decision gaps, the
 margins by which this input stays away from a point where the selection or a hinge flips (see
-`reference.evaluate` for the list of kinds).
+reference/gaps.py for the kinds).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .gaps import COLLAPSE, HINGE, SEMI_HARD_SELECTION, TIE_NEGATIVE, TIE_POSITIVE, WINDOW_LOWER, WINDOW_UPPER
 from .terms import (
     NO_INDEX,
     Outcome,
@@ -68,8 +69,8 @@ def batch_hard(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Out
     )
     fallback_row = ~has_negative[anchors][:, None] & np.ones_like(rows, dtype=bool)
     gaps = {
-        "tie_positive": smallest(runner_up_gap(rows, positive[anchors], largest=True)),
-        "tie_negative": smallest(
+        TIE_POSITIVE: smallest(runner_up_gap(rows, positive[anchors], largest=True)),
+        TIE_NEGATIVE: smallest(
             np.minimum(
                 runner_up_gap(rows, negative[anchors], largest=False),
                 runner_up_gap(rows, fallback_row, largest=True),
@@ -100,7 +101,7 @@ def _scaled_batch_hard(dist: np.ndarray, selection: np.ndarray, spec, gaps: dict
             real = p != NO_INDEX
             np.add.at(grad_dist, (a[real], p[real]), (weights * slope / scale)[real])
             np.add.at(grad_dist, (a, n), -weights * slope / scale + through_mean)
-    gaps = {**gaps, "hinge": smallest(np.abs(hp - hn + spec.margin * scale)), "collapse": abs(float(scale))}
+    gaps = {**gaps, HINGE: smallest(np.abs(hp - hn + spec.margin * scale)), COLLAPSE: abs(float(scale))}
     return Outcome(loss, grad_dist, selection, values, weights, gaps)
 
 
@@ -123,8 +124,8 @@ def semi_hard(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Outc
     has_farther = farther.any(axis=1)
     chosen = np.where(has_farther, nearest_farther, np.where(is_negative.any(axis=1), farthest, NO_INDEX))
     gaps = {
-        "semi_hard_selection": smallest(np.abs(d_an - d_ap)[is_negative]),
-        "tie_negative": smallest(
+        SEMI_HARD_SELECTION: smallest(np.abs(d_an - d_ap)[is_negative]),
+        TIE_NEGATIVE: smallest(
             np.where(
                 has_farther,
                 runner_up_gap(d_an, farther, largest=False),
@@ -143,8 +144,8 @@ def semi_hard_all(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> 
     excess = dist[a, n] - dist[a, p]
     inside = (excess > 0) & (excess <= spec.margin)
     gaps = {
-        "window_lower": smallest(np.abs(excess)),
-        "window_upper": smallest(np.abs(excess - spec.margin)),
+        WINDOW_LOWER: smallest(np.abs(excess)),
+        WINDOW_UPPER: smallest(np.abs(excess - spec.margin)),
     }
     return triplet_outcome(dist, everything[inside], spec, gaps)
 
@@ -168,7 +169,7 @@ def contrastive(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Ou
     grad_dist[i, j] = weights * slope
     gaps = {}
     if spec.reduction == "mean_nonzero":  # the squared hinge is smooth; only the count of terms jumps
-        gaps["hinge"] = smallest(np.where(same, d, np.abs(d - spec.margin)))
+        gaps[HINGE] = smallest(np.where(same, d, np.abs(d - spec.margin)))
     return Outcome(loss, grad_dist, np.stack([i, j], axis=1), values, weights, gaps)
 
 

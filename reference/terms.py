@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .gaps import HINGE
+
 NO_INDEX = -1  # in a selection: "this distance is the constant 0" (a fallback, not a pair)
 
 
@@ -72,7 +74,7 @@ def triplet_outcome(dist: np.ndarray, triplets: np.ndarray, spec, gaps: dict[str
     scatter(grad_dist, a, p, weights * slope)
     scatter(grad_dist, a, n, -weights * slope)
     if not spec.soft:
-        gaps = {**gaps, "hinge": smallest(np.abs(excess + spec.margin))}
+        gaps = {**gaps, HINGE: smallest(np.abs(excess + spec.margin))}
     return Outcome(loss, grad_dist, np.asarray(triplets, dtype=np.int64).reshape(-1, 3), values, weights, gaps)
 
 

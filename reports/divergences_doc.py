@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from adapters.divergences import KINDS, REGISTRY, Divergence, in_words
+from reference import scope_in_words
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "known-divergences.md"
 COMMAND = "python -m reports.divergences_doc"
@@ -30,10 +31,10 @@ def cell(text: str) -> str:
 
 
 def scope(entry: Divergence) -> str:
-    """The patterns that narrow the entry, in words; "everything" when none does."""
-    parts = [f"{name} `{in_words(value)}`" for name, value in
-             (("spec", entry.spec), ("dtype", entry.dtype), ("device", entry.device), ("quantity", entry.quantity))
-             if value != "*"]
+    """What narrows the entry, in words; "everything" when nothing does."""
+    parts = [f"spec `{scope_in_words(entry.spec)}`"] if entry.spec else []
+    parts += [f"{name} `{in_words(value)}`" for name, value in
+              (("dtype", entry.dtype), ("device", entry.device), ("check", entry.check)) if value != "*"]
     return ", ".join(parts) or "everything"
 
 
@@ -46,8 +47,9 @@ def render(registry: tuple[Divergence, ...] = REGISTRY) -> str:
         "",
         "Every accepted difference between an implementation and the oracle (`reference/`). The tests turn each "
         "entry into a strict xfail: the divergence must reproduce, so a fixed upstream bug shows up as an "
-        "unexpected pass. Patterns (`*`, `?`, `[...]`) follow `fnmatch`; a quantity is `loss`, `grad`, "
-        "`edge:<case>`, `property:<name>` or `robustness:<sweep>`.",
+        "unexpected pass. A spec scope names Spec fields (`a|b`: either value); the other patterns (`*`, `?`, "
+        "`[...]`) follow `fnmatch`; a check is the quantity `loss` or `grad`, `edge:<case>`, `property:<name>` or "
+        "`robustness:<sweep>`.",
         "",
         f"{len(registry)} entries: " + ", ".join(f"{counts[kind]} {kind}" for kind in KINDS if counts[kind]) + ".",
         "",
@@ -55,12 +57,12 @@ def render(registry: tuple[Divergence, ...] = REGISTRY) -> str:
         "|---|---|",
         *(f"| {kind} | {KIND_MEANINGS[kind]} |" for kind in KINDS),
         "",
-        "| id | adapter | scope | kind | reason | upstream |",
-        "|---|---|---|---|---|---|",
+        "| id | adapter | scope | kind | reason | upstream | confirmed by |",
+        "|---|---|---|---|---|---|---|",
     ]
     for entry in sorted(registry, key=lambda e: (in_words(e.adapter), e.id)):
         lines.append(f"| `{entry.id}` | `{cell(in_words(entry.adapter))}` | {cell(scope(entry))} | {entry.kind} | "
-                     f"{cell(entry.reason)} | {cell(entry.link)} |")
+                     f"{cell(entry.reason)} | {cell(entry.link)} | `{cell(entry.confirmed_by)}` |")
     return "\n".join(lines) + "\n"
 
 

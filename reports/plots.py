@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 
-from .model import robustness_series_keys  # noqa: E402  (the table groups the curves the same way)
+from .sections.robustness import robustness_series_keys  # noqa: E402  (the table groups the curves the same way)
 from .reader import number  # noqa: E402
 
 QUANTITY_COLOURS = {"loss": "#3b6ea8", "grad": "#c26b2b"}

@@ -14,19 +14,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .schema import KINDS, SCHEMA, SCHEMA_VERSION, VERDICTS
+from .schema import KINDS, RECORDS, SCHEMA, SCHEMA_VERSION, Field
 
-# Fields without which a record cannot be placed on the page; the rest are optional and shown when present.
-REQUIRED_FIELDS = {
-    "run": (),
-    "run_end": (),
-    "comparison": ("adapter", "spec_label", "dtype", "device", "quantity", "verdict"),
-    "edge_case": ("adapter", "spec_label", "case", "outcome"),
-    "divergence": ("id", "adapter"),
-    "robustness": ("adapter", "sweep", "level"),
-    "benchmark": ("implementation", "device", "n"),
-}
-EDGE_OUTCOMES = ("value", "nan", "inf", "error")
+# Fields without a value for which a record cannot be placed on the page (the schema's key fields); the rest
+# are optional here and shown when present. The writer checks every field (schema.check); the reader is lenient,
+# so that a file from another writer, or damaged by hand, shows what it can.
+REQUIRED_FIELDS = {kind: record.keys for kind, record in RECORDS.items()}
+# Fields whose values form a closed set (the schema's choices): another value is listed, not shown.
+CLOSED_FIELDS: dict[str, tuple[Field, ...]] = {
+    kind: tuple(f for f in record.fields if f.choices) for kind, record in RECORDS.items()}
 
 
 class ResultsFileError(Exception):
@@ -106,10 +102,11 @@ def _problem_with(record, kind_known: bool) -> tuple[str, str] | None:
     missing = [name for name in ("run_id",) + REQUIRED_FIELDS[record["kind"]] if record.get(name) in (None, "")]
     if missing:
         return "missing fields", f"{record['kind']} record without {', '.join(missing)}"
-    if record["kind"] == "comparison" and record["verdict"] not in VERDICTS:
-        return "unknown verdict", f"verdict {record['verdict']!r} is not one of {', '.join(VERDICTS)}"
-    if record["kind"] == "edge_case" and record["outcome"] not in EDGE_OUTCOMES:
-        return "unknown outcome", f"outcome {record['outcome']!r} is not one of {', '.join(EDGE_OUTCOMES)}"
+    for closed in CLOSED_FIELDS[record["kind"]]:
+        value = record.get(closed.name)
+        if value is not None and value not in closed.choices:
+            return (f"unknown {closed.name}",
+                    f"{closed.name} {value!r} is not one of {', '.join(map(str, closed.choices))}")
     return None
 
 
@@ -187,22 +184,26 @@ def read_results(paths: list[str | os.PathLike]) -> Loaded:
     return loaded
 
 
-# Numeric fields that `jsonable` may have written as "nan"/"inf"/"-inf": read back as floats.
-_NUMERIC_FIELDS = (
-    "max_abs", "max_rel", "max_ulp", "normalized_error", "loss", "oracle_loss", "level",
-    "loss_error", "grad_error", "bound", "seconds", "peak_bytes", "reference_seconds", "duration_s",
-)
+def _numeric(field: Field) -> bool:
+    return "number" in field.types
+
+
+# Per kind, the numeric fields (and arrays of numbers) that `jsonable` may have written as "nan"/"inf"/"-inf":
+# read back as floats.
+_NUMERIC_FIELDS = {kind: tuple(f.name for f in record.fields if _numeric(f)) for kind, record in RECORDS.items()}
+_NUMERIC_ARRAYS = {kind: tuple(f.name for f in record.fields if "number" in f.items) for kind, record in RECORDS.items()}
 
 
 def _numbers_restored(record: dict) -> dict:
     restored = dict(record)
-    for name in _NUMERIC_FIELDS:
+    for name in _NUMERIC_FIELDS[record["kind"]]:
         if isinstance(restored.get(name), str):
             value = number(restored[name])
             if value is not None:
                 restored[name] = value
-    if isinstance(restored.get("errors"), list):
-        restored["errors"] = [number(v) for v in restored["errors"]]
+    for name in _NUMERIC_ARRAYS[record["kind"]]:
+        if isinstance(restored.get(name), list):
+            restored[name] = [number(v) for v in restored[name]]
     return restored
 
 

@@ -1,20 +1,30 @@
-"""Writing results: every record is appended and flushed at once, so an interrupted run keeps what it had."""
+"""Writing results: every record is checked against the schema (reports/schema.py), then appended as one
+line and flushed to disk at once, so an interrupted run keeps every record it had, each whole.
+
+A Ctrl-C never cuts a line: the main thread writes each line with SIGINT deferred (`_sigint_deferred`), so a
+KeyboardInterrupt that arrives mid-write is raised right after the line is on disk, never between two
+chunks of it (PEP 475 retries an interrupted write(2) only when the signal handler does not raise).
+"""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import json
 import math
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
 import numpy as np
 
-from .schema import KINDS, SCHEMA, SCHEMA_VERSION
+from .schema import SCHEMA, SCHEMA_VERSION, check
 
 
 def jsonable(value):
@@ -51,23 +61,75 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Within the block, a SIGINT is noted instead of handled; on leaving it, the handler gets it once.
+
+    Python runs signal handlers only in the main thread, between bytecodes and when a system call is
+    interrupted; elsewhere this does nothing (no KeyboardInterrupt can reach another thread). Where the
+    handler was installed outside Python (signal.getsignal gives None) it cannot be restored: the signal is
+    blocked for the block instead, and the kernel delivers it when it is unblocked.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(signal.SIGINT, received[0])  # default_int_handler raises KeyboardInterrupt here
+        elif received and previous == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGINT)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Every byte of `data`: a write to a pipe may take only part of it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _sync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # a pipe or a terminal (--results /dev/stdout) holds nothing to sync
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+
+
 class ResultsWriter:
-    """Appends records to a JSON-lines file, one flushed line per record."""
+    """Appends records to a JSON-lines file, one whole, fsynced line per record."""
 
     def __init__(self, path: str | os.PathLike, run_id: str | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id or uuid.uuid4().hex[:12]
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
 
-    def write(self, kind: str, **fields) -> dict:
-        if kind not in KINDS:
-            raise ValueError(f"unknown record kind {kind!r}; known: {', '.join(KINDS)}")
+    def write(self, kind: str, /, **fields) -> dict:
+        """Append one `kind` record; ValueError (naming the kind and the field) when the fields do not match
+        the schema's record for `kind`, and then nothing is written."""
+        fields = jsonable(fields)
+        check(kind, fields)
         record = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "run_id": self.run_id}
-        record.update(jsonable(fields))
-        self._file.write(json.dumps(record, allow_nan=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        record.update(fields)
+        line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")
+        if self._fd is None:
+            raise ValueError(f"{self.path}: the results writer is closed")
+        with _sigint_deferred():
+            _write_all(self._fd, line)
+            _sync(self._fd)
         return record
 
     def header(self, **fields) -> dict:
@@ -84,5 +146,8 @@ class ResultsWriter:
         return self.write("run", **base)
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
+
+    __del__ = close  # a writer nobody closed gives its descriptor back when it goes

@@ -5,7 +5,7 @@
 One row per implementation x distance x dtype x device: from which offset the loss error exceeds the
 dtype's value tolerance and its bound, from which near-duplicate distance it leaves its bound or goes
 non-finite, and at which scales it leaves its bound, goes non-finite or collapses (underflow: it answers
-as if every distance were 0). Levels are read in order of stress (reports.model.stress).
+as if every distance were 0). Levels are read in order of stress (reports.sections.robustness.stress).
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import sys
 import pandas as pd
 
 from . import describe
-from .model import build_report, stress
+from .model import build_report
+from .sections.robustness import stress
 from .reader import read_results
 
 KEYS = ["adapter", "distance", "dtype", "device"]

@@ -100,7 +100,7 @@ def test_quaterion_one_class_batch_reads_the_cdist_diagonal():
 
 def test_quaterion_diagonal_breaks_translation_invariance_in_float64():
     """Confirms quaterion-fallback-reads-the-cdist-diagonal-off-the-origin: the one-class batch of 40 rows,
-    spread 0.03 around (3, ..., 3) (the regression batch of tests/support/batches.py), shifted by 8 per
+    spread 0.03 around (3, ..., 3) (the regression batch on the registry entry), shifted by 8 per
     coordinate, moves the float64 loss by more than float64's tolerance (1e-7)."""
     pytest.importorskip("torch")
     spec = next(s for s in QUATERION.specs if s.distance == "euclidean")

@@ -73,12 +73,15 @@ def test_hard_loss_splits_the_gradient_when_the_nearest_negative_ties_the_row_ma
             assert np.allclose(out.grad.ravel(), expected[str(spec)], atol=1e-6)
 
 
-def test_soft_hard_loss_overflows_beyond_88():
-    """Confirms tfa-soft-hard-loss-overflows: hp - hn = 100 - 0.25 in squared-L2; log1p(exp(99.75)) is inf."""
-    x = np.array([[0.0], [10.0], [0.5], [-0.7]])
+@pytest.mark.parametrize("distance, points", [("squared_euclidean", [0.0, 10.0, 0.5, -0.7]),
+                                               ("euclidean", [0.0, 100.0, 1.0, -2.0])])
+def test_soft_hard_loss_overflows_beyond_88(distance, points):
+    """Confirms tfa-soft-hard-loss-overflows: hp - hn = 100 - 0.25 in squared-L2 and 100 - 1 in L2; log1p(exp(99))
+    is inf in float32, softplus(99) is 99."""
+    x = np.array(points)[:, None]
     y = np.array([0, 0, 1, 1])
     adapter = ADAPTERS["tfa.triplet_hard_loss"]
-    spec = Spec(mining="batch_hard", distance="squared_euclidean", soft=True)
+    spec = Spec(mining="batch_hard", distance=distance, soft=True)
     oracle = reference.evaluate(x, y, spec)
     for dtype in ("float32", "float16", "bfloat16"):
         out = adapter.run(x, y, spec, dtype, "cpu")

@@ -28,7 +28,7 @@ def total_distance(embeddings, labels):
     "kwargs, error, message",
     [
         ({"fn": 3}, TypeError, "wrap_torch: fn must be callable, got int"),
-        ({"name": ""}, ValueError, "wrap_torch: name must be a non-empty string"),
+        ({"name": ""}, ValueError, "an adapter needs a non-empty name"),
         ({"spec": "batch_hard"}, TypeError, "spec must be a reference.Spec or a non-empty list of them"),
         ({"spec": []}, TypeError, "spec must be a reference.Spec or a non-empty list of them"),
         ({"dtypes": ("float33",)}, ValueError, "dtypes ['float33'] not supported for torch"),

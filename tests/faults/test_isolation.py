@@ -12,8 +12,8 @@ import pytest
 
 import reference
 from adapters import Unavailable, wrap_numpy
-from support import fake_adapters as fake
-from support.harness import AdapterFailure, AdapterUnavailable, call_adapter
+from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
+from tests import fake_adapters as fake
 
 EMBEDDINGS = np.random.default_rng(0).normal(size=(6, 3))
 LABELS = np.array([0, 0, 1, 1, 2, 2])

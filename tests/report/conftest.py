@@ -107,7 +107,7 @@ class DevTools:
         if message.get("method") == "Page.javascriptDialogOpening":
             self._send("Page.handleJavaScriptDialog", True, {"accept": True})
 
-    def call(self, method: str, session: bool = False, timeout: float = 30, **params) -> dict:
+    def call(self, method: str, session: bool = False, timeout: float = 120, **params) -> dict:
         request_id = self._send(method, session, params)
         deadline = time.monotonic() + timeout
         while True:
@@ -119,7 +119,7 @@ class DevTools:
             if "method" in message:
                 self._record(message)
 
-    def wait_for(self, event: str, timeout: float = 30) -> dict:
+    def wait_for(self, event: str, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
         for seen in self.events:
             if seen.get("method") == event:

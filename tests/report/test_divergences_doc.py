@@ -22,6 +22,7 @@ def test_every_entry_is_listed_with_its_reason_and_link():
 
 
 def test_a_pipe_in_a_reason_stays_inside_its_table_cell():
-    entry = Divergence(id="x", adapter="a|b", kind="semantics", reason="d(a|b)\nsecond line", link="l", dtype="float32")
+    entry = Divergence(id="x", adapter="a|b", kind="semantics", reason="d(a|b)\nsecond line", link="l",
+                       confirmed_by="tests/x.py::test_x", dtype="float32")
     row = divergences_doc.render((entry,)).splitlines()[-1]
-    assert row == r"| `x` | `a\|b` | dtype `float32` | semantics | d(a\|b) second line | l |"
+    assert row == r"| `x` | `a\|b` | dtype `float32` | semantics | d(a\|b) second line | l | `tests/x.py::test_x` |"

@@ -25,23 +25,33 @@ def cell(report, adapter: str, dtype: str, device: str, row: int = 0) -> model.M
 
 def test_summary_counts_implementations_and_names_the_worst_discrepancy(report):
     summary = report.summary
-    assert (summary.implementations, summary.conform, summary.discrepant, summary.unchecked) == (8, 4, 4, 0)
+    assert (summary.implementations, summary.conform, summary.conform_known, summary.discrepant,
+            summary.unchecked) == (8, 3, 1, 4, 0)
     assert summary.discrepancies == 5
-    assert summary.sentence.startswith("8 implementations: 4 conform, 4 have discrepancies. 5 discrepancies; ")
+    assert summary.sentence.startswith(
+        "8 implementations: 3 conform, 1 conforms with known divergences, 4 have discrepancies. 5 discrepancies; ")
     assert ("the worst is inhouse.triton on “batch_hard euclidean m=1 mean anchors=all empty=zero” "
             "(float16, cuda, gradient): 1.9e3× its tolerance.") in summary.sentence
 
 
-@pytest.mark.parametrize("verdicts, status", [
-    (["pass", "pass", "skip"], "conforms"),
-    (["xfail", "pass", "ambiguous"], "conforms"),  # a registered divergence is accepted
-    (["xpass", "pass"], "conforms"),  # matches the oracle; the stale registry entry is reported elsewhere
-    (["pass", "fail"], "discrepant"),
-    (["error", "skip"], "discrepant"),
-    (["skip", "ambiguous"], "not checked"),  # nothing decided either way
+@pytest.mark.parametrize("verdicts, known, status", [
+    (["pass", "pass", "skip"], 0, "conforms"),
+    (["xfail", "pass", "ambiguous"], 1, "conforms, with 1 known divergence"),  # registered: accepted, and said
+    (["pass", "pass"], 2, "conforms, with 2 known divergences"),  # e.g. an entry and a declared precision
+    (["xpass", "pass"], 0, "conforms"),  # matches the oracle; the stale registry entry is reported elsewhere
+    (["pass", "fail"], 1, "discrepant"),
+    (["error", "skip"], 0, "discrepant"),
+    (["skip", "ambiguous"], 0, "not checked"),  # nothing decided either way
 ])
-def test_conforms_means_no_discrepancy_and_something_decided(verdicts, status):
-    assert model.implementation_status(verdicts) == status
+def test_conforms_means_no_discrepancy_and_something_decided(verdicts, known, status):
+    assert model.implementation_status(verdicts, known) == status
+
+
+def test_a_declared_precision_counts_as_a_known_divergence_and_is_named():
+    import pandas as pd
+
+    cells = pd.DataFrame({"divergence": [None, "tfa-x, tfa-y", "tfa-x"], "precision": ["gram"] * 3})
+    assert model.known_divergences(cells) == (["tfa-x", "tfa-y", "precision: gram"], "gram")
 
 
 def test_matrix_has_one_chip_per_comparison_record(report):

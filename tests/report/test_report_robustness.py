@@ -79,3 +79,12 @@ def test_the_table_says_where_each_implementation_first_leaves_its_bound(robustn
     cells = re.findall(r"<td>(.*?)</td>", row)
     assert cells[3:7] == ["100", "1e+06", "100, 1e+04, 1e+06", "2e+03×"]  # first beyond, first non-finite, all, worst
     assert "inhouse.torch" not in re.sub(r"<svg.*?</svg>", "", shown, flags=re.DOTALL).split("<table")[1]
+
+
+def test_records_with_and_without_a_spec_share_a_sweep_chart(demo_files, tmp_path):
+    """`spec` is optional in a robustness record (the demo's have none): merged with records that carry one, the
+    sweep is still drawn, the records without it under no distance."""
+    run = synthetic.Run("robust", "torch", "torch 2.13.0", {"cpu": "cpu x86_64"}, cells=[], robustness=CAREFUL)
+    html, report = page.render(read_results([*demo_files, synthetic.write_run(tmp_path / "robust.jsonl", run)]))
+    assert set(report.robustness["distance"]) == {None, "euclidean"}
+    assert "sweep: offset" in section(html)

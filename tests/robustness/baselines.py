@@ -18,8 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from adapters import wrap_numpy
-from reference import Spec
-from reference.strategies import STRATEGIES
+from reference import Spec, evaluate_distances
 
 SPEC = Spec(mining="batch_hard", distance="euclidean", margin=1.0)
 METHODS = ("gram", "gram-recentred", "difference")
@@ -44,7 +43,7 @@ def _distances(x: np.ndarray, method: str) -> np.ndarray:
 def _outcome(embeddings, labels, method: str, spec: Spec):
     x = _rows(embeddings, method)
     dist = _distances(x, method)
-    return x, dist, STRATEGIES[spec.mining](dist.astype(np.float64), np.asarray(labels), spec, None)
+    return x, dist, evaluate_distances(dist.astype(np.float64), labels, spec)
 
 
 def baseline(method: str):
@@ -70,4 +69,3 @@ def baseline(method: str):
 
 
 GRAM, RECENTRED, DIFFERENCE = (baseline(method) for method in METHODS)
-BASELINES = (GRAM, RECENTRED, DIFFERENCE)

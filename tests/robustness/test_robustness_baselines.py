@@ -13,12 +13,11 @@ from __future__ import annotations
 import pytest
 
 from adapters import catalog
-from support.oracle import answer
-from support.tolerances import round_to_dtype
-
-from .baselines import DIFFERENCE, GRAM, RECENTRED, SPEC
-from .bounds import expectation
-from .sweeps import BATCH_SEEDS, FULL_LEVELS, base_batch, measure_level, sweep_specs, transformed, triplets_for
+from baselines import DIFFERENCE, GRAM, RECENTRED, SPEC
+from engine.dtypes import round_to_dtype
+from engine.oracle import answer
+from suite.robustness.bounds import expectation
+from suite.robustness.sweeps import BATCH_SEEDS, FULL_LEVELS, base_batch, measure_level, sweep_specs, transformed, triplets_for
 
 MEASURED_SWEEPS = ("offset", "near_duplicate", "scale")
 

@@ -1,0 +1,99 @@
+"""Ambiguity: which decisions of a batch a dtype cannot resolve.
+
+The oracle reports, per kind of decision (reference/gaps.py: a tie, the hinge, semi-hard's strict
+d_an > d_ap, zero distance ...), how far the input is from a point where the selection or the gradient
+jumps (its decision gap, in distance units). An implementation computing in `dtype` cannot resolve a gap
+below AMBIGUITY_FACTOR * delta, delta the rounding of engine/tolerances.py's model where the decision is
+taken (the kind's `resolved_at`); such an input is ambiguous for that dtype. Except where the input is one
+every implementation computes exactly (engine/exactness.py): there no decision is ambiguous, and one the input
+sits exactly on (an exact tie) is decided by the spec's own rule. See `decisions`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference import GAP_KINDS
+
+from .dtypes import dtype as dtype_facts
+from .exactness import exact_kinds
+from .oracle import Answer
+from .precision import DEFAULT, rounding_at
+from .tolerances import unit_roundoff
+
+# A decision gap below AMBIGUITY_FACTOR * delta may be taken either way by a correct implementation.
+AMBIGUITY_FACTOR = 2.0
+# x / |x| is undefined at 0, and libraries clamp well before it: torch F.normalize divides by
+# max(|x|, 1e-12), tf.math.l2_normalize by sqrt(max(|x|^2, 1e-12)), so norms below 1e-6 may differ;
+# and |x|^2 loses its precision below the dtype's smallest normal number.
+NORMALIZE_CLAMP = 1e-6
+
+
+def decision_distance(answer: Answer) -> float:
+    """The smallest distance at which a decision is taken: over the selected pairs (and, for the
+    window of semi_hard_all, every positive pair). The rounding delta is largest there."""
+    dist, selection = answer.result.distances, answer.result.selection
+    pairs = []
+    if len(selection):
+        anchors = selection[:, 0]
+        for column in selection.T[1:]:
+            real = column >= 0
+            pairs.append(dist[anchors[real], column[real]])
+    if answer.spec.mining == "semi_hard_all":
+        same = answer.labels[:, None] == answer.labels[None, :]
+        pairs.append(dist[same & ~np.eye(len(dist), dtype=bool)])
+    values = np.concatenate(pairs) if pairs else np.zeros(0)
+    return float(values.min()) if values.size else float("inf")
+
+
+def decision_resolution(answer: Answer, dtype: str, precision: str = DEFAULT) -> dict[str, float]:
+    """Per decision kind of the oracle's gaps: the smallest gap `dtype` resolves on this batch.
+
+    A decision between distances of size `at` is resolved to delta(at). The Gram expansion's delta is largest
+    at the smallest distance a decision reads, a direct computation's at the largest (its error is relative):
+    the worse of the two ends is taken."""
+    spec, dist = answer.spec, answer.result.distances
+    u = unit_roundoff(answer, dtype)
+
+    def delta(at: float) -> float:
+        if not np.isfinite(at):  # no decision of that kind on this batch
+            return 0.0
+        return rounding_at(precision, at, answer.points, spec.distance, spec.normalize, u)
+
+    at_decisions = max(delta(decision_distance(answer)), delta(float(np.max(dist, initial=0.0))))
+    resolution = {}
+    for kind, gap in answer.result.gaps.items():
+        where = GAP_KINDS[kind].resolved_at
+        if where == "norm":  # embedding units: the input rows' norms
+            resolution[kind] = max(NORMALIZE_CLAMP, AMBIGUITY_FACTOR * np.sqrt(dtype_facts(dtype).smallest_normal))
+        elif where == "gap":  # the decision is taken at the gap itself
+            resolution[kind] = AMBIGUITY_FACTOR * delta(gap)
+        else:
+            resolution[kind] = AMBIGUITY_FACTOR * at_decisions
+    return resolution
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """How the decisions of one batch stand for one dtype (what the judging rule reads, engine/judge.py)."""
+
+    ambiguous: dict  # kind -> (gap, resolution): within the dtype's rounding of a decision, either side admissible
+    exact: frozenset  # kinds this input decides exactly (engine/exactness.py): the spec's own rule binds
+    ties: frozenset  # exact kinds the input sits exactly on (gap 0): decided by the spec's rule, not by rounding
+
+    def __bool__(self) -> bool:  # anything that keeps a quantity from a plain comparison
+        return bool(self.ambiguous or self.ties)
+
+
+def decisions(answer: Answer, dtype: str, precision: str = DEFAULT) -> Decisions:
+    """Which decisions of this batch `dtype` (the dtype computed in) cannot resolve, and which it decides exactly."""
+    exact = exact_kinds(answer, dtype)
+    resolution = decision_resolution(answer, dtype, precision)
+    gaps = answer.result.gaps
+    return Decisions(
+        ambiguous={kind: (gap, resolution[kind]) for kind, gap in gaps.items()
+                   if kind not in exact and gap < resolution[kind]},
+        exact=exact,
+        ties=frozenset(kind for kind, gap in gaps.items() if kind in exact and gap == 0.0),
+    )

@@ -1,0 +1,68 @@
+"""One input to a loss, and a regression batch: an input that pins a known behaviour in every cell it reaches.
+
+Plain data (NumPy only), so that the divergence registry can name the batches that reproduce an entry.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from reference import Scope, Spec, check_scope, in_scope, valid_triplets
+
+from .dtypes import round_to_dtype
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """float64 embeddings [N, D], int64 labels [N], and (mining="triplets") index triples [T, 3]."""
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    triplets: np.ndarray | None = None
+    layout: str = "explicit"  # how it was built, for the falsifying-example line
+
+    def __repr__(self) -> str:
+        n, d = self.embeddings.shape
+        extra = "" if self.triplets is None else f", T={len(self.triplets)}"
+        return f"Batch({self.layout!r}, N={n}, D={d}{extra})"
+
+    def rounded(self, dtype: str) -> "Batch":
+        """The same batch with embeddings exactly representable in `dtype` (oracle and adapter share it)."""
+        return replace(self, embeddings=round_to_dtype(self.embeddings, dtype))
+
+    def digest(self) -> str:
+        h = hashlib.sha1(self.embeddings.tobytes())
+        h.update(self.labels.tobytes())
+        if self.triplets is not None:
+            h.update(self.triplets.tobytes())
+        return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class Regression:
+    """A batch every conformance cell whose spec is in `reaches` runs first (whatever the adapter), and the
+    property checks named in `properties` too; `why` says what it pins down."""
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    layout: str
+    why: str
+    reaches: Scope
+    triplets: np.ndarray | None = None
+    properties: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_scope(self.reaches, f"regression batch {self.layout!r}")
+
+    def applies(self, spec: Spec, prop: str | None = None) -> bool:
+        return in_scope(spec, self.reaches) and (prop is None or prop in self.properties)
+
+    def batch(self, spec: Spec) -> Batch:
+        """The batch for `spec`: with its own triples, or the first valid ones of its labels, for mining="triplets"."""
+        labels = np.array(self.labels, dtype=np.int64)
+        triplets = None
+        if spec.mining == "triplets":
+            triplets = valid_triplets(labels)[:4] if self.triplets is None else np.array(self.triplets, dtype=np.int64)
+        return Batch(np.array(self.embeddings, dtype=np.float64), labels, triplets, f"regression: {self.layout}")

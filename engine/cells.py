@@ -1,0 +1,98 @@
+"""The conformance matrix: one cell per adapter x claimed spec x dtype x device x quantity (loss, grad).
+
+A cell's id reads `adapter|spec|dtype|device|check`, e.g.
+`tfa.triplet_semihard_loss|semi_hard euclidean m=1 mean empty=nan|float32|cpu|loss`. A cell that a
+known divergence covers (adapters.divergences.matching) becomes a strict xfail at collection: the
+divergence must reproduce, and an unexpected pass fails the run. Edge-case and property items use the
+same registry with the checks "edge:<case>" and "property:<name>".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from adapters import Adapter, divergences
+from reference import Spec
+
+from .dtypes import most_precise
+
+QUANTITIES = ("loss", "grad")
+
+
+@dataclass(frozen=True)
+class Cell:
+    adapter: Adapter
+    spec: Spec
+    dtype: str
+    device: str
+    check: str  # what is checked: the quantity "loss" or "grad", or "edge:<case>", "property:<name>", "robustness:<sweep>"
+
+    @property
+    def key(self) -> str:
+        """The cell without its check: the loss and grad items of one cell share their examples."""
+        return f"{self.adapter.name}|{self.spec}|{self.dtype}|{self.device}"
+
+    def __str__(self) -> str:
+        return f"{self.key}|{self.check}"
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype the implementation computes in (Adapter.compute_dtype, default `dtype`)."""
+        return self.adapter.compute_dtype.get(self.dtype, self.dtype)
+
+    @property
+    def precision(self) -> str:
+        """How precisely the adapter declares it computes distances (engine/precision.py; default "direct")."""
+        return self.adapter.precision
+
+    def divergences(self) -> list:
+        return divergences.matching(self.adapter.name, self.spec, self.dtype, self.device, self.check)
+
+
+def conformance_cells(adapters: list[Adapter]) -> list[Cell]:
+    return [
+        Cell(adapter, spec, dtype, device, quantity)
+        for adapter in adapters
+        for spec in adapter.specs
+        for dtype in adapter.dtypes
+        for device in adapter.devices
+        for quantity in QUANTITIES
+    ]
+
+
+def edge_case_cells(adapters: list[Adapter], cases: tuple[str, ...]) -> list[Cell]:
+    """Per adapter x claimed spec x case, on its first dtype and the CPU (the behaviour, recorded)."""
+    return [
+        Cell(adapter, spec, adapter.dtypes[0], "cpu", f"edge:{case}")
+        for adapter in adapters
+        if "cpu" in adapter.devices
+        for spec in adapter.specs
+        for case in cases
+    ]
+
+
+def property_cells(adapters: list[Adapter], properties: dict) -> list[Cell]:
+    """Per adapter x claimed spec x property that applies to the spec, in the adapter's most precise
+    dtype on the CPU (a property compares the adapter with itself: noise only hides a violation)."""
+    return [
+        Cell(adapter, spec, most_precise(adapter.dtypes), "cpu", f"property:{name}")
+        for adapter in adapters
+        if "cpu" in adapter.devices
+        for spec in adapter.specs
+        for name, applies in properties.items()
+        if applies(spec)
+    ]
+
+
+def params(cells: list[Cell]) -> list:
+    """pytest.param per cell, id str(cell), marked strict xfail where the registry covers it."""
+    marked = []
+    for cell in cells:
+        found = cell.divergences()
+        marks = []
+        if found:
+            reason = "; ".join(f"known divergence {d.id}: {d.reason} ({d.link})" for d in found)
+            marks = [pytest.mark.xfail(strict=True, reason=reason), pytest.mark.divergence(*[d.id for d in found])]
+        marked.append(pytest.param(cell, id=str(cell), marks=marks))
+    return marked

@@ -1,0 +1,201 @@
+"""Comparing an implementation's answer with the oracle's: error measures, NaN rules, admissible outcomes.
+
+The normalised error of one quantity is max |impl - oracle| / (atol + rtol |oracle|) over its
+elements: below 1 passes. NaN must sit exactly where the oracle has NaN (empty="nan" with no unit,
+scaled batch_hard at exact collapse); NaN or infinity anywhere else is a mismatch, normalised error inf,
+except an infinity where the oracle's value is beyond the dtype's range (float16 overflows at 65504).
+
+On an input that is ambiguous for the dtype (`ambiguity.decisions`), the gradient is not
+compared, and the loss is compared with every admissible outcome: where the oracle's loss is
+continuous across the ambiguous decisions (ties in a max/min, zero distance, the hinge of a mean)
+that is the oracle's loss itself; where it jumps (semi-hard's strict d_an > d_ap, the semi_hard_all
+window, the count of mean_nonzero), the near decisions are enumerated by nudging the distances involved
+each way and running the oracle's strategy on them. More than MAX_NEAR_DISTANCES such distances: the
+loss is not compared either, and the example counts as ambiguous.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from reference import GAP_KINDS, valid_triplets
+from reference.gaps import HINGE, SEMI_HARD_SELECTION, WINDOW_LOWER, WINDOW_UPPER
+
+from .dtypes import dtype as dtype_facts, ulp
+from .oracle import Answer
+from .tolerances import Tolerance
+
+MAX_NEAR_DISTANCES = 6  # 2**6 = 64 strategy runs on one example at most
+NUDGE_FLOOR = 1e-12  # relative nudge that breaks an exact tie
+
+
+@dataclass(frozen=True)
+class Errors:
+    """How far one quantity of one example is from the oracle."""
+
+    normalized: float  # max |impl - oracle| / (atol + rtol |oracle|); inf on a NaN mismatch
+    max_abs: float
+    max_rel: float
+    max_ulp: float
+    mismatch: str = ""  # what went wrong, in words, when normalized > 1
+
+    @property
+    def ok(self) -> bool:
+        return self.normalized <= 1.0
+
+
+def overflows(impl: np.ndarray, oracle: np.ndarray, dtype: str) -> np.ndarray:
+    """Where `impl` is the infinity the oracle's value rounds to in `dtype`: the oracle's own infinity
+    (scaled batch_hard with mean(hn) = 0), or a finite value beyond the dtype's largest (IEEE overflow)."""
+    with np.errstate(invalid="ignore"):
+        same_sign = np.sign(impl) == np.sign(oracle)
+        return np.isinf(impl) & same_sign & (np.abs(oracle) > dtype_facts(dtype).largest)
+
+
+def measure(quantity: str, impl, oracle, tolerance: Tolerance, dtype: str) -> Errors:
+    """Compare arrays (or scalars) elementwise under `tolerance`, with torch.testing's NaN rules;
+    an infinity matches an oracle value that overflows the dtype (`overflows`)."""
+    impl = np.asarray(impl, dtype=np.float64)
+    oracle = np.asarray(oracle, dtype=np.float64)
+    oracle_nan = np.isnan(oracle)
+    expected_nan = oracle_nan & ~np.isnan(impl)
+    overflow = overflows(impl, oracle, dtype)
+    unexpected = ~oracle_nan & ~np.isfinite(impl) & ~overflow
+    both = ~oracle_nan & np.isfinite(impl) & np.isfinite(oracle)
+    diff = np.where(both, np.abs(impl - oracle), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rel = np.where(diff > 0, diff / np.abs(oracle), 0.0)
+        normalized = np.where(both, diff / tolerance.allowed(oracle), 0.0)
+        ulps = np.where(both, diff / ulp(oracle, dtype), 0.0)
+    summary = dict(
+        max_abs=float(diff.max(initial=0.0)),
+        max_rel=float(rel.max(initial=0.0)),
+        max_ulp=float(ulps.max(initial=0.0)),
+    )
+    if expected_nan.any() or unexpected.any():
+        bad = np.argwhere(expected_nan | unexpected)[0] if impl.ndim else ()
+        where = tuple(int(i) for i in bad)
+        got, want = float(impl[where]), float(oracle[where])
+        text = f"{quantity} is {got!r} where the oracle gives {want!r}" + (f" (at {where})" if where else "")
+        return Errors(normalized=float("inf"), mismatch=text, **summary)
+    worst = float(normalized.max(initial=0.0))
+    text = ""
+    if worst > 1.0:
+        where = np.unravel_index(int(np.argmax(normalized)), normalized.shape) if normalized.ndim else ()
+        where = tuple(int(i) for i in where)
+        text = (
+            f"{quantity} differs from the oracle: {float(impl[where])!r} vs {float(oracle[where])!r}"
+            + (f" at {where}" if where else "")
+            + f", |diff| {float(diff[where]):.3g} > allowed {float(tolerance.allowed(oracle[where])):.3g}"
+        )
+    return Errors(normalized=worst, mismatch=text, **summary)
+
+
+# --- admissible outcomes on ambiguous inputs ----------------------------------------------------
+
+def value_jumps(kind: str, spec) -> bool:
+    """Whether the oracle's loss jumps (not only its gradient) across a decision of this kind."""
+    return GAP_KINDS[kind].loss_jumps(spec)
+
+
+def _near_decisions(answer: Answer, kind: str, within: float) -> list[tuple[list[tuple[int, int, int]], float]]:
+    """For every decision of `kind` within `within` of flipping: the distances it reads, each as
+    (i, j, direction), and |its margin|. direction +1 marks the distance whose increase takes the
+    loss to the top of its admissible range (a negative pair's), -1 the other (a positive pair's)."""
+    spec, dist, labels = answer.spec, answer.result.distances, answer.labels
+    found = []
+    if kind in (SEMI_HARD_SELECTION, WINDOW_LOWER, WINDOW_UPPER):
+        a, p, n = valid_triplets(labels).T
+        margin = dist[a, n] - dist[a, p] - (spec.margin if kind == WINDOW_UPPER else 0.0)
+        for k in np.flatnonzero(np.abs(margin) < within):
+            found.append(([(a[k], n[k], 1), (a[k], p[k], -1)], abs(margin[k])))
+    elif kind == HINGE and spec.mining == "contrastive":
+        i, j = answer.result.selection.T
+        same = labels[i] == labels[j]
+        margin = np.where(same, dist[i, j], dist[i, j] - spec.margin)
+        for k in np.flatnonzero(np.abs(margin) < within):
+            found.append(([(i[k], j[k], -1 if same[k] else 1)], abs(margin[k])))
+    elif kind == HINGE:
+        a, p, n = answer.result.selection.T
+        hp = np.where(p >= 0, dist[a, np.maximum(p, 0)], 0.0)
+        hn = dist[a, n]
+        margin = hp - hn + spec.margin * (hn.mean() if spec.scaled else 1.0)
+        for k in np.flatnonzero(np.abs(margin) < within):
+            found.append(([(a[k], n[k], 1)] + ([(a[k], p[k], -1)] if p[k] >= 0 else []), abs(margin[k])))
+    return found
+
+
+def _monotone(jumping: dict, spec) -> bool:
+    """Whether the two extreme nudges bound every admissible loss. Each near decision then adds a
+    term at the top of its range or drops one at the bottom (semi-hard's choice under a mean or sum,
+    the window's edges, mean_nonzero's count); semi-hard's choice under mean_nonzero is not monotone."""
+    return not (SEMI_HARD_SELECTION in jumping and spec.reduction == "mean_nonzero")
+
+
+def admissible_losses(answer: Answer, ambiguous: dict) -> list[tuple[float, float]] | None:
+    """[(loss, extra atol)] spanning what a correct implementation may return, or None if unknown.
+
+    `ambiguous`: kind -> (gap, resolution), from `ambiguity.decisions`. The distances each
+    near decision reads are nudged past it both ways. Up to MAX_NEAR_DISTANCES distances, every
+    combination is run; beyond, only the two extremes (all up, all down), where they bound the rest
+    (`_monotone`). The extra atol of an outcome covers the nudge itself (|dL/dD| times the nudge).
+    The loss is accepted anywhere in the hull of these outcomes.
+    """
+    jumping = {kind: res for kind, (gap, res) in ambiguous.items() if value_jumps(kind, answer.spec)}
+    if not jumping:
+        return [(answer.loss, 0.0)]
+    if any(GAP_KINDS[kind].unresolved for kind in jumping):
+        return None
+    widest: dict[tuple[int, int], float] = {}  # distance -> twice the largest margin it decides
+    directions: dict[tuple[int, int], set] = {}
+    for kind, resolution in jumping.items():
+        for entries, margin in _near_decisions(answer, kind, resolution):
+            for i, j, direction in entries:
+                key = (int(min(i, j)), int(max(i, j)))
+                widest[key] = max(widest.get(key, 0.0), 2.0 * margin)
+                directions.setdefault(key, set()).add(direction)
+    entries = list(widest)
+    dist = answer.result.distances
+    sizes = [widest[e] + NUDGE_FLOOR * (1.0 + dist[e]) for e in entries]
+    if len(entries) <= MAX_NEAR_DISTANCES:
+        patterns = list(itertools.product((-1.0, 1.0), repeat=len(entries)))
+    elif _monotone(jumping, answer.spec) and all(len(directions[e]) == 1 for e in entries):
+        top = tuple(float(next(iter(directions[e]))) for e in entries)
+        patterns = [top, tuple(-sign for sign in top)]
+    else:
+        return None
+    outcomes = [(answer.loss, 0.0)]
+    for signs in patterns:
+        nudged = dist.copy()
+        for (i, j), size, sign in zip(entries, sizes, signs):
+            nudged[i, j] = nudged[j, i] = max(dist[i, j] + sign * size, 0.0)
+        outcome = answer.at_distances(nudged)
+        weight = np.abs(outcome.grad_dist) + np.abs(outcome.grad_dist.T)
+        outcomes.append((outcome.loss, float(sum(weight[e] * size for e, size in zip(entries, sizes)))))
+    return outcomes
+
+
+def measure_loss_against(
+    impl_loss: float, outcomes: list[tuple[float, float]], tolerance: Tolerance, dtype: str
+) -> Errors:
+    """The loss's errors against the hull of the admissible outcomes: 0 inside it, else measured from
+    its nearer end with that end's tolerance. NaN follows `measure`'s rules against the oracle."""
+    if not np.isfinite(impl_loss) or not all(np.isfinite(loss) for loss, _ in outcomes):
+        return measure("loss", impl_loss, outcomes[0][0], tolerance, dtype)
+    low, high = min(outcomes), max(outcomes)
+    if low[0] <= impl_loss <= high[0]:
+        nearest = min(outcomes, key=lambda outcome: abs(impl_loss - outcome[0]))
+        errors = measure("loss", impl_loss, nearest[0], tolerance, dtype)
+        return Errors(0.0, errors.max_abs, errors.max_rel, errors.max_ulp)
+    end, extra = low if impl_loss < low[0] else high
+    widened = Tolerance(tolerance.atol + extra, tolerance.rtol, tolerance.source, tolerance.scale)
+    errors = measure("loss", impl_loss, end, widened, dtype)
+    if errors.ok:
+        return errors
+    return Errors(
+        errors.normalized, errors.max_abs, errors.max_rel, errors.max_ulp,
+        f"loss {impl_loss!r} lies outside [{low[0]!r}, {high[0]!r}], the admissible losses of this ambiguous input"
+        f" (allowed {float(widened.allowed(end)):.3g} beyond them)",
+    )

@@ -1,0 +1,208 @@
+"""The suite's pytest plugin (registered by the root conftest.py): Hypothesis profiles, the conformance
+options, and what a run collects.
+
+Hypothesis profiles, shared by every test module:
+  dev       fast local iteration (the default outside CI)
+  ci        derandomised and bounded (loaded automatically when CI=true)
+  thorough  many examples; conformance checks `target()` the normalised error to hunt the worst case
+Pick one with `pytest --hypothesis-profile NAME`.
+
+What a run collects: `pytest` alone collects the suite (suite/: the checks that judge adapters) and the
+suite's own tests (tests/). `pytest --adapter MODULE:ATTR` judges exactly the named adapters: it collects
+suite/ only, and not suite/robustness (the sweeps measure, they do not judge), unless a path is named.
+"""
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+try:  # torch before TensorFlow in one process: the other order can crash at import (Keras's conftest)
+    import torch  # noqa: F401
+except ImportError:
+    pass
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+_quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+# target() hunts the worst case only with thousands of examples; below that its phase just spends time.
+_untargeted = [phase for phase in Phase if phase is not Phase.target]
+settings.register_profile(
+    "dev", max_examples=30, deadline=None, phases=_untargeted, suppress_health_check=_quiet
+)
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    phases=_untargeted,
+    suppress_health_check=_quiet,
+)
+settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True, suppress_health_check=_quiet)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+
+
+# --- the conformance run's options: which adapters, and where the results go -------------------------
+
+def pytest_addoption(parser):
+    group = parser.getgroup("triplet-conformance")
+    group.addoption(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="check only these adapters (repeatable); ATTR is an Adapter or a list of them",
+    )
+    group.addoption("--results", metavar="PATH", help="append JSON-lines results of this run to PATH")
+    group.addoption(
+        "--adapter-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="per-call timeout for an adapter; a call past it fails its cell and the run goes on (default 60)",
+    )
+
+
+class _NoResults:
+    """Stands in for the writer when no --results file was asked for."""
+
+    run_id = "none"
+
+    def write(self, kind, **fields):
+        return None
+
+
+def load_user_adapters(specs: list[str]):
+    """Resolve each --adapter MODULE:ATTR, with a clear message for every way it can go wrong.
+
+    Returns the adapters and, per adapter name, the MODULE:ATTR it came from (for reproducers)."""
+    from adapters import Adapter
+
+    found, sources = [], {}
+    for spec in specs:
+        module_name, sep, attr = spec.partition(":")
+        if not sep or not module_name or not attr:
+            raise pytest.UsageError(f"--adapter {spec!r}: expected MODULE:ATTR, e.g. my_losses:ADAPTERS")
+        if "" not in sys.path:
+            sys.path.insert(0, "")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # the user's module may fail in any way; say which and why
+            raise pytest.UsageError(f"--adapter {spec!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}")
+        try:
+            value = getattr(module, attr)
+        except AttributeError:
+            raise pytest.UsageError(f"--adapter {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if not isinstance(item, Adapter):
+                raise pytest.UsageError(
+                    f"--adapter {spec!r}: {attr} holds a {type(item).__name__}, not an adapters.Adapter "
+                    "(build one with adapters.wrap_torch / wrap_tensorflow / wrap_numpy)"
+                )
+            found.append(item)
+            sources[item.name] = spec
+    names = [a.name for a in found]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise pytest.UsageError(f"--adapter: adapter names must be unique, repeated: {', '.join(dupes)}")
+    return found, sources
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE, MEASUREMENTS, SELF_TESTS = ROOT / "suite", ROOT / "suite" / "robustness", ROOT / "tests"
+
+
+def pytest_ignore_collect(collection_path, config):
+    """With --adapter, what is not named on the command line and does not judge the named adapters: the
+    suite's own tests (tests/) and the robustness sweeps (they measure; only in-house code is held to them)."""
+    if not config.getoption("adapter"):
+        return None
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        named = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+        if any(collection_path == path or path in collection_path.parents for path in named if path != ROOT):
+            return None
+    for skipped in (SELF_TESTS, MEASUREMENTS):
+        if collection_path == skipped or skipped in collection_path.parents:
+            return True
+    return None
+
+
+@pytest.hookimpl(trylast=True)  # after Hypothesis's plugin has loaded --hypothesis-profile: the header names it
+def pytest_configure(config):
+    from adapters import catalog
+
+    user = config.getoption("adapter")
+    if user:
+        config.conformance_adapters, config.conformance_adapter_sources = load_user_adapters(user)
+    else:
+        config.conformance_adapters, config.conformance_adapter_sources = catalog(), {}
+    path = config.getoption("results")
+    if path:
+        from reports.results import ResultsWriter
+
+        config.conformance_results = ResultsWriter(path)
+        config.conformance_started = time.time()
+        profile = settings.default
+        config.conformance_results.header(
+            hypothesis={
+                "profile": settings.get_current_profile_name(),
+                "seed": config.getoption("hypothesis_seed", None),
+                "max_examples": profile.max_examples,
+                "derandomize": profile.derandomize,
+            },
+            adapters=[a.name for a in config.conformance_adapters],
+        )
+    else:
+        config.conformance_results = _NoResults()
+    # The session: cells, records, known divergences, regime coverage, summary.
+    from engine.session import ConformanceSession
+
+    config.addinivalue_line("markers", "divergence(*ids): the known divergences (adapters/divergences.py) a test covers")
+    config.conformance_session = ConformanceSession.from_config(config)
+    config.pluginmanager.register(config.conformance_session, "triplet-conformance-session")
+
+
+def pytest_keyboard_interrupt(excinfo):
+    """Ctrl-C, as opposed to what pytest routes through here too (collection errors, pytest.exit)."""
+    global _STOPPED_BY_USER
+    _STOPPED_BY_USER = isinstance(excinfo.value, KeyboardInterrupt) and not isinstance(
+        excinfo.value, (pytest.Session.Interrupted, pytest.exit.Exception)
+    )
+
+
+_STOPPED_BY_USER = False
+
+
+@pytest.hookimpl(trylast=True)  # after the session plugin, which may fail the run on regime coverage
+def pytest_sessionfinish(session, exitstatus):
+    writer = session.config.conformance_results
+    if isinstance(writer, _NoResults):
+        return
+    from reports.results import now
+
+    status = session.exitstatus
+    writer.write(
+        "run_end",
+        finished=now(),
+        duration_s=round(time.time() - session.config.conformance_started, 3),
+        exit_status=int(status),
+        interrupted=_STOPPED_BY_USER,
+        counts=dict(session.config.conformance_session.verdicts),
+    )
+    writer.close()
+
+
+@pytest.fixture(scope="session")
+def results(pytestconfig):
+    """The run's results writer (a no-op without --results)."""
+    return pytestconfig.conformance_results
+
+
+@pytest.fixture(scope="session")
+def conformance(pytestconfig):
+    """The conformance session (engine/session.py): caches, records, coverage."""
+    return pytestconfig.conformance_session

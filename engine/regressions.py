@@ -1,0 +1,61 @@
+"""Regression batches: every behaviour a search once found becomes an explicit example that every cell it
+reaches runs first, so that the derandomised profile meets it on every run.
+
+A batch that pins a known divergence lives on its registry entry (adapters/divergences.py, `regressions=`);
+the ones here pin behaviour that is not a divergence (a correct implementation must pass them).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from adapters.divergences import REGISTRY
+from reference import Spec
+
+from .batch import Batch, Regression
+
+OWN: tuple[Regression, ...] = (
+    Regression(
+        np.array([[1.0], [2.0], [-1.0], [3.0], [-2.0]]), np.array([0, 0, 1, 1, 0]), "cosine D=1",
+        "notes/measured.md: cosine with D=1 gives distances of exactly 0 or 2, every selection a tie; TF-Addons "
+        "float32 turns some zeros into ~1e-7 and its semi-hard choice moves the loss by up to 0.8: ambiguous, not a "
+        "divergence",
+        reaches={"distance": "cosine"},
+    ),
+    # Exact ties on small integers, which every implementation computes exactly in every dtype: the spec's own
+    # rule decides them (engine/exactness.py), so a `>=` for semi-hard's strict `>`, a flipped window edge or a
+    # `>= 0` count of mean_nonzero changes the loss here on every run.
+    Regression(
+        np.array([[0.0], [2.0], [-2.0], [3.0]]), np.array([0, 0, 1, 1]), "semi-hard negative tied with the positive",
+        "anchor 0's positive and its negative -2 are both 2 away: the strict d_an > d_ap of semi_hard skips -2 and "
+        "takes 3; `>=` takes -2",
+        reaches={"mining": "semi_hard"},
+    ),
+    Regression(
+        np.array([[0.0], [1.0], [-1.0], [2.0], [-1.5]]), np.array([0, 0, 1, 1, 1]), "semi-hard window edges, exactly",
+        "d_an - d_ap is exactly 0 (-1 from anchor 0; 2 from anchor 1: excluded) and exactly m = 1 (2 from anchor 0, -1 "
+        "from anchor 1: included, with term 0) for euclidean distances",
+        reaches={"mining": "semi_hard_all"},
+    ),
+    Regression(
+        np.array([[0.0, 0.0], [2.0, 0.0], [-2.0, 0.0], [2.0, 1.0], [0.5, 2.0]]), np.array([0, 0, 1, 1, 1]),
+        "semi-hard window edges in squared distances",
+        "from anchor 0 (d_ap = 4): -2 at 4 (lower edge, excluded), (2, 1) at 5 (upper edge m = 1, included), "
+        "(0.5, 2) at 4.25 (inside)",
+        reaches={"mining": "semi_hard_all", "distance": "squared_euclidean"},
+    ),
+    Regression(
+        np.array([[0.0], [1.0], [2.0], [0.5]]), np.array([0, 0, 1, 1]), "a hinge exactly at zero",
+        "the triplet (0, 1, 2) has d_ap - d_an + m = 1 - 2 + 1 = 0 exactly: mean_nonzero does not count it",
+        reaches={"reduction": "mean_nonzero"},
+    ),
+)
+
+
+def all_regressions() -> tuple[Regression, ...]:
+    return OWN + tuple(regression for entry in REGISTRY for regression in entry.regressions)
+
+
+def regression_examples(spec: Spec, prop: str | None = None) -> list[Batch]:
+    """The regression batches for `spec`: every one that reaches it for a conformance cell, those meant for the
+    property check `prop` too for that property."""
+    return [regression.batch(spec) for regression in all_regressions() if regression.applies(spec, prop)]

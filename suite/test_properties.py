@@ -1,0 +1,280 @@
+"""Properties every adapter must have, checked on the adapter against itself (not only on the oracle).
+
+    permutation        shuffling the batch (and re-indexing explicit triplets) permutes the gradient rows
+                       and leaves the loss alone
+    relabelling        renaming the classes changes nothing
+    translation        euclidean and squared distances: shifting every point by one vector changes nothing
+    descent            a small step against the returned gradient lowers the loss
+    margins_hold       when every triplet already satisfies its margin, loss and gradient are zero
+    duplicates_finite  batches with exact duplicate points give a finite gradient (unless the spec says NaN)
+
+One item per adapter x claimed spec x property that applies, in the adapter's most precise dtype on
+the CPU (an id like `test_property[pml.TripletMarginLoss|batch_all ...|float64|cpu|property:permutation]`).
+The oracle decides what is comparable: examples ambiguous for the dtype are not compared where the
+ambiguity could legitimately change the answer, steps stay inside the decision gap, and tolerances
+are the conformance ones (two results of one dtype may each be off by atol: the sum is allowed).
+Known violations go into adapters/divergences.py with quantity "property:<name>".
+"""
+import numpy as np
+import pytest
+from hypothesis import event, reject, settings, strategies as st
+
+from reference import valid_triplets
+from engine.ambiguity import decisions
+from engine.batch import Batch
+from engine.cells import params, property_cells
+from engine.checks import for_each_batch
+from engine.compare import measure
+from engine.dtypes import round_to_dtype, ulp
+from engine.harness import AdapterFailure
+from engine.judge import ORACLE, comparison
+from engine.oracle import answer
+from engine.regressions import regression_examples
+from engine.strategies import batches
+from engine.tolerances import Tolerance, tolerance
+from reference.gaps import COLLAPSE
+
+EXAMPLES = {"dev": 10, "ci": 10}  # per property item; other profiles use their max_examples / 10
+
+
+def _translatable(spec):
+    return spec.distance in ("euclidean", "squared_euclidean") and not spec.normalize
+
+
+def _margins_can_hold(spec):
+    """Every triplet can clear the margin: hinged triplet losses, with room for the margin on the
+    unit sphere (normalize, cosine: distances <= 2) and under Quaterion's scaling (m < 1)."""
+    if spec.mining == "contrastive" or spec.soft:
+        return False
+    if (spec.normalize or spec.distance == "cosine") and spec.margin >= 1.5:
+        return False
+    if spec.scaled and spec.margin >= 1.0:
+        return False
+    return not (spec.mining == "semi_hard_all" and spec.empty == "nan")  # its empty window is NaN
+
+
+PROPERTIES = {
+    "permutation": lambda spec: True,
+    "relabelling": lambda spec: spec.mining != "triplets",
+    "translation": _translatable,
+    "descent": lambda spec: True,
+    "margins_hold": _margins_can_hold,
+    "duplicates_finite": lambda spec: True,
+}
+
+
+def pytest_generate_tests(metafunc):
+    if "cell" in metafunc.fixturenames:
+        metafunc.parametrize("cell", params(property_cells(metafunc.config.conformance_adapters, PROPERTIES)))
+
+
+def examples_per_property():
+    return EXAMPLES.get(settings.get_current_profile_name(), max(settings.default.max_examples // 10, 10))
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+def _pair_tolerance(quantity, cell, reference_answer) -> Tolerance:
+    """The conformance tolerance with atol doubled: both results carry their own rounding."""
+    tol = tolerance(quantity, cell.dtype, reference_answer, cell.compute_dtype, cell.precision)
+    return Tolerance(2 * tol.atol, tol.rtol, f"2 x ({tol.source})", tol.scale)
+
+
+def assert_same_answer(cell, before, after, reference_answer, what, undo_rows=None):
+    """The adapter's answers on two inputs that must give the same loss and (rows undone) gradient."""
+    __tracebackhide__ = True
+    for quantity in ("loss", "grad"):
+        if quantity == "grad" and before.grad is None:
+            continue
+        # two answers of the adapter: only what the judging rule compares with the oracle's value is comparable
+        if comparison(quantity, decisions(reference_answer, cell.compute_dtype, cell.precision), cell.spec) != ORACLE:
+            event(f"ambiguous: {quantity} not compared")
+            continue
+        first = before.loss if quantity == "loss" else before.grad
+        second = after.loss if quantity == "loss" else after.grad[undo_rows] if undo_rows is not None else after.grad
+        errors = measure(quantity, second, first, _pair_tolerance(quantity, cell, reference_answer), cell.dtype)
+        assert errors.ok, f"{cell}: {what} changed the {quantity}: {errors.mismatch}"
+
+
+def _answer(cell, batch: Batch):
+    return answer(batch.embeddings, batch.labels, cell.spec, batch.triplets)
+
+
+def _rng(batch: Batch):
+    return np.random.default_rng(int(batch.digest(), 16) % 2**32)
+
+
+# --- the properties -----------------------------------------------------------------------------------
+
+def permutation(conformance, cell, batch):
+    order = _rng(batch).permutation(len(batch.labels))
+    where = np.argsort(order)  # where[i]: the new position of old row i
+    shuffled = Batch(
+        batch.embeddings[order], batch.labels[order], None if batch.triplets is None else where[batch.triplets],
+        batch.layout + ", permuted",
+    )
+    before, after = conformance.call(cell, batch), conformance.call(cell, shuffled)
+    assert_same_answer(cell, before, after, _answer(cell, batch), "permuting the rows", undo_rows=where)
+
+
+def relabelling(conformance, cell, batch):
+    classes, codes = np.unique(batch.labels, return_inverse=True)
+    names = _rng(batch).choice(10**6, size=len(classes), replace=False)
+    renamed = Batch(batch.embeddings, names[codes].astype(np.int64), batch.triplets, batch.layout + ", relabelled")
+    before, after = conformance.call(cell, batch), conformance.call(cell, renamed)
+    assert_same_answer(cell, before, after, _answer(cell, batch), "renaming the classes")
+
+
+def translation(conformance, cell, batch):
+    """Shift by a vector of powers of two, on a grid where both batches are exact in the dtype."""
+    rng = _rng(batch)
+    reach = float(np.max(np.abs(batch.embeddings))) or 1.0
+    step = 2.0 ** np.ceil(np.log2(4 * reach))
+    shift = step * rng.integers(-2, 3, size=batch.embeddings.shape[1])
+    grid = float(ulp(np.array(3 * step), cell.dtype))  # spacing of the dtype at the shifted magnitude
+    base = np.round(batch.embeddings / grid) * grid
+    original = Batch(base, batch.labels, batch.triplets, batch.layout + ", on the shift grid")
+    shifted = Batch(base + shift, batch.labels, batch.triplets, batch.layout + ", shifted")
+    assert np.array_equal(round_to_dtype(shifted.embeddings, cell.dtype), shifted.embeddings)
+    before, after = conformance.call(cell, original), conformance.call(cell, shifted)
+    assert_same_answer(cell, before, after, _answer(cell, shifted), f"shifting by {shift.tolist()}")
+
+
+def _safe_step(cell, reference_answer) -> float:
+    """A step length (in embedding units) that moves no distance across a decision or a kink."""
+    dist = reference_answer.result.distances
+    off_diagonal = dist[~np.eye(len(dist), dtype=bool)]
+    nearest = float(off_diagonal[off_diagonal > 0].min()) if (off_diagonal > 0).any() else 1.0
+    gap = min(reference_answer.result.gap, nearest)
+    spec = cell.spec
+    if spec.distance == "squared_euclidean":  # d^2 moves by up to 2 h (|x_i - x_j| + h)
+        gap = gap / (4 * np.sqrt(float(dist.max())) + 1)
+    if spec.normalize or spec.distance == "cosine":  # x / |x| turns by up to h / |x|
+        gap = gap * float(reference_answer.norms.min()) / 2
+    return gap / 16
+
+
+def descent(conformance, cell, batch):
+    if not cell.adapter.gradient:
+        pytest.skip("loss only")
+    reference_answer = _answer(cell, batch)
+    if decisions(reference_answer, cell.compute_dtype, cell.precision) or not np.isfinite(reference_answer.loss):
+        event("descent: ambiguous or NaN, not stepped")
+        return
+    before = conformance.call(cell, batch)
+    size = float(np.linalg.norm(before.grad))
+    if size == 0:
+        event("descent: zero gradient")
+        return
+    step = _safe_step(cell, reference_answer)
+    moved = round_to_dtype(batch.embeddings - step * before.grad / size, cell.dtype)
+    expected_drop = step * size
+    noise = 2 * tolerance("loss", cell.dtype, reference_answer, cell.compute_dtype, cell.precision).allowed(
+        reference_answer.loss)
+    rounding = size * float(np.linalg.norm(ulp(batch.embeddings, cell.dtype)))
+    if expected_drop < 4 * (noise + rounding):
+        event("descent: step below what the dtype resolves")
+        return
+    after = conformance.call(cell, Batch(moved, batch.labels, batch.triplets, batch.layout + ", stepped"))
+    event("descent: stepped")
+    assert after.loss < before.loss - expected_drop / 4, (
+        f"{cell}: a step of {step:.3g} against the returned gradient (|g| = {size:.3g}) took the loss from "
+        f"{before.loss!r} to {after.loss!r}; it should fall by about {expected_drop:.3g}"
+    )
+
+
+def margins_hold(conformance, cell, batch):
+    reference_answer = _answer(cell, batch)
+    assert reference_answer.loss == 0.0, f"strategy error: the separated batch has oracle loss {reference_answer.loss}"
+    out = conformance.call(cell, batch)
+    table = tolerance("loss", cell.dtype, reference_answer, cell.compute_dtype, cell.precision)
+    assert abs(out.loss) <= table.atol, f"{cell}: every triplet satisfies its margin, yet the loss is {out.loss!r}"
+    if out.grad is not None:
+        allowed = tolerance("grad", cell.dtype, reference_answer, cell.compute_dtype, cell.precision).atol
+        worst = float(np.max(np.abs(out.grad)))
+        assert worst <= allowed, f"{cell}: every triplet satisfies its margin, yet |gradient| reaches {worst:.3g}"
+
+
+def duplicates_finite(conformance, cell, batch):
+    if not cell.adapter.gradient:
+        pytest.skip("loss only")
+    reference_answer = _answer(cell, batch)
+    if not np.isfinite(reference_answer.loss) or COLLAPSE in decisions(reference_answer, cell.compute_dtype, cell.precision).ambiguous:
+        event("duplicates: the spec says NaN, or does within the dtype's rounding (scaled, mean(hn) ~ 0)")
+        return
+    out = conformance.call(cell, batch)
+    bad = np.argwhere(~np.isfinite(out.grad))
+    assert not len(bad), (
+        f"{cell}: gradient {out.grad[tuple(bad[0])]!r} at {tuple(int(i) for i in bad[0])} on a batch with duplicate "
+        f"points ({batch.layout}); the oracle's loss {reference_answer.loss!r} is finite"
+    )
+
+
+CHECKS = {
+    "permutation": permutation,
+    "relabelling": relabelling,
+    "translation": translation,
+    "descent": descent,
+    "margins_hold": margins_hold,
+    "duplicates_finite": duplicates_finite,
+}
+
+
+# --- strategies for the properties that need a particular kind of batch ------------------------------
+
+@st.composite
+def separated_batches(draw, spec, dtype):
+    """2-4 tight classes far apart (one per direction on the sphere for normalize/cosine), so every
+    valid triplet clears the margin by a wide gap."""
+    n = draw(st.integers(3, 24), label="N")
+    d = draw(st.integers(2, 8), label="D")
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="seed"))
+    k = int(rng.integers(2, min(n - 1, 4) + 1))  # k classes and at least one positive pair
+    labels = np.concatenate([np.arange(k), rng.integers(0, k, size=n - k)]).astype(np.int64)
+    if spec.normalize or spec.distance == "cosine":
+        k = min(k, 2)  # two antipodal directions: the only way to clear a margin near 1 on the sphere
+        labels = labels % 2
+        centres = np.zeros((2, d))
+        centres[0, 0], centres[1, 0] = 1.0, -1.0
+        spread = 0.01
+    else:
+        separation = 8.0 * (spec.margin + 1.0)
+        centres = np.zeros((k, d))
+        centres[:, 0] = separation * np.arange(k)
+        spread = 0.02 * separation / np.sqrt(d)
+    x = centres[labels] + rng.normal(size=(n, d)) * spread
+    triplets = None
+    if spec.mining == "triplets":
+        valid = valid_triplets(labels)
+        triplets = valid[rng.integers(0, len(valid), size=int(rng.integers(1, 2 * n + 1)))] if len(valid) else valid
+    return Batch(x, labels, triplets, "separated classes")
+
+
+def strategy_for(name, cell):
+    if name == "margins_hold":
+        return separated_batches(cell.spec, cell.dtype)
+    return batches(cell.spec, cell.dtype, cell.precision, duplicates=True if name == "duplicates_finite" else None)
+
+
+def test_property(cell, conformance, request):
+    name = cell.check.removeprefix("property:")
+    run = conformance.start(cell, request.node.nodeid)
+    conformance.skip_unless_runnable(cell)
+
+    def check(batch):
+        __tracebackhide__ = True
+        batch = batch.rounded(cell.dtype)
+        try:
+            conformance.call(cell, batch)
+        except AdapterFailure:  # the conformance cells record that; a property needs an answer to start from
+            event("adapter gave no answer on the base batch: not a property example")
+            reject()
+        try:
+            CHECKS[name](conformance, cell, batch)
+        except Exception as exc:  # a violation, or the adapter failing: either way, say how to rerun it
+            exc.add_note(f"Reproduce the base batch of property {name!r} (see {CHECKS[name].__name__} for the "
+                         f"transformation) with:\n" + run.reproducer_for(batch))
+            raise
+
+    regressions = regression_examples(cell.spec, name)
+    for_each_batch(cell, check, strategy_for(name, cell), regressions, examples_per_property())
