@@ -30,7 +30,7 @@ class Divergence:
     kind: str  # one of KINDS
     reason: str
     link: str
-    confirmed_by: str  # "tests/<path>.py::test_<name>": the test that shows the divergence on a small batch
+    confirmed_by: Patterns  # "tests/<path>.py::test_<name>", or several: the tests that show it on a small batch
     spec: Scope = None  # Spec field -> value or tuple of values; None: every spec
     dtype: Patterns = "*"
     device: Patterns = "*"
@@ -40,8 +40,8 @@ class Divergence:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"divergence {self.id}: kind {self.kind!r} not in {KINDS}")
-        if "::" not in self.confirmed_by or not self.confirmed_by.startswith("tests/"):
-            raise ValueError(f"divergence {self.id}: confirmed_by must name a test as tests/<file>.py::<test>")
+        if not all("::" in test and test.startswith("tests/") for test in alternatives(self.confirmed_by)):
+            raise ValueError(f"divergence {self.id}: confirmed_by must name tests as tests/<file>.py::<test>")
         object.__setattr__(self, "spec", dict(self.spec or {}))
         check_scope(self.spec, f"divergence {self.id}")
 
@@ -69,6 +69,12 @@ def matches(value: str, patterns: Patterns) -> bool:
 def in_words(patterns: Patterns) -> str:
     return " or ".join(alternatives(patterns))
 
+
+# The seed's re-derivation of Quaterion's formula (adapters/seeds.py) and the real library's hard mining, hinge and
+# soft (adapters/quaterion.py, its own tox environment): one code path, the same divergences.
+QUATERION_FORMULA = "seed003.quaterion-formula(hard)"
+QUATERION_HARD = 'quaterion.TripletLoss(mining="hard"*'
+SENTENCE_TRANSFORMERS_HARD = "st.BatchHard*TripletLoss"
 
 # `check` of a divergence that shows in the conformance cells ("loss" and "grad") but not as every
 # edge-case record ("edge:<case>").
@@ -149,8 +155,11 @@ REGISTRY: tuple[Divergence, ...] = (
     ),
     Divergence(
         id="quaterion-fallback-reads-the-cdist-diagonal",
-        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_one_class_batch_reads_the_cdist_diagonal",
-        adapter="quaterion.TripletLoss(hard)",
+        confirmed_by=(
+            "tests/adapters/test_adapter_seeds.py::test_quaterion_one_class_batch_reads_the_cdist_diagonal",
+            "tests/adapters/test_adapter_quaterion.py::test_fallback_reads_the_cdist_diagonal_in_float32",
+        ),
+        adapter=(QUATERION_FORMULA, QUATERION_HARD),
         kind="precision",
         reason="Without a negative, Quaterion's hn is min over the row of d + rowmax * same_label = rowmax + d(a, a). "
         "torch.cdist's Gram expansion (more than 25 rows) leaves d(a, a) up to 3.9e-3 in float32, so a one-class "
@@ -173,20 +182,23 @@ REGISTRY: tuple[Divergence, ...] = (
     Divergence(
         id="quaterion-fallback-reads-the-cdist-diagonal-off-the-origin",
         confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_diagonal_breaks_translation_invariance_in_float64",
-        adapter="quaterion.TripletLoss(hard)",
+        adapter=(QUATERION_FORMULA, QUATERION_HARD),
         kind="precision",
         reason="The same diagonal in float64: translating a tight one-class batch of 40 rows (spread 0.03) by 8 per "
         "coordinate moves d(a, a) to about 1e-6 and the loss by 7e-7, beyond float64's tolerance, so the loss is "
         "not translation invariant (the property check, run in float64, on the regression batch).",
         link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
-        spec={"mining": "batch_hard", "distance": "euclidean"},
+        spec={"mining": "batch_hard", "distance": "euclidean", "scaled": True},
         dtype="float64",
         check="property:translation",
     ),
     Divergence(
         id="quaterion-fallback-reads-the-cosine-diagonal",
-        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_cosine_diagonal_over_a_tiny_mean",
-        adapter="quaterion.TripletLoss(hard)",
+        confirmed_by=(
+            "tests/adapters/test_adapter_seeds.py::test_quaterion_cosine_diagonal_over_a_tiny_mean",
+            "tests/adapters/test_adapter_quaterion.py::test_fallback_reads_the_cosine_diagonal_in_float64",
+        ),
+        adapter=(QUATERION_FORMULA, QUATERION_HARD),
         kind="precision",
         reason="The same fallback under cosine in float64: 1 - cos of a row with itself rounds to about 1e-16, and "
         "when mean(hn) is itself tiny (two nearly parallel rows of one class, 1 - cos = 1.8e-13) the scaled loss "
@@ -206,8 +218,13 @@ REGISTRY: tuple[Divergence, ...] = (
     ),
     Divergence(
         id="masked-minimum-ties-at-the-row-maximum",
-        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_masked_minimum_gives_the_tied_negative_no_gradient",
-        adapter=("torch.cdist-batch-hard", "quaterion.TripletLoss(hard)"),
+        confirmed_by=(
+            "tests/adapters/test_adapter_torch_native.py::test_masked_minimum_gives_the_tied_negative_no_gradient",
+            "tests/adapters/test_adapter_sentence_transformers.py::"
+            "test_hard_losses_route_the_gradient_through_the_row_maximum_at_a_tie",
+            "tests/adapters/test_adapter_quaterion.py::test_hard_losses_route_the_gradient_through_the_row_maximum_at_a_tie",
+        ),
+        adapter=("torch.cdist-batch-hard", QUATERION_FORMULA, QUATERION_HARD, SENTENCE_TRANSFORMERS_HARD),
         kind="semantics",
         reason="hn = min over the row of d + rowmax * same_label, the anchor's own column included (TF-Addons' "
         "masked-minimum trick in torch). When the nearest negative is also the farthest point of the row, the "
@@ -335,6 +352,107 @@ REGISTRY: tuple[Divergence, ...] = (
         link="tensorflow/addons tensorflow_addons/losses/metric_learning.py pairwise_distance",
         spec={"mining": "contrastive", "distance": "euclidean"},
         dtype="float64",
+    ),
+    Divergence(
+        id="tfsim-euclidean-float32-only",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_euclidean_rejects_every_dtype_but_float32",
+        adapter="tfsim.TripletLoss*",
+        kind="unsupported",
+        reason="TF-Similarity's EuclideanDistance multiplies by tf.cast(mask, tf.float32), so float64, float16 and "
+        "bfloat16 embeddings raise InvalidArgumentError; squared_euclidean and cosine take every dtype.",
+        link="tensorflow/similarity tensorflow_similarity/distances.py EuclideanDistance.call (0.17.1)",
+        spec={"distance": "euclidean"},
+        dtype=("float64", "float16", "bfloat16"),
+    ),
+    Divergence(
+        id="tfsim-masked-offsets-1e-6",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_fallback_offsets_of_1e_6_show_in_float64",
+        adapter="tfsim.TripletLoss*",
+        kind="edge_case",
+        reason="masked_max and masked_min shift by 1e-6 so that a masked-out 0 never wins: an anchor without a "
+        "positive gets hp = (row minimum) - 1e-6, one without a negative hn = (row maximum) + 1e-6, where the spec "
+        "takes 0 and the row maximum. Every such anchor's term moves by 1e-6, its gradient not at all: beyond "
+        "float64's loss tolerance, inside float32's. The one-class regression batch (entry seed001-one-class-batch-raises-in-conformance) reaches it "
+        "in every float64 cell.",
+        link="tensorflow/similarity tensorflow_similarity/algebra.py masked_max, masked_min (0.17.1)",
+        dtype="float64",
+        check="loss",  # a constant offset: the gradient does not see it
+    ),
+    Divergence(
+        id="tfsim-soft-margin-overflows",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_soft_margin_overflows_for_easy_triplets",
+        adapter="tfsim.TripletLoss*",
+        kind="precision",
+        reason="margin=None computes log(exp(-x) + 1) + x for x = hp - hn (a logsumexp whose shift is cut from the "
+        "gradient): exp(-x) overflows when the negative is far farther than the positive, x < -88.7 in float32 and "
+        "bfloat16, -11.1 in float16, -709.8 in float64, and the loss is inf where softplus is about 0 (the gradient "
+        "stays finite). The opposite side from TF-Addons' log1p(exp(x)) (tfa-soft-hard-loss-overflows).",
+        link="tensorflow/similarity tensorflow_similarity/losses/utils.py logsumexp (0.17.1)",
+        spec={"mining": "batch_hard", "distance": ("euclidean", "squared_euclidean"), "soft": True},
+        check="loss",
+        regressions=(
+            Regression(
+                np.array([[0.0], [0.1], [30.0], [30.1]]), np.array([0, 0, 1, 1]), "two tight classes 30 apart",
+                "hp - hn = 0.01 - 900 in squared distances (-29.9 in euclidean): past exp's range in every dtype "
+                "(euclidean: float16); softplus is about 0",
+                reaches={"mining": "batch_hard", "soft": True},
+            ),
+            Regression(
+                np.array([[0.0], [0.1], [1000.0], [1000.1]]), np.array([0, 0, 1, 1]), "two tight classes 1000 apart",
+                "hp - hn = -999.9 in euclidean distances: past exp's range in float64 too",
+                reaches={"mining": "batch_hard", "soft": True},
+            ),
+        ),
+    ),
+    Divergence(
+        id="tfsim-no-positive-reads-the-gram-diagonal",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_an_anchor_without_a_positive_reads_the_gram_diagonal",
+        adapter="tfsim.TripletLoss*",
+        kind="precision",
+        reason="An anchor without a positive takes hp = masked_max over its positives = (row minimum) - 1e-6, and the "
+        "row minimum is its own diagonal entry, which the Gram expansion leaves above 0 in float32 (sqrt of a 1e-7 "
+        "residual: 3.5e-4 for a unit row in D = 11), so hp is 3.5e-4 instead of 0 and the loss moves by that over "
+        "the batch size (8.6e-5 on the regression batch, 8x float32's tolerance).",
+        link="tensorflow/similarity tensorflow_similarity/losses/utils.py positive_distances, algebra.py masked_max; "
+        "distances.py EuclideanDistance (no zeroed diagonal)",
+        spec={"mining": "batch_hard", "distance": "euclidean"},
+        dtype="float32",
+        check="loss",
+        regressions=(
+            Regression(
+                np.array([
+                    [0.1361313909292221, -0.001556362141855061, -0.07829294353723526, -0.22255326807498932, -0.0694664940237999, 0.0038240174762904644, -0.07196082174777985, 0.3319176733493805, 0.27558979392051697, -0.6983753442764282, -0.49187424778938293],
+                    [-0.4296607971191406, 0.12555737793445587, -0.11990033835172653, 0.4748615026473999, 0.48646190762519836, -0.10433503240346909, -0.1774509996175766, 0.37687447667121887, 0.1542947143316269, 0.3197060823440552, -0.112624891102314],
+                    [-0.23054468631744385, -0.3063347041606903, 0.08356308192014694, -0.0476452074944973, 0.4831658899784088, -0.0787854865193367, -0.4043712317943573, 0.4714328646659851, 0.37583670020103455, 0.07774439454078674, -0.26652660965919495],
+                    [0.544364333152771, 0.24657851457595825, -0.07357830554246902, 0.1956014782190323, -0.112300343811512, 0.11102500557899475, -0.07010777294635773, 0.3883601427078247, -0.29318296909332275, -0.37573426961898804, -0.43747419118881226],
+                ]),
+                np.array([1, 2, 2, 0]), "two anchors without a positive, unit rows in D = 11",
+                "found by Hypothesis: row 3's Gram diagonal is 3.5e-4 in float32, read as its hardest positive",
+                reaches={"mining": "batch_hard", "distance": "euclidean"},
+            ),
+        ),
+    ),
+    Divergence(
+        id="masked-minimum-tie-follows-the-row-order",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_masked_minimum_tie_follows_the_row_order",
+        adapter=(QUATERION_FORMULA, QUATERION_HARD, SENTENCE_TRANSFORMERS_HARD),
+        kind="semantics",
+        reason="The tie of masked-minimum-ties-at-the-row-maximum is broken by torch's min(), which takes the first of "
+        "the tied columns: permuting the rows moves the anchor's own column before or after the tied negative, and "
+        "with it where dL/dhn goes, so the gradient is not permutation invariant (the property check, float64).",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); UKPLab/sentence-transformers "
+        "sentence_transformers/sentence_transformer/losses/batch_hard_triplet.py",
+        spec={"mining": "batch_hard"},
+        check="property:permutation",
+        regressions=(
+            Regression(
+                np.array([[1.0, 0.0], [0.0, 1.0], [0.96, 0.28], [0.0, -1.0]]), np.array([0, 0, 0, 1]),
+                "the row-maximum tie, permuted",
+                "the batch of masked-minimum-ties-at-the-row-maximum, no tie in the spec's sense; the property's "
+                "permutation [1, 2, 3, 0] moves anchor 0's own column after its tied negative",
+                reaches={"mining": "batch_hard"}, properties=("permutation",),
+            ),
+        ),
     ),
 )
 

@@ -99,12 +99,13 @@ ADAPTERS = [
     ),
     wrap_torch(
         quaterion_hard,
-        name="quaterion.TripletLoss(hard)",
+        name="seed003.quaterion-formula(hard)",
         spec=[Spec(mining="batch_hard", distance=d, margin=0.5, scaled=True) for d in ("euclidean", "cosine")],
         dtypes=("float64", "float32"),
         devices=("cpu", "cuda"),
-        notes="Collapse prevention: [(hp - hn) / mean(hn) + m]+ over every anchor, Quaterion's default margin "
-        "0.5; NaN at exact collapse. Cosine is Quaterion's (1 - cos) / 2, which the scaling cancels.",
+        notes="Seed 003's system, re-derived from Quaterion's published formula (the real library: adapters/quaterion.py, "
+        "tox -e quaterion). Collapse prevention: [(hp - hn) / mean(hn) + m]+ over every anchor, Quaterion's default "
+        "margin 0.5; NaN at exact collapse. Cosine is Quaterion's (1 - cos) / 2, which the scaling cancels.",
         source="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); docs triplet_loss_trick.rst",
         precision="gram",  # torch.cdist: the Gram expansion above 25 rows
     ),

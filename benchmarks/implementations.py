@@ -5,10 +5,12 @@ runs the forward and the backward once (and waits for the device). Frameworks ar
 `prepare`, in the measuring child process only, so TensorFlow never shares a process with torch's peers.
 Each implementation states the exact spec it computes for a task, so like is compared with like:
 pytorch-metric-learning's semi-hard miner is semi_hard_all, not TF-Addons' semi_hard, and is its own task.
+An implementation whose library is not installed (`requires`) is recorded as skipped, with that reason.
 On the CPU, inhouse.triton runs under Triton's interpreter: it shows that the kernels work, not how fast.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -37,6 +39,12 @@ class Implementation:
     devices: tuple[str, ...]
     prepare: Callable  # (task, x float32 [N, D], labels int64 [N], device) -> fwd+bwd callable
     framework: str = "torch"
+    requires: tuple[str, ...] = ()  # the modules it imports beyond numpy and torch
+
+    def unavailable(self) -> str | None:
+        """Why it cannot run here (a required module is not installed), or None; imports nothing."""
+        missing = [name for name in self.requires if importlib.util.find_spec(name) is None]
+        return f"{', '.join(missing)} not installed" if missing else None
 
 
 def _torch_inputs(x: np.ndarray, labels: np.ndarray, device: str):
@@ -68,10 +76,11 @@ def _prepare_oracle(task, x, labels, device):
 
 
 def _prepare_naive(task, x, labels, device):
-    from benchmarks.naive import cdist_batch_hard, tiled_semi_hard
+    from adapters.torch_native import cdist_batch_hard
+    from benchmarks.naive import tiled_semi_hard
 
     loss = {"batch_hard": cdist_batch_hard, "semi_hard": tiled_semi_hard}[task]
-    return _torch_step(lambda e, y: loss(e, y, TASKS[task].margin), x, labels, device)
+    return _torch_step(lambda e, y: loss(e, y, TASKS[task]), x, labels, device)
 
 
 def _prepare_pml(task, x, labels, device):
@@ -103,6 +112,33 @@ def _prepare_tfa(task, x, labels, device):
         tape.gradient(value, embeddings).numpy()
 
     return step
+
+
+def _sentence_transformers_losses():
+    try:  # 6.x; `sentence_transformers.losses` still works there, with a DeprecationWarning
+        from sentence_transformers.sentence_transformer import losses
+    except ImportError:  # before 6
+        from sentence_transformers import losses
+    return losses
+
+
+def sentence_transformers_loss(task: str) -> Callable:
+    """(embeddings, labels) -> loss by sentence-transformers' BatchSemiHardTripletLoss / BatchHardTripletLoss
+    (euclidean, the task's margin) on the embeddings directly: their batch functions
+    `batch_semi_hard_triplet_loss(labels, embeddings)` / `batch_hard_triplet_loss(...)`, with no
+    SentenceTransformer model (the constructor only stores it). Their semi-hard is a torch port of TF-Addons'
+    that sorts every row of the N x N matrix and locates every entry of it by searchsorted."""
+    losses = _sentence_transformers_losses()
+    margin = TASKS[task].margin
+    if task == "semi_hard":
+        loss = losses.BatchSemiHardTripletLoss(model=None, margin=margin).batch_semi_hard_triplet_loss
+    else:
+        loss = losses.BatchHardTripletLoss(model=None, margin=margin).batch_hard_triplet_loss
+    return lambda embeddings, labels: loss(labels, embeddings)
+
+
+def _prepare_sentence_transformers(task, x, labels, device):
+    return _torch_step(sentence_transformers_loss(task), x, labels, device)
 
 
 def _prepare_inhouse_torch(task, x, labels, device):
@@ -147,10 +183,17 @@ IMPLEMENTATIONS = {
             {**_for("batch_hard", anchors="valid"), **_for("semi_hard_all", "batch_all")},
             BOTH,
             _prepare_pml,
+            requires=("pytorch_metric_learning",),
         ),
-        Implementation("tf-addons", _for("batch_hard", "semi_hard"), ("cpu",), _prepare_tfa, framework="tensorflow"),
+        Implementation("tf-addons", _for("batch_hard", "semi_hard"), ("cpu",), _prepare_tfa, framework="tensorflow",
+                       requires=("tensorflow", "tensorflow_addons")),
+        # its semi-hard mean divides by max(positive pairs, 1e-16): 0, not NaN, for a batch without any
+        Implementation("sentence-transformers", {**_for("batch_hard"), **_for("semi_hard", empty="zero")}, BOTH,
+                       _prepare_sentence_transformers, framework="sentence-transformers",
+                       requires=("sentence_transformers",)),
         Implementation("inhouse.torch", _for(*TASKS), BOTH, _prepare_inhouse_torch),
-        Implementation("inhouse.triton", _for("batch_hard", "batch_all"), BOTH, _prepare_inhouse_triton, framework="triton"),
+        Implementation("inhouse.triton", _for("batch_hard", "batch_all"), BOTH, _prepare_inhouse_triton, framework="triton",
+                       requires=("triton",)),
         Implementation(MATMUL, {}, BOTH, _prepare_matmul),
     )
 }

@@ -62,7 +62,8 @@ def _version(framework: str) -> str:
     import importlib
 
     names = {"numpy": ("numpy",), "torch": ("torch",), "triton": ("torch", "triton"),
-             "tensorflow": ("tensorflow", "tensorflow_addons")}[framework]
+             "tensorflow": ("tensorflow", "tensorflow_addons"),
+             "sentence-transformers": ("torch", "sentence_transformers")}[framework]
     return " + ".join(f"{name} {importlib.import_module(name).__version__}" for name in names)
 
 

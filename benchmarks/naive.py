@@ -1,6 +1,7 @@
-"""The straightforward torch baselines the in-house implementation is measured against.
+"""The straightforward torch baselines the in-house implementation is measured against ("torch.naive").
 
-cdist_batch_hard   batch_hard as most code writes it: one torch.cdist matrix, masks, a masked max and min
+batch_hard         as most code writes it: one torch.cdist matrix, masks, a masked max and min; that is the
+                   `torch.cdist-batch-hard` adapter's function, adapters.torch_native.cdist_batch_hard
 tiled_semi_hard    TF-Addons' triplet_semihard_loss transcribed to torch: it tiles the N x N distance
                    matrix into an [N^2, N] tensor, hence O(N^3) time and memory
 """
@@ -9,18 +10,9 @@ from __future__ import annotations
 import torch
 
 
-def cdist_batch_hard(x: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
-    """Spec(mining="batch_hard", distance="euclidean", margin=margin): mean over every anchor."""
-    dist = torch.cdist(x, x)
-    same = labels[:, None] == labels[None, :]
-    positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=x.device)
-    hardest_positive = torch.where(positive, dist, torch.zeros_like(dist)).max(dim=1).values
-    hardest_negative = torch.where(same, dist.max(dim=1, keepdim=True).values, dist).min(dim=1).values
-    return torch.relu(hardest_positive - hardest_negative + margin).mean()
-
-
-def tiled_semi_hard(x: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
-    """Spec(mining="semi_hard", distance="euclidean", margin=margin, empty="nan"), TF-Addons' way."""
+def tiled_semi_hard(x: torch.Tensor, labels: torch.Tensor, spec) -> torch.Tensor:
+    """Spec(mining="semi_hard", distance="euclidean", margin=spec.margin, empty="nan"), TF-Addons' way."""
+    margin = spec.margin
     n = len(labels)
     dist = torch.cdist(x, x)
     same = labels[:, None] == labels[None, :]

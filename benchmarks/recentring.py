@@ -4,7 +4,7 @@
 
 Prints one line: the largest error of the float32 euclidean distances against float64 distances of the same
 float32 batch (standard normal plus `offset` in every coordinate), for the Gram expansion of the batch as
-given, of the re-centred batch, and of inhouse.torch_losses.pairwise_distances (re-centred, with the near
+given, of the re-centred batch, and of inhouse.distances.pairwise_distances (re-centred, with the near
 pairs recomputed from differences).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 import torch
 
-from inhouse.torch_losses import centred, pairwise_distances
+from inhouse.distances import centred, pairwise_distances
 
 
 def gram_distances(x: torch.Tensor) -> torch.Tensor:

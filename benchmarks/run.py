@@ -3,11 +3,14 @@
     python -m benchmarks.run --quick                 # smoke test: N = 128, 256, D = 64, no TensorFlow, seconds
     python -m benchmarks.run                         # N = 256 ... 65536, D = 64 and 128, CPU (+ CUDA if visible)
     python -m benchmarks.run --sizes 1024 16384 --tasks semi_hard --implementations tf-addons inhouse.torch
+    python -m benchmarks.run --tasks semi_hard --implementations inhouse.torch sentence-transformers \
+        --sizes 1024 2048 4096 --dims 64 --devices cpu --threads 1
 
 Each measurement (forward + backward) runs in a fresh child process (benchmarks/measure.py). A child past
 the time cap (counted from its first call, after the imports) or past the memory cap (resident memory,
 polled) is killed and recorded as "timeout" or "oom"; an exception is recorded as "error". After a timeout
-or an out-of-memory, the larger N of that implementation are recorded as "skipped" without running.
+or an out-of-memory, the larger N of that implementation are recorded as "skipped" without running, and so
+is every N of an implementation whose library is not installed (the reason says so).
 Records are JSON lines of kind "benchmark" (reports/schema.py), each with `reference_seconds`, the time of
 one N x N x D matmul on the same device, after a "run" header that names the machine; a table of the ratios
 is printed at the end. `python -m reports FILE.jsonl -o report.html` draws them.
@@ -54,7 +57,8 @@ STATUSES = """statuses recorded per measurement:
   timeout   the first call ran past --time-cap (counted from the first call, after imports)
   oom       past --memory-cap-gb of resident memory (CPU), or the framework's own out-of-memory error
   error     any other exception (its text is in "reason")
-  skipped   not run: a smaller N of the same implementation already hit timeout or oom"""
+  skipped   not run: its library is not installed, or a smaller N of the same implementation already hit
+            timeout or oom (the reason says which)"""
 OURS = ("inhouse.torch", "inhouse.triton")
 STARTUP_CAP = 180.0  # seconds a child may spend importing and preparing before its first call
 POLL = 0.02
@@ -151,10 +155,13 @@ def sweep(args, writer) -> list[dict]:
     for device, d, task, name in plan(args):
         impl = IMPLEMENTATIONS[name]
         stopped = None  # the status that ended this implementation's sweep
+        missing = impl.unavailable()
         for n in args.sizes:
             base = {"implementation": name, "task": task or MATMUL, "device": device, "n": n, "d": d}
             label = str(impl.specs[task]) if task else "[N x D] @ [D x N]"
-            if stopped:
+            if missing:
+                result = {"status": "skipped", "reason": missing}
+            elif stopped:
                 result = {"status": "skipped", "reason": f"{stopped[0]} at N = {stopped[1]}"}
             else:
                 job = {**base, "task": task, "seed": args.seed, "repeats": args.repeats, "time_cap": args.time_cap}
@@ -265,7 +272,8 @@ def machine(devices) -> str:
 
 def _frameworks() -> dict:
     found = {}
-    for name in ("numpy", "torch", "triton", "pytorch-metric-learning", "tensorflow", "tensorflow-addons"):
+    for name in ("numpy", "torch", "triton", "pytorch-metric-learning", "tensorflow", "tensorflow-addons",
+                 "sentence-transformers"):
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

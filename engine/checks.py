@@ -34,6 +34,14 @@ class Discrepancy(AssertionError):
     """The adapter disagrees with the oracle (or gave no usable answer) on one example."""
 
 
+def add_note(exc: BaseException, note: str) -> None:
+    """exc.add_note(note) (Python 3.11); on 3.10 (TF-Similarity's environment) the note joins the message."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:
+        exc.args = (f"{exc.args[0] if exc.args else ''}\n{note}", *exc.args[1:])
+
+
 @dataclass
 class Example:
     batch: Batch
@@ -167,7 +175,7 @@ class CellRun:
                f"{ties}" if ties else "")
         )
         failure = Discrepancy("\n".join(lines))
-        failure.add_note("Reproduce with:\n" + self.reproducer(example))
+        add_note(failure, "Reproduce with:\n" + self.reproducer(example))
         return failure
 
     def counterexample(self) -> dict | None:

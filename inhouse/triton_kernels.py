@@ -6,7 +6,7 @@ labels, and keeps per anchor what the loss needs:
 
 - batch_hard (`hardest_partners`): the running farthest positive, nearest negative and farthest point (the
   fallback for an anchor without negatives). Mining on d^2 picks the pairs mining on d would. The 2N chosen
-  pairs are then measured exactly from their differences by `torch_losses.PairDistances`, whose backward
+  pairs are then measured exactly from their differences by `distances.PairDistances`, whose backward
   pushes dL/dhp and dL/dhn through those saved pairs only: O(N * D) time and memory.
 - batch_all (`BatchAllTotal`): every anchor's positive distances d_ap + m sit in an [N, K] table (K the largest
   class); the kernel sums each anchor's terms over its negatives and accumulates, for each (a, p), the sum
@@ -15,7 +15,7 @@ labels, and keeps per anchor what the loss needs:
 
 Without CUDA the kernels run under Triton's interpreter: `TRITON_INTERPRET=1` must be set before this
 module is imported (adapters/inhouse.py arranges it). Not covered by these kernels: semi_hard,
-semi_hard_all, triplets, contrastive (see inhouse/torch_losses.py for those).
+semi_hard_all, triplets, contrastive (inhouse/torch_losses.py has those).
 """
 from __future__ import annotations
 
@@ -27,18 +27,10 @@ import triton.language as tl
 
 from reference import Spec
 
-from .torch_losses import (
-    LOW_PRECISION,
-    _pair_chunks,
-    add_pair_gradient,
-    batch_hard_from_partners,
-    centred,
-    finish,
-    measured_rows,
-    pair_distances,
-    reduce,
-    unit_rows,
-)
+from .chunks import pair_chunks
+from .distances import add_pair_gradient, centred, measured_points, pair_distances, unit_rows
+from .strategies import batch_hard_from_partners
+from .terms import finish, in_working_precision, reduce
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 DISTANCE_CODES = {"euclidean": 0, "squared_euclidean": 1, "cosine": 2}
@@ -214,23 +206,23 @@ def _width(d: int) -> int:
     return max(16, triton.next_power_of_2(d))  # tl.dot needs every tile side >= 16
 
 
-def _kernel_rows(rows: torch.Tensor, distance: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the kernels' Gram expansion reads: the centred rows for the euclidean distances (`centred`), the
-    unit rows for cosine; and their squared norms."""
-    z = (rows if distance == "cosine" else centred(rows)).contiguous()
+def _kernel_points(points: torch.Tensor, distance: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the kernels' Gram expansion reads: the centred points for the euclidean distances (`centred`), the
+    unit points for cosine; and their squared norms."""
+    z = (points if distance == "cosine" else centred(points)).contiguous()
     return z, (z * z).sum(dim=1).contiguous()
 
 
-def hardest_partners(rows: torch.Tensor, labels: torch.Tensor, distance: str):
-    """`torch_losses.hardest_partners` by `_hardest_kernel`, without an N x N matrix: per anchor the column of
+def hardest_partners(points: torch.Tensor, labels: torch.Tensor, distance: str):
+    """`mining.hardest_partners` by `_hardest_kernel`, without an N x N matrix: per anchor the column of
     its farthest positive and nearest negative (farthest point without negatives), and whether it has each."""
-    n, d = rows.shape
-    positive_at = torch.empty(n, dtype=torch.int32, device=rows.device)
-    negative_at = torch.empty(n, dtype=torch.int32, device=rows.device)
+    n, d = points.shape
+    positive_at = torch.empty(n, dtype=torch.int32, device=points.device)
+    negative_at = torch.empty(n, dtype=torch.int32, device=points.device)
     # d^2 orders pairs as d does: mine on it and skip the square roots
     code = DISTANCE_CODES["cosine" if distance == "cosine" else "squared_euclidean"]
     _hardest_kernel[(triton.cdiv(n, HARDEST_TILE),)](
-        *_kernel_rows(rows, distance), labels, positive_at, negative_at, n, d,
+        *_kernel_points(points, distance), labels, positive_at, negative_at, n, d,
         DISTANCE=code, BLOCK_M=HARDEST_TILE, BLOCK_N=HARDEST_TILE, BLOCK_D=_width(d),
     )
     _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
@@ -238,27 +230,27 @@ def hardest_partners(rows: torch.Tensor, labels: torch.Tensor, distance: str):
 
 
 class BatchAllTotal(torch.autograd.Function):
-    """(sum of the terms, units, active) of batch_all over rows sorted by label (classes contiguous)."""
+    """(sum of the terms, units, active) of batch_all over points sorted by label (classes contiguous)."""
 
     @staticmethod
-    def forward(ctx, rows: torch.Tensor, labels: torch.Tensor, distance: str, soft: bool, margin: float):
-        n, d = rows.shape
+    def forward(ctx, points: torch.Tensor, labels: torch.Tensor, distance: str, soft: bool, margin: float):
+        n, d = points.shape
         _, counts = torch.unique_consecutive(labels, return_counts=True)
         size = torch.repeat_interleave(counts, counts)
         start = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
         width = int(counts.max())
-        anchors = torch.arange(n, device=rows.device)[:, None].expand(n, width)
-        partners = start[:, None] + torch.arange(width, device=rows.device)[None, :]
+        anchors = torch.arange(n, device=points.device)[:, None].expand(n, width)
+        partners = start[:, None] + torch.arange(width, device=points.device)[None, :]
         positive = (partners < (start + size)[:, None]) & (partners != anchors)
         a, p = anchors[positive], partners[positive]
-        shifted_d_ap = torch.full((n, width), float("-inf"), dtype=rows.dtype, device=rows.device)
-        for part in _pair_chunks(len(a), d):
+        shifted_d_ap = torch.full((n, width), float("-inf"), dtype=points.dtype, device=points.device)
+        for part in pair_chunks(len(a), d):
             ap, pp = a[part], p[part]
-            shifted_d_ap[ap, pp - start[ap]] = pair_distances(rows, ap, pp, distance) + margin
-        total = torch.empty(n, dtype=rows.dtype, device=rows.device)
-        active = torch.empty(n, dtype=torch.int32, device=rows.device)
-        slope_sum = torch.zeros((n, width), dtype=rows.dtype, device=rows.device)
-        z, sq = _kernel_rows(rows, distance)
+            shifted_d_ap[ap, pp - start[ap]] = pair_distances(points, ap, pp, distance) + margin
+        total = torch.empty(n, dtype=points.dtype, device=points.device)
+        active = torch.empty(n, dtype=torch.int32, device=points.device)
+        slope_sum = torch.zeros((n, width), dtype=points.dtype, device=points.device)
+        z, sq = _kernel_points(points, distance)
         _batch_all_forward_kernel[(triton.cdiv(n, BATCH_ALL_ROWS),)](
             z, sq, labels, shifted_d_ap, total, active, slope_sum, n, d, width,
             DISTANCE=DISTANCE_CODES[distance], SOFT=soft,
@@ -266,50 +258,50 @@ class BatchAllTotal(torch.autograd.Function):
         )
         units, active = ((size - 1) * (n - size)).sum(), active.sum()
         ctx.setup = (distance, soft)
-        ctx.save_for_backward(rows, z, sq, labels, shifted_d_ap, slope_sum, a, p, start)
+        ctx.save_for_backward(points, z, sq, labels, shifted_d_ap, slope_sum, a, p, start)
         ctx.mark_non_differentiable(units, active)
-        return total.sum(dtype=torch.float64).to(rows.dtype), units, active
+        return total.sum(dtype=torch.float64).to(points.dtype), units, active
 
     @staticmethod
     def backward(ctx, grad_total, _units, _active):
         distance, soft = ctx.setup
-        rows, z, sq, labels, shifted_d_ap, slope_sum, a, p, start = ctx.saved_tensors
-        n, d = rows.shape
-        grad = torch.empty_like(rows)
+        points, z, sq, labels, shifted_d_ap, slope_sum, a, p, start = ctx.saved_tensors
+        n, d = points.shape
+        grad = torch.empty_like(points)
         _batch_all_negative_grad_kernel[(triton.cdiv(n, BATCH_ALL_ROWS),)](
             z, sq, labels, shifted_d_ap, grad, n, d, shifted_d_ap.shape[1],
             DISTANCE=DISTANCE_CODES[distance], SOFT=soft,
             BLOCK_M=BATCH_ALL_ROWS, BLOCK_N=BATCH_ALL_COLS, BLOCK_P=BATCH_ALL_SLOTS, BLOCK_D=_width(d),
         )
         grad.mul_(grad_total)
-        for part in _pair_chunks(len(a), d):  # the positive pairs, from the saved slope sums
+        for part in pair_chunks(len(a), d):  # the positive pairs, from the saved slope sums
             ap, pp = a[part], p[part]
             dl_dd = grad_total * slope_sum[ap, pp - start[ap]]
-            add_pair_gradient(grad, rows, ap, pp, pair_distances(rows, ap, pp, distance), dl_dd, distance)
+            add_pair_gradient(grad, points, ap, pp, pair_distances(points, ap, pp, distance), dl_dd, distance)
         return grad, None, None, None, None
 
 
 def _prepared(embeddings: torch.Tensor, labels, spec: Spec):
-    """The rows distances are measured between (`torch_losses.measured_rows`, contiguous, float32 for half inputs) and
-    the labels as a contiguous int64 tensor on their device."""
-    work = embeddings.float() if embeddings.dtype in LOW_PRECISION else embeddings
-    rows = measured_rows(unit_rows(work) if spec.normalize else work, spec.distance).contiguous()
-    return rows, torch.as_tensor(labels, device=rows.device).long().reshape(-1).contiguous()
+    """The points distances are measured between (`distances.measured_points`, contiguous, float32 for half
+    inputs) and the labels as a contiguous int64 tensor on their device."""
+    work = in_working_precision(embeddings)
+    points = measured_points(unit_rows(work) if spec.normalize else work, spec.distance).contiguous()
+    return points, torch.as_tensor(labels, device=points.device).long().reshape(-1).contiguous()
 
 
 def batch_hard_loss(embeddings: torch.Tensor, labels, spec: Spec) -> torch.Tensor:
     """Every batch_hard spec (hinge, soft, scaled; anchors; reductions; empty), mined by the fused kernel."""
-    rows, labels = _prepared(embeddings, labels, spec)
-    partners = hardest_partners(rows, labels, spec.distance)
-    return finish(reduce(*batch_hard_from_partners(rows, *partners, spec), spec), embeddings)
+    points, labels = _prepared(embeddings, labels, spec)
+    partners = hardest_partners(points, labels, spec.distance)
+    return finish(reduce(*batch_hard_from_partners(points, *partners, spec), spec), embeddings)
 
 
 def batch_all_loss(embeddings: torch.Tensor, labels, spec: Spec) -> torch.Tensor:
     """Every batch_all spec (hinge or soft; reductions; empty) with the fused kernels."""
-    rows, labels = _prepared(embeddings, labels, spec)
+    points, labels = _prepared(embeddings, labels, spec)
     by_class = torch.argsort(labels, stable=True)
     total, units, active = BatchAllTotal.apply(
-        rows[by_class].contiguous(), labels[by_class].contiguous(), spec.distance, spec.soft, spec.margin
+        points[by_class].contiguous(), labels[by_class].contiguous(), spec.distance, spec.soft, spec.margin
     )
     return finish(reduce(total, units, active, spec), embeddings)
 

@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from adapters.divergences import KINDS, REGISTRY, Divergence, in_words
+from adapters.divergences import KINDS, REGISTRY, Divergence, alternatives, in_words
 from reference import scope_in_words
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "known-divergences.md"
@@ -36,6 +36,10 @@ def scope(entry: Divergence) -> str:
     parts += [f"{name} `{in_words(value)}`" for name, value in
               (("dtype", entry.dtype), ("device", entry.device), ("check", entry.check)) if value != "*"]
     return ", ".join(parts) or "everything"
+
+
+def confirming(entry: Divergence) -> str:
+    return ", ".join(f"`{test}`" for test in alternatives(entry.confirmed_by))
 
 
 def render(registry: tuple[Divergence, ...] = REGISTRY) -> str:
@@ -62,7 +66,7 @@ def render(registry: tuple[Divergence, ...] = REGISTRY) -> str:
     ]
     for entry in sorted(registry, key=lambda e: (in_words(e.adapter), e.id)):
         lines.append(f"| `{entry.id}` | `{cell(in_words(entry.adapter))}` | {cell(scope(entry))} | {entry.kind} | "
-                     f"{cell(entry.reason)} | {cell(entry.link)} | `{cell(entry.confirmed_by)}` |")
+                     f"{cell(entry.reason)} | {cell(entry.link)} | {cell(confirming(entry))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,7 @@ from reference import valid_triplets
 from engine.ambiguity import decisions
 from engine.batch import Batch
 from engine.cells import params, property_cells
-from engine.checks import for_each_batch
+from engine.checks import add_note, for_each_batch
 from engine.compare import measure
 from engine.dtypes import round_to_dtype, ulp
 from engine.harness import AdapterFailure
@@ -272,7 +272,7 @@ def test_property(cell, conformance, request):
         try:
             CHECKS[name](conformance, cell, batch)
         except Exception as exc:  # a violation, or the adapter failing: either way, say how to rerun it
-            exc.add_note(f"Reproduce the base batch of property {name!r} (see {CHECKS[name].__name__} for the "
+            add_note(exc, f"Reproduce the base batch of property {name!r} (see {CHECKS[name].__name__} for the "
                          f"transformation) with:\n" + run.reproducer_for(batch))
             raise
 

@@ -129,7 +129,7 @@ def test_cdist_batch_hard_falls_back_like_tf_addons():
 ROW_MAXIMUM_TIE = np.array([[1.0, 0.0], [0.0, 1.0], [0.96, 0.28], [0.0, -1.0]]), np.array([0, 0, 0, 1])
 
 
-@pytest.mark.parametrize("adapter_name", ["torch.cdist-batch-hard", "quaterion.TripletLoss(hard)"])
+@pytest.mark.parametrize("adapter_name", ["torch.cdist-batch-hard", "seed003.quaterion-formula(hard)"])
 def test_masked_minimum_gives_the_tied_negative_no_gradient(adapter_name):
     """Confirms masked-minimum-ties-at-the-row-maximum. From anchor (1, 0), the positive (0, 1) and the only
     negative (0, -1) are both at the row maximum; no decision of the oracle is near, the loss agrees, and

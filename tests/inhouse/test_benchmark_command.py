@@ -1,9 +1,11 @@
 """`python -m benchmarks.run` works end to end and writes records the report reads and draws.
 
-A smoke test of the command, not a benchmark: it asserts what was written, never how fast anything was.
+A smoke test of the command, not a benchmark: it asserts what was written, never how fast anything was; and
+that each torch peer computes the spec it states it computes.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -57,3 +59,54 @@ def test_a_failed_measurement_is_a_record_and_ends_that_implementation(tmp_path,
     assert [(r["n"], r["status"]) for r in records] == [(64, "ok"), (128, "oom"), (256, "skipped")]
     lines = args.output.read_text().splitlines()
     assert [json.loads(line)["status"] for line in lines] == ["ok", "oom", "skipped"]
+
+
+def test_an_implementation_whose_library_is_missing_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    """Every N is recorded as skipped, with the missing module named, and no child is started."""
+    from benchmarks import implementations
+
+    absent = dataclasses.replace(implementations.IMPLEMENTATIONS["inhouse.torch"], name="absent",
+                                 requires=("torch", "no_such_module_for_the_benchmark"))
+    monkeypatch.setitem(run.IMPLEMENTATIONS, "absent", absent)
+    monkeypatch.setattr(run, "measure", lambda *args: pytest.fail("a child was started"))
+    monkeypatch.setattr(run, "plan", lambda args: [("cpu", 64, "semi_hard", "absent")])
+    args = run.parse(["--quick", "--sizes", "64", "128", "--output", str(tmp_path / "out.jsonl")])
+    writer = run.ResultsWriter(args.output)
+    records = run.sweep(args, writer)
+    writer.close()
+    assert [(r["n"], r["status"], r["reason"]) for r in records] == [
+        (64, "skipped", "no_such_module_for_the_benchmark not installed"),
+        (128, "skipped", "no_such_module_for_the_benchmark not installed")]
+
+
+def _peer_matches_its_spec(loss_fn, spec):
+    """The loss of a torch peer on a clustered batch equals the oracle's for the spec it states."""
+    import numpy as np
+    import torch
+
+    import reference
+
+    rng = np.random.default_rng(4)
+    x = (np.repeat(rng.normal(size=(6, 8)), 6, axis=0) + 0.7 * rng.normal(size=(36, 8))).astype(np.float32)
+    y = rng.permutation(np.repeat(np.arange(6), 6))
+    loss = loss_fn(torch.tensor(x), torch.tensor(y)).item()
+    assert loss == pytest.approx(reference.evaluate(x.astype(np.float64), y, spec).loss, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("task", ["batch_hard", "semi_hard"])
+def test_the_naive_baselines_compute_the_spec_they_state(task):
+    from adapters.torch_native import cdist_batch_hard
+    from benchmarks.implementations import IMPLEMENTATIONS
+    from benchmarks.naive import tiled_semi_hard
+
+    spec = IMPLEMENTATIONS["torch.naive"].specs[task]
+    loss = {"batch_hard": cdist_batch_hard, "semi_hard": tiled_semi_hard}[task]
+    _peer_matches_its_spec(lambda e, y: loss(e, y, spec), spec)
+
+
+def test_sentence_transformers_computes_the_spec_it_states():
+    pytest.importorskip("sentence_transformers", reason="the sentence-transformers peer is not installed")
+    from benchmarks.implementations import IMPLEMENTATIONS, sentence_transformers_loss
+
+    for task, spec in IMPLEMENTATIONS["sentence-transformers"].specs.items():
+        _peer_matches_its_spec(sentence_transformers_loss(task), spec)

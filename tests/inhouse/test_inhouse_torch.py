@@ -1,4 +1,4 @@
-"""inhouse.torch_losses against the oracle on structured batches, and its O(N^2) memory claim.
+"""inhouse.torch_losses (inhouse.torch) against the oracle on structured batches, and its O(N^2) memory claim.
 
 The generic conformance harness runs every claimed spec; these are focused checks of the cases the
 implementation handles specially: ties and duplicates (zero distances), singletons and one class (the
@@ -18,7 +18,7 @@ from reference import Spec
 torch = pytest.importorskip("torch", reason="inhouse.torch needs torch")
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from inhouse import torch_losses  # noqa: E402
+from inhouse import chunks, distances  # noqa: E402
 from inhouse.torch_losses import metric_loss  # noqa: E402
 
 SPECS = [
@@ -118,7 +118,7 @@ def test_chunked_rows_give_the_same_loss(spec, monkeypatch):
     rng = np.random.default_rng(7)
     x, y = _batch("clustered", rng)
     whole = _run(x, y, spec, torch.float64)
-    monkeypatch.setattr(torch_losses, "CHUNK_ELEMENTS", 7)  # one or two anchors per chunk
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 7)  # one or two anchors per chunk
     chunked = _run(x, y, spec, torch.float64)
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-10, atol=1e-12)
@@ -135,6 +135,21 @@ def test_far_from_origin_keeps_float32_distances():
     assert abs(loss - oracle.loss) < 1e-4
 
 
+def test_a_lattice_keeps_exact_distances_and_ties():
+    """Re-centring by the mean rounded to a coarse power of two keeps integer points integer, so the Gram expansion
+    is exact on them and equal distances stay equal; the mean itself (here 6/17) rounds them apart. Regression
+    (the conformance suite's 1-D lattice): semi_hard and semi_hard_all took d_an == d_ap for d_an > d_ap."""
+    x = np.array([[-3.0], [2], [3], [3], [1], [3], [3], [-3], [-3], [3], [-3], [3], [2], [3], [-1], [-2], [0]])
+    y = np.array([4, 3, 1, 2, 0, 0, 0, 1, 5, 4, 6, 3, 4, 6, 5, 4, 3])
+    for mining in ("semi_hard", "semi_hard_all"):
+        spec = Spec(mining=mining, distance="squared_euclidean", margin=1.0, reduction="sum")
+        for dtype in (torch.float32, torch.float64):
+            assert _run(x, y, spec, dtype)[0] == reference.evaluate(x, y, spec).loss
+    points = torch.tensor(np.random.default_rng(2).integers(-3, 4, size=(50, 3)) + 1000.0, dtype=torch.float32)
+    exact = ((points[:, None] - points[None]) ** 2).sum(dim=2)
+    assert torch.equal(distances.pairwise_distances(points, "squared_euclidean"), exact)
+
+
 def test_cosine_resolves_nearly_parallel_rows():
     """Rows a few float32 ulps apart: 1 - u.v cancels every bit, |u - v|^2 / 2 keeps the 2e-14 distances and gives
     identical rows exactly 0. Regression: semi_hard_all found no d_an > d_ap here and returned the empty batch's
@@ -146,17 +161,17 @@ def test_cosine_resolves_nearly_parallel_rows():
     spec = Spec(mining="semi_hard_all", distance="cosine", margin=0.2, reduction="mean_nonzero", empty="nan")
     loss, _ = _run(x, y, spec, torch.float32)
     assert loss == pytest.approx(reference.evaluate(x, y, spec).loss, rel=1e-6)
-    dist = torch_losses.pairwise_distances(torch_losses.unit_rows(torch.tensor(x, dtype=torch.float32)), "cosine")
+    dist = distances.pairwise_distances(distances.unit_rows(torch.tensor(x, dtype=torch.float32)), "cosine")
     assert dist[0, 4] == 0 and 1e-14 < dist[0, 1] < 4e-14
 
 
 def test_cosine_distance_to_a_zero_row_is_one():
     """cos(0, v) = 0 (a zero row stays zero when normalised, as in the oracle), so d = 1, also between two zero rows."""
-    rows = torch_losses.unit_rows(torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]], dtype=torch.float64))
+    points = distances.unit_rows(torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]], dtype=torch.float64))
     expected = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
-    torch.testing.assert_close(torch_losses.pairwise_distances(rows, "cosine"), expected)
+    torch.testing.assert_close(distances.pairwise_distances(points, "cosine"), expected)
     pairs = torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2])
-    torch.testing.assert_close(torch_losses.pair_distances(rows, *pairs, "cosine"), torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(distances.pair_distances(points, *pairs, "cosine"), torch.ones(3, dtype=torch.float64))
 
 
 def test_one_ulp_apart_keeps_its_distance_after_recentring():
@@ -195,7 +210,7 @@ def test_no_intermediate_beyond_n_squared(spec, monkeypatch):
     """Structural O(N^2): at N = 256 an N^3 intermediate would hold 16.8M elements; none exceeds N^2 + N
     once chunks are limited to a quarter of N^2 (the default bound is a constant, 4M elements)."""
     n = 256
-    monkeypatch.setattr(torch_losses, "CHUNK_ELEMENTS", n * n // 4)
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", n * n // 4)
     x = torch.randn(n, 16, dtype=torch.float64, requires_grad=True)
     y = torch.arange(n) % 32
     with _LargestTensor() as probe:

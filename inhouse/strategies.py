@@ -1,0 +1,175 @@
+"""Every mining strategy of the vocabulary (`Spec.mining`, reference/strategies.py) in vectorised torch.
+
+Each strategy takes the points distances are measured between (`distances.measured_points`), the labels,
+the spec and the explicit triplets (mining="triplets" only), and returns (sum of the terms, units, active)
+for `terms.reduce`. How:
+
+- batch_hard, semi_hard, triplets: mine on the N x N matrix without gradient (`mining`), then measure the
+  selected pairs from differences (`PairDistances`); backward by autograd through those pairs only.
+- contrastive: masked reductions over the matrix, backward by autograd.
+- batch_all, semi_hard_all: per anchor, its negative distances are sorted once and each positive distance
+  is located among them with searchsorted (TF-Addons tiles an N^2 x N tensor instead). These compute dL/dD
+  alongside the loss, since it is a sparse sum of term slopes, and hand it to autograd (`_WithGradient`), so
+  nothing but the N x N coefficient matrix is kept.
+- Anchors are processed in chunks (`chunks.anchor_chunks`), so temporaries stay within `CHUNK_ELEMENTS`
+  elements beyond the O(N^2) matrices themselves.
+"""
+from __future__ import annotations
+
+import torch
+
+from reference import Spec
+
+from .chunks import anchor_chunks
+from .distances import PairDistances, pairwise_distances
+from .mining import ClassSlots, hardest_partners, semi_hard_negatives, sorted_negatives
+from .terms import aggregate, term_and_slope
+
+
+class _WithGradient(torch.autograd.Function):
+    """A total whose gradient with respect to the distance matrix was computed alongside its value."""
+
+    @staticmethod
+    def forward(ctx, dist: torch.Tensor, total: torch.Tensor, grad_dist: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(grad_dist)
+        return total.to(dist.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_total: torch.Tensor):
+        (grad_dist,) = ctx.saved_tensors
+        return grad_total * grad_dist, None, None
+
+
+def batch_hard_from_partners(points, positive_at, negative_at, has_positive, has_negative, spec: Spec):
+    """reference.strategies.batch_hard (and _scaled_batch_hard) once each anchor's hardest positive and
+    negative are chosen (by `mining.hardest_partners` or the Triton kernel): hp = 0 without a positive."""
+    anchors = torch.arange(len(points), device=points.device)
+    hp = PairDistances.apply(points, anchors, positive_at, spec.distance)
+    hp = torch.where(has_positive, hp, torch.zeros_like(hp))
+    hn = PairDistances.apply(points, anchors, negative_at, spec.distance)
+    included = has_positive & has_negative if spec.anchors == "valid" else torch.ones_like(has_positive)
+    excess = hp - hn
+    if spec.scaled:  # Quaterion: divide by the mean hardest-negative distance of the anchors that count
+        count = included.sum()
+        mean_hn = torch.where(included, hn, torch.zeros_like(hn)).sum() / count.clamp_min(1).to(hn.dtype)
+        # Without any anchor the loss is `empty`; a finite stand-in keeps NaN out of its zero gradient.
+        excess = excess / torch.where(count > 0, mean_hn, torch.ones_like(mean_hn))
+    values, _ = term_and_slope(excess, spec)
+    return aggregate(values, included)
+
+
+def batch_hard(points, labels, spec, triplets=None):
+    # d^2 orders pairs as d does: mine on it and skip the square roots
+    mined_on = "squared_euclidean" if spec.distance == "euclidean" else spec.distance
+    with torch.no_grad():
+        partners = hardest_partners(pairwise_distances(points, mined_on), labels)
+    return batch_hard_from_partners(points, *partners, spec)
+
+
+def semi_hard(points, labels, spec, triplets=None):
+    with torch.no_grad():
+        slots = ClassSlots(labels)
+        chosen = semi_hard_negatives(pairwise_distances(points, spec.distance), labels, slots)
+    a, slot = slots.positive.nonzero(as_tuple=True)
+    d_ap = PairDistances.apply(points, a, slots.members[a, slot], spec.distance)
+    d_an = PairDistances.apply(points, a, chosen[a, slot], spec.distance)
+    d_an = torch.where(slots.size[a] < len(labels), d_an, torch.zeros_like(d_an))
+    values, _ = term_and_slope(d_ap - d_an, spec)
+    return aggregate(values, torch.ones_like(values, dtype=torch.bool))
+
+
+def _linearised(points, labels: torch.Tensor, spec: Spec, chunk_terms, per_slot: bool = False):
+    """Run `chunk_terms(d, negative, negatives, members, positive, grad_d, spec)` over chunks of anchors, where
+    d is the chunk's rows of the distance matrix and grad_d the same rows of its gradient dL/dD; each call
+    returns (sum of terms, units, active) and adds the terms' slopes to grad_d.
+    per_slot: its temporaries are [anchors, K, N] rather than [anchors, N]."""
+    dist = pairwise_distances(points, spec.distance)
+    slots = ClassSlots(labels)
+    grad_dist = torch.zeros_like(dist)
+    total = torch.zeros((), dtype=torch.float64, device=dist.device)
+    units = torch.zeros((), dtype=torch.int64, device=dist.device)
+    active = torch.zeros((), dtype=torch.int64, device=dist.device)
+    width = len(labels) * (slots.width if per_slot else 1)
+    with torch.no_grad():
+        for anchors in anchor_chunks(len(labels), width):
+            negative = labels[anchors, None] != labels[None, :]
+            negatives = (len(labels) - slots.size[anchors])[:, None]
+            part = chunk_terms(dist[anchors], negative, negatives, slots.members[anchors], slots.positive[anchors],
+                               grad_dist[anchors], spec)
+            total, units, active = total + part[0], units + part[1], active + part[2]
+    return _WithGradient.apply(dist, total, grad_dist), units, active
+
+
+def _windowed_chunk(d, negative, negatives, members, positive, grad_d, spec):
+    """Hinge terms over windows of each (a, p)'s sorted negatives: batch_all's [0, first d_an >= d_ap + m),
+    semi_hard_all's (d_ap, d_ap + m]. A window's terms sum to count * (d_ap + m) - sum of its d_an, so the
+    gradient is +count at (a, p) and -(how many active windows hold n) at (a, n)."""
+    ordered, order = sorted_negatives(d, negative)
+    d_ap = d.gather(1, members)
+    upper = d_ap + spec.margin
+    below_upper = torch.searchsorted(ordered, upper)  # terms > 0 end here: d_an < d_ap + m
+    if spec.mining == "batch_all":
+        start, end_of_units = torch.zeros_like(below_upper), negatives.expand_as(below_upper)
+    else:
+        start = torch.searchsorted(ordered, d_ap, right=True)  # d_an > d_ap
+        end_of_units = torch.searchsorted(ordered, upper, right=True)  # d_an <= d_ap + m
+    weight = positive.to(d.dtype)
+    counts = (below_upper - start).clamp_min(0) * weight
+    units = ((end_of_units - start).clamp_min(0) * positive).sum()
+    coverage = torch.zeros(d.shape[0], d.shape[1] + 1, dtype=d.dtype, device=d.device)
+    coverage.scatter_add_(1, start, weight)
+    coverage.scatter_add_(1, torch.maximum(start, below_upper), -weight)
+    grad_d.scatter_add_(1, order, -coverage.cumsum(dim=1)[:, :-1])
+    grad_d.scatter_add_(1, members, counts)
+    # Every active term is d_ap + m - d_an, so their sum is <grad_d, d> + m * (number of them); products of
+    # float32 numbers are exact in float64, which keeps the sum from cancelling.
+    total = (grad_d.double() * d.double()).sum() + spec.margin * counts.sum(dtype=torch.float64)
+    return total, units, counts.sum().to(torch.int64)
+
+
+def _soft_batch_all_chunk(d, negative, negatives, members, positive, grad_d, spec):
+    """softplus(d_ap - d_an) over every valid triplet: no window to sort by, so [anchors, K, N] directly."""
+    d_ap = d.gather(1, members)
+    valid = positive[:, :, None] & negative[:, None, :]
+    values, slopes = term_and_slope(d_ap[:, :, None] - d[:, None, :], spec)
+    zero = torch.zeros((), dtype=d.dtype, device=d.device)
+    values, slopes = torch.where(valid, values, zero), torch.where(valid, slopes, zero)
+    grad_d.scatter_add_(1, members, slopes.sum(dim=2))
+    grad_d.sub_(slopes.sum(dim=1))
+    return values.sum(dtype=torch.float64), valid.sum(), (values > 0).sum()
+
+
+def batch_all(points, labels, spec, triplets=None):
+    if spec.soft:
+        return _linearised(points, labels, spec, _soft_batch_all_chunk, per_slot=True)
+    return _linearised(points, labels, spec, _windowed_chunk)
+
+
+def semi_hard_all(points, labels, spec, triplets=None):
+    return _linearised(points, labels, spec, _windowed_chunk)
+
+
+def explicit_triplets(points, labels, spec, triplets):
+    a, p, n = triplets.to(points.device).long().reshape(-1, 3).unbind(dim=1)
+    excess = PairDistances.apply(points, a, p, spec.distance) - PairDistances.apply(points, a, n, spec.distance)
+    values, _ = term_and_slope(excess, spec)
+    return aggregate(values, torch.ones_like(values, dtype=torch.bool))
+
+
+def contrastive(points, labels, spec, triplets=None):
+    """Every unordered pair i < j: y d^2 + (1 - y) [m - d]+^2 (no 1/2 factor, TF-Addons)."""
+    dist = pairwise_distances(points, spec.distance)
+    same = labels[:, None] == labels[None, :]
+    upper = torch.ones_like(same).triu_(diagonal=1)
+    values = torch.where(same, dist * dist, (spec.margin - dist).clamp_min(0.0) ** 2)
+    return aggregate(values, upper)
+
+
+STRATEGIES = {
+    "batch_all": batch_all,
+    "batch_hard": batch_hard,
+    "semi_hard": semi_hard,
+    "semi_hard_all": semi_hard_all,
+    "triplets": explicit_triplets,
+    "contrastive": contrastive,
+}
