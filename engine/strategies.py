@@ -26,7 +26,6 @@ from reference import Spec, valid_triplets
 from .batch import Batch
 from .dtypes import dtype as dtype_facts
 from .precision import DEFAULT
-from .precision import DEFAULT
 
 MAX_N = 64
 MAX_D = 16

@@ -129,7 +129,7 @@ def distance_errors(answer: Answer, received: np.ndarray, dtype: str, eps: float
 
 def _coefficient_change(answer: Answer, delta: np.ndarray) -> np.ndarray:
     """|dS|: how far the oracle's S = G + G^T moves when the distances move by Delta in the worst directions."""
-    spec, dist, labels = answer.spec, answer.result.distances, answer.labels
+    dist, labels = answer.result.distances, answer.labels
     toward_positive = np.where(labels[:, None] == labels[None, :], 1.0, -1.0)
     base = answer.grad_dist + answer.grad_dist.T
     change = np.zeros_like(dist)
