@@ -7,15 +7,16 @@ tests/report/test_divergences_doc.py fails when it no longer matches the registr
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
-from pathlib import Path
 
 from adapters.divergences import KINDS, REGISTRY, Divergence, alternatives, in_words
 from reference import scope_in_words
 
-DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "known-divergences.md"
+from . import generated
+from .generated import cell
+
+DOCUMENT = generated.DOCS / "known-divergences.md"
 COMMAND = "python -m reports.divergences_doc"
 KIND_MEANINGS = {
     "semantics": "the implementation computes a different quantity than its spec says",
@@ -23,11 +24,6 @@ KIND_MEANINGS = {
     "edge_case": "a degenerate batch (no positive, one class, duplicates) handled differently",
     "unsupported": "a dtype or device the implementation rejects",
 }
-
-
-def cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: a pipe would end the cell, a newline the row."""
-    return " ".join(text.split()).replace("|", "\\|")
 
 
 def scope(entry: Divergence) -> str:
@@ -71,19 +67,8 @@ def render(registry: tuple[Divergence, ...] = REGISTRY) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the committed file is out of date")
-    args = parser.parse_args(argv)
-    current = render()
-    if args.check:
-        stale = not DOCUMENT.exists() or DOCUMENT.read_text(encoding="utf-8") != current
-        if stale:
-            print(f"{DOCUMENT} is out of date with adapters/divergences.py; run: {COMMAND}", file=sys.stderr)
-        return int(stale)
-    DOCUMENT.parent.mkdir(parents=True, exist_ok=True)
-    DOCUMENT.write_text(current, encoding="utf-8")
-    print(f"wrote {DOCUMENT} ({len(REGISTRY)} entries)")
-    return 0
+    return generated.main(argv, document=DOCUMENT, render=render, command=COMMAND, source="adapters/divergences.py",
+                          description=__doc__.split("\n\n")[0], summary=lambda: f"{len(REGISTRY)} entries")
 
 
 if __name__ == "__main__":

@@ -7,19 +7,14 @@ the committed file no longer matches the schema.
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
+from . import generated
+from .generated import cell
 from .schema import ENVELOPE, KINDS, NESTED, NON_FINITE, RECORDS, SCHEMA, SCHEMA_VERSION, Field, Record
 
-DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"
+DOCUMENT = generated.DOCS / "results-schema.md"
 COMMAND = "python -m reports.schema_doc"
-
-
-def cell(text: str) -> str:
-    """Text safe inside a Markdown table cell: a pipe would end the cell, a newline the row."""
-    return " ".join(text.split()).replace("|", "\\|")
 
 
 def type_text(field: Field) -> str:
@@ -98,19 +93,8 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the committed file is out of date")
-    args = parser.parse_args(argv)
-    current = render()
-    if args.check:
-        stale = not DOCUMENT.exists() or DOCUMENT.read_text(encoding="utf-8") != current
-        if stale:
-            print(f"{DOCUMENT} is out of date with reports/schema.py; run: {COMMAND}", file=sys.stderr)
-        return int(stale)
-    DOCUMENT.parent.mkdir(parents=True, exist_ok=True)
-    DOCUMENT.write_text(current, encoding="utf-8")
-    print(f"wrote {DOCUMENT} ({len(RECORDS)} kinds, {sum(len(r.fields) for r in RECORDS.values())} fields)")
-    return 0
+    return generated.main(argv, document=DOCUMENT, render=render, command=COMMAND, source="reports/schema.py",
+                          description=__doc__.split("\n\n")[0], summary=lambda: f"{len(RECORDS)} kinds, {sum(len(r.fields) for r in RECORDS.values())} fields")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 and drift: the same cell with different verdicts in different runs (framework versions, yesterday's run)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -66,6 +67,10 @@ class MatrixGroup:
     precision: str = "direct"  # how precisely it declares it computes distances (engine/precision.py)
 
     @property
+    def anchor(self) -> str:
+        return implementation_anchor(self.adapter)
+
+    @property
     def status_class(self) -> str:
         """The badge's CSS class: a registered divergence or a declared widening reads differently from none."""
         return "conforms-known" if self.status.startswith("conforms,") else self.status.replace(" ", "-")
@@ -87,6 +92,11 @@ class DriftItem:
     device: str
     quantity: str
     variants: list[tuple[str, str, str]]  # (variant, verdict, error multiple)
+
+
+def implementation_anchor(adapter: str) -> str:
+    """The id of an implementation's rows in the page, which docs/migration-from-tf-addons.md links to."""
+    return "impl-" + re.sub(r"[^A-Za-z0-9]+", "-", adapter).strip("-").lower()
 
 
 def implementation_status(verdicts, known: int = 0) -> str:
