@@ -2,7 +2,10 @@
 # The suite's two entry points on a fresh machine (see README.md):
 #   ./run.sh report   set up, run the conformance suite over every installed implementation, write the HTML report
 #   ./run.sh test     set up and run the tests (what CI runs)
-# Extra arguments go to pytest. VENV picks the virtual environment (default .venv).
+#   ./run.sh gpu ...  the GPU command (gpu/command.py): `./run.sh gpu --prepare` fetches the wheels a GPU machine
+#                     lacks; `./run.sh gpu OUTDIR [--dry]` runs it here. On the GPU machine, which cannot set up
+#                     a venv, run `python3 -m gpu OUTDIR` (README.md, "On a GPU machine").
+# Extra arguments go to pytest (to the gpu command for gpu). VENV picks the virtual environment (default .venv).
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
@@ -36,11 +39,15 @@ case "$cmd" in
         setup
         exec "$VENV/bin/python" -m reports.main "$@"
         ;;
+    gpu)
+        setup
+        exec "$VENV/bin/python" -m gpu "$@"
+        ;;
     setup)
         setup
         ;;
     *)
-        echo "usage: ./run.sh report|test|setup [pytest args]" >&2
+        echo "usage: ./run.sh report|test|setup [pytest args] | ./run.sh gpu OUTDIR [--dry] | ./run.sh gpu --prepare" >&2
         exit 2
         ;;
 esac

@@ -6,6 +6,7 @@ skips them with the reason `missing()` gives.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable
 
@@ -48,7 +49,43 @@ def target(device: str) -> str:
     if target_facts(device).device == "cpu":
         return "cpu"
     index = torch.cuda.current_device()
-    return f"cuda:{index} {torch.cuda.get_device_name(index)}"
+    tf32 = " (TF32 matmuls)" if target_facts(device).matmul_mantissa_bits == TF32_BITS else ""
+    return f"cuda:{index} {torch.cuda.get_device_name(index)}{tf32}"
+
+
+TF32_BITS = 10  # the only reduced matmul precision torch switches for float32 (engine/targets.py cuda-tf32)
+
+
+@contextlib.contextmanager
+def matmul_precision(device: str):
+    """For the call on a CUDA target, float32 matmuls (cuBLAS and cuDNN) as the target declares: TF32 where its
+    matmul_mantissa_bits is 10, full float32 (TF32 off, explicitly) where it declares none; restored after.
+
+    The legacy switches (allow_tf32) unless this process already used the newer fp32_precision API, which torch
+    refuses to mix with them on reading."""
+    facts = target_facts(device)
+    if facts.device != "cuda":
+        yield
+        return
+    if facts.matmul_mantissa_bits not in (None, TF32_BITS):
+        raise ValueError(f"target {device!r}: torch has no switch for {facts.matmul_mantissa_bits}-bit matmul inputs")
+    import torch
+
+    tf32 = facts.matmul_mantissa_bits == TF32_BITS
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    try:
+        before = ("allow_tf32", matmul.allow_tf32, cudnn.allow_tf32)
+        matmul.allow_tf32 = cudnn.allow_tf32 = tf32
+    except RuntimeError:  # "mix of the legacy and new APIs": this process set fp32_precision
+        before = ("fp32_precision", matmul.fp32_precision, cudnn.conv.fp32_precision)
+        matmul.fp32_precision = cudnn.conv.fp32_precision = "tf32" if tf32 else "ieee"
+    try:
+        yield
+    finally:
+        if before[0] == "allow_tf32":
+            matmul.allow_tf32, cudnn.allow_tf32 = before[1:]
+        else:
+            matmul.fp32_precision, cudnn.conv.fp32_precision = before[1:]
 
 
 def check_loss(loss, dtype, who: str) -> None:
@@ -79,9 +116,10 @@ def execute(call: Callable, who: str, embeddings: np.ndarray, labels: np.ndarray
     x = torch.tensor(embeddings, dtype=torch.float64, device=where).to(torch_dtype).requires_grad_()
     y = torch.as_tensor(labels, dtype=torch.int64, device=where)
     t = None if triplets is None else torch.as_tensor(triplets, dtype=torch.int64, device=where)
-    loss = call(x, y, t)
-    check_loss(loss, torch_dtype, who)
-    grad = torch.autograd.grad(loss, x, allow_unused=True)[0] if loss.requires_grad else None
+    with matmul_precision(device):
+        loss = call(x, y, t)
+        check_loss(loss, torch_dtype, who)
+        grad = torch.autograd.grad(loss, x, allow_unused=True)[0] if loss.requires_grad else None
     if grad is None:
         grad = torch.zeros_like(x)
     as_numpy = grad.detach().to("cpu", torch.float64).numpy()

@@ -454,6 +454,29 @@ REGISTRY: tuple[Divergence, ...] = (
             ),
         ),
     ),
+    Divergence(
+        id="tfa-semihard-angular-gradient-zero-where-the-loss-is-nan",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_semihard_angular_gives_a_zero_gradient_to_a_nan_loss",
+        adapter="tfa.triplet_semihard_loss*",
+        kind="edge_case",
+        reason="Without a positive pair the loss is 0/0 = NaN (empty=nan), and the oracle's gradient is NaN too (what "
+        "autograd gives for 0/0). Under \"angular\", when every distance the numerator reads sits at angular_distance's "
+        "clamp at 0 (rows that are one direction), TF's gradient of the clamped distances is 0 and 0 * inf stays 0: "
+        "a zero gradient for a NaN loss (L2 and squared-L2 give NaN, and so does bfloat16). Found by the thorough hunt on two identical "
+        "rows of different labels.",
+        link="tensorflow/addons tensorflow_addons/losses/triplet.py triplet_semihard_loss; metric_learning.py "
+        "angular_distance (clip_by_value at 0)",
+        spec={"mining": "semi_hard", "distance": "cosine", "empty": "nan"},
+        dtype=("float32", "float16"),  # bfloat16's upcast path gives NaN
+        check="grad",
+        regressions=(
+            Regression(
+                np.array([[-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125], [-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125]]), np.array([0, 1]), "one row twice, two labels",
+                "no positive pair, and the one distance at the angular clamp: TF-Addons' gradient is 0, not NaN",
+                reaches={"mining": "semi_hard", "empty": "nan"},
+            ),
+        ),
+    ),
 )
 
 

@@ -8,7 +8,8 @@
   they run under Triton's interpreter on the CPU (slow: `TRITON` claims `TRITON_SPECS`, a few specs in which
   every field value occurs, so that CI stays fast; `THOROUGH` claims `TRITON_ALL_SPECS`); the output's
   target says so. With a GPU visible the kernels are compiled for CUDA, and the interpreter is not used.
-* Both claim cpu and cuda, float64, float32, float16 and bfloat16 (half precision computed in float32), and
+* Both claim cpu, cuda and cuda-tf32 (float32 only), float64, float32, float16 and bfloat16 (half precision
+  computed in float32), and
   have no entries in the divergence registry.
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ from reference import (
 
 from .wrap import Unavailable, wrap_torch
 
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (engine/targets.py)
 MARGINS = (0.2, 1.0)
 
 
@@ -135,9 +136,12 @@ TRITON_ALL_SPECS = tuple(s for s in ALL_SPECS if s.mining in TRITON_MININGS)
 
 _TRITON_NOTES = (
     "Fused Triton kernels for batch_hard (hinge, soft, scaled; both anchors) and batch_all (hinge and soft), every "
-    "distance, normalize, reduction and empty; float16/bfloat16 are computed in float32. Not covered by the "
-    "kernels: {not_covered} (inhouse.torch has them). Claims {claimed}. Without a GPU they run under Triton's "
-    "interpreter on the CPU (the target says so)."
+    "distance, normalize, reduction and empty; float16/bfloat16 are computed in float32. Tiles by the Gram "
+    "expansion of the re-centred batch, with each entry's error bounded: near pairs are measured from differences, "
+    "batch_hard anchors whose choice the bounds cannot decide are mined again from differences, and batch_all's "
+    "sum is kept in float64, so no precision widening is declared. Not covered by the kernels: {not_covered} "
+    "(inhouse.torch has them). Claims {claimed}. Without a GPU they run under Triton's interpreter on the CPU (the "
+    "target says so)."
 )
 
 

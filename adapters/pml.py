@@ -92,7 +92,7 @@ def pml_adapter(name, make_miner, spec, notes, source):
         name=name,
         spec=spec,
         dtypes=("float64", "float32"),
-        devices=("cpu", "cuda"),
+        devices=("cpu", "cuda", "cuda-tf32"),  # cuda-tf32: float32 cells only (engine/targets.py)
         notes=notes,
         source=SOURCE + source,
         requires=("pytorch_metric_learning",),

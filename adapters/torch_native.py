@@ -16,7 +16,7 @@ from reference import Spec
 
 from .wrap import wrap_torch
 
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (engine/targets.py)
 
 
 def triplet_margin_loss(embeddings, labels, triplets, spec):

@@ -3,17 +3,22 @@
     python -m benchmarks.measure '{"implementation": "inhouse.torch", "task": "semi_hard", "n": 1024,
                                    "d": 64, "device": "cpu", "seed": 0, "repeats": 3, "time_cap": 60}'
 
-Prints JSON lines on stdout: {"event": "calling"} just before the first call (the parent's time cap
-starts there, after the imports), then {"event": "result", ...}. The first call includes warm-up
+Prints JSON lines on stdout: {"event": "calling", "n": N} just before the first call (the parent's time cap
+starts there, after the imports), then {"event": "result", "n": N, ...}. The first call includes warm-up
 (tracing, compilation, allocator growth); `seconds` is the fastest of the repeats that follow: at least
-`repeats` of them, more for fast calls (up to a second of them), while they fit in half the time cap (the
-first call's time when none fits).
+`repeats` of them, more for fast calls (up to `min_timed_seconds`, default a second, of them), while they fit
+in half the time cap (the first call's time when none fits).
+
+A job with "sizes": [N, ...] instead of "n" measures them in this one process, in that order, and stops after
+the first that is not "ok" (benchmarks/run.py --process-per implementation: on CUDA, where peak memory is reset
+per measurement, it saves a process start per N; the CPU's peak RSS cannot be reset, so there each N gets its own).
 
 Peak memory: on CUDA, torch.cuda.max_memory_allocated minus what was allocated before the first call;
 on the CPU, the process's peak RSS (getrusage ru_maxrss) minus its RSS just before the first call.
 """
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import sys
@@ -77,10 +82,12 @@ def _target(device: str) -> str:
 
 def _another(first: float, repeats: list[float], job: dict) -> bool:
     """Whether to time one more call: while it fits in half the time cap, at least job["repeats"] calls, and
-    fast calls for MIN_TIMED_SECONDS in all, so that the fastest is not a scheduler hiccup on a busy machine."""
+    fast calls for MIN_TIMED_SECONDS (or the job's min_timed_seconds) in all, so that the fastest is not a
+    scheduler hiccup on a busy machine."""
     if first + sum(repeats) + first > job["time_cap"] / 2:
         return False
-    return len(repeats) < job["repeats"] or (sum(repeats) < MIN_TIMED_SECONDS and len(repeats) < MAX_REPEATS)
+    enough = job.get("min_timed_seconds", MIN_TIMED_SECONDS)
+    return len(repeats) < job["repeats"] or (sum(repeats) < enough and len(repeats) < MAX_REPEATS)
 
 
 def run(job: dict) -> dict:
@@ -89,7 +96,7 @@ def run(job: dict) -> dict:
     step = implementation.prepare(job["task"], x, labels, job["device"])
     method, start, peak = _memory_probe(job["device"])
     base = start()
-    _emit(event="calling")
+    _emit(event="calling", n=job["n"])
     began = time.perf_counter()
     step()
     first = time.perf_counter() - began
@@ -110,16 +117,34 @@ def run(job: dict) -> dict:
     }
 
 
-def main(argv: list[str]) -> int:
-    job = json.loads(argv[1])
+def measured(job: dict) -> dict:
+    """run(job), with a failure turned into its result."""
     try:
-        result = run(job)
+        return run(job)
     except MemoryError as exc:
-        result = {"status": "oom", "reason": f"MemoryError: {exc}"}
+        return {"status": "oom", "reason": f"MemoryError: {exc}"}
     except Exception as exc:  # any framework's failure is a recorded result, not a crash of the sweep
         text = f"{type(exc).__name__}: {exc}"
-        result = {"status": "oom" if any(m in text.lower() for m in OOM_MESSAGES) else "error", "reason": text[:2000]}
-    _emit(event="result", **result)
+        return {"status": "oom" if any(m in text.lower() for m in OOM_MESSAGES) else "error", "reason": text[:2000]}
+
+
+def _release(device: str) -> None:
+    """Between two sizes in one process: the last one's tensors gone, and CUDA's cache handed back."""
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(argv[1])
+    for n in job.pop("sizes", None) or [job["n"]]:
+        result = measured({**job, "n": n})
+        _emit(event="result", n=n, **result)
+        if result["status"] != "ok":
+            break
+        _release(job["device"])
     return 0
 
 

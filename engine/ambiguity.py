@@ -47,14 +47,16 @@ def decision_distance(answer: Answer) -> float:
     return float(values.min()) if values.size else float("inf")
 
 
-def decision_resolution(answer: Answer, dtype: str, precision: str = DEFAULT) -> dict[str, float]:
-    """Per decision kind of the oracle's gaps: the smallest gap `dtype` resolves on this batch.
+def decision_resolution(answer: Answer, dtype: str, precision: str = DEFAULT,
+                        target: str | None = None) -> dict[str, float]:
+    """Per decision kind of the oracle's gaps: the smallest gap `dtype` resolves on this batch (on `target`: TF32
+    matmuls resolve less, engine/tolerances.py `unit_roundoff`).
 
     A decision between distances of size `at` is resolved to delta(at). The Gram expansion's delta is largest
     at the smallest distance a decision reads, a direct computation's at the largest (its error is relative):
     the worse of the two ends is taken."""
     spec, dist = answer.spec, answer.result.distances
-    u = unit_roundoff(answer, dtype)
+    u = unit_roundoff(answer, dtype, target)
 
     def delta(at: float) -> float:
         if not np.isfinite(at):  # no decision of that kind on this batch
@@ -86,10 +88,11 @@ class Decisions:
         return bool(self.ambiguous or self.ties)
 
 
-def decisions(answer: Answer, dtype: str, precision: str = DEFAULT) -> Decisions:
-    """Which decisions of this batch `dtype` (the dtype computed in) cannot resolve, and which it decides exactly."""
+def decisions(answer: Answer, dtype: str, precision: str = DEFAULT, target: str | None = None) -> Decisions:
+    """Which decisions of this batch `dtype` (the dtype computed in) cannot resolve on the execution `target`, and
+    which it decides exactly."""
     exact = exact_kinds(answer, dtype)
-    resolution = decision_resolution(answer, dtype, precision)
+    resolution = decision_resolution(answer, dtype, precision, target)
     gaps = answer.result.gaps
     return Decisions(
         ambiguous={kind: (gap, resolution[kind]) for kind, gap in gaps.items()

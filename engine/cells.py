@@ -16,6 +16,7 @@ from adapters import Adapter, divergences
 from reference import Spec
 
 from .dtypes import most_precise
+from .targets import applies
 
 QUANTITIES = ("loss", "grad")
 
@@ -51,12 +52,14 @@ class Cell:
 
 
 def conformance_cells(adapters: list[Adapter]) -> list[Cell]:
+    """Every claimed spec x dtype x target x quantity, where the target runs the dtype (cuda-tf32: float32 only)."""
     return [
         Cell(adapter, spec, dtype, device, quantity)
         for adapter in adapters
         for spec in adapter.specs
         for dtype in adapter.dtypes
         for device in adapter.devices
+        if applies(device, dtype)
         for quantity in QUANTITIES
     ]
 

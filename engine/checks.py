@@ -10,6 +10,7 @@ failing example last, so that is the minimal counterexample).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from hypothesis import Phase, event, example, given, settings, target
@@ -25,6 +26,7 @@ from .judge import ORACLE, comparison, judge
 from .oracle import Answer
 from .regimes import regimes
 from .reproducer import reproducer
+from .targets import matmul_eps, target as target_facts
 from .tolerances import Tolerance, tolerance
 
 TARGET_CEILING = 1e12  # target() needs a finite score; a NaN mismatch scores this
@@ -72,6 +74,9 @@ class CellRun:
     failing: Example | None = None
     target: str = ""
     version: str = ""
+    # On a target that rounds matmul inputs (cuda-tf32), every output is also judged by the plain dtype's model:
+    dtype_model_errors: list = field(default_factory=list)  # normalised errors under it
+    dtype_model_beyond: int = 0  # examples beyond it
 
     @property
     def normalized_error(self) -> float:
@@ -87,14 +92,14 @@ class CellRun:
         for name in reached:
             event(name)
         self.session.note_regimes(cell, batch.digest(), reached)
-        decided = decisions(answer, cell.compute_dtype, cell.precision)
+        decided = decisions(answer, cell.compute_dtype, cell.precision, cell.device)
         for kind in decided.ambiguous:
             event(f"ambiguous for {cell.compute_dtype}: {kind}")
         for kind in decided.ties:
             event(f"exact tie decided by the spec: {kind}")
         self.exact_ties += bool(decided.ties)
-        example = Example(batch, answer, tolerance(cell.check, cell.dtype, answer, cell.compute_dtype, cell.precision),
-                          decided)
+        example = Example(batch, answer, tolerance(cell.check, cell.dtype, answer, cell.compute_dtype, cell.precision,
+                                                   cell.device), decided)
         self.examples += 1
         self.scales.append(example.tolerance.scale)
         try:
@@ -103,6 +108,7 @@ class CellRun:
             self._fail(example, failure.reason)
         self.target, self.version = example.output.target, example.output.version
         example.errors = self._compare(example)
+        self._judge_by_dtype_model(example)
         if example.errors is None:  # ambiguous and not comparable: counted, never silently passed
             self.ambiguous_examples += 1
             event(f"ambiguous: {cell.check} not compared")
@@ -121,6 +127,33 @@ class CellRun:
         self._keep_worst(example)
         if not example.errors.ok:
             self._fail(example, example.errors.mismatch)
+
+    def _judge_by_dtype_model(self, example: Example) -> None:
+        """On a target that rounds matmul inputs below the dtype (cuda-tf32), the same output judged by the plain
+        dtype's rounding model as well (engine/tolerances.py): whether the implementation kept float32's accuracy."""
+        cell = self.cell
+        if matmul_eps(cell.device, cell.compute_dtype) is None:
+            return
+        answer = example.answer
+        plain = decisions(answer, cell.compute_dtype, cell.precision)
+        allowed = tolerance(cell.check, cell.dtype, answer, cell.compute_dtype, cell.precision)
+        impl = example.output.loss if cell.check == "loss" else example.output.grad
+        errors = judge(cell.check, impl, answer, plain, allowed, cell.dtype)
+        if errors is not None:
+            self.dtype_model_errors.append(errors.normalized)
+            self.dtype_model_beyond += not errors.ok
+
+    def dtype_model_record(self) -> dict:
+        """For the tolerance record on a matmul-rounding target: its bits, and whether the plain model held."""
+        bits = target_facts(self.cell.device).matmul_mantissa_bits
+        if matmul_eps(self.cell.device, self.cell.compute_dtype) is None:
+            return {}
+        judged = bool(self.dtype_model_errors)
+        return {
+            "matmul_mantissa_bits": bits,
+            "within_dtype_model": (self.dtype_model_beyond == 0) if judged else None,
+            "dtype_model_error": float(f"{max(self.dtype_model_errors):.4g}") if judged else None,
+        }
 
     def _ambiguous_for_quantity(self, example: Example) -> bool:
         return comparison(self.cell.check, example.decided, self.cell.spec) != ORACLE
@@ -211,6 +244,7 @@ class CellRun:
             **example.tolerance.record(),
             "scale_range": [min(self.scales, default=1.0), max(self.scales, default=1.0)],
             "compute_dtype": self.cell.compute_dtype,
+            **self.dtype_model_record(),
         }
 
     def verdict_if_passed(self) -> tuple[str, str]:
@@ -246,20 +280,39 @@ def examples_per_cell() -> int:
     return EXAMPLES_PER_CELL.get(settings.get_current_profile_name(), settings.default.max_examples)
 
 
+# A time box per cell for the hunt (--cell-seconds): None runs a cell's examples in one go.
+CELL_SECONDS: float | None = None
+ROUND = 50  # examples per round of a time-boxed cell
+
+
 def for_each_batch(cell: Cell, check, strategy, regressions=(), max_examples: int | None = None) -> None:
     """Run `check(batch)` as a Hypothesis test over `strategy`, regression batches first.
 
     Each cell gets its own example database key and, under a derandomised profile, its own seed (the
     digest Hypothesis derives both from includes the cell's key, as its pytest plugin does for
     parametrised tests); the loss and grad items of a cell share the key, hence the same examples.
+
+    With a time box (CELL_SECONDS, the hunt's --cell-seconds) the examples run in rounds of ROUND, each a
+    fresh search, until max_examples are done or the box is spent: how far a cell searched then depends
+    on the machine, which is why the default profiles (dev, ci) run without one.
     """
+    __tracebackhide__ = True
+    total = max_examples or examples_per_cell()
+    if CELL_SECONDS is None:
+        _hypothesis_run(cell, check, strategy, regressions, total)
+        return
+    deadline, done = time.monotonic() + CELL_SECONDS, 0
+    while done < total and time.monotonic() < deadline:
+        count = min(ROUND, total - done)
+        _hypothesis_run(cell, check, strategy, regressions if done == 0 else (), count)
+        done += count
+
+
+def _hypothesis_run(cell: Cell, check, strategy, regressions, max_examples: int) -> None:
     __tracebackhide__ = True
     expected_to_fail = bool(cell.divergences())
 
-    @settings(
-        max_examples=max_examples or examples_per_cell(),
-        phases=NO_SHRINK if expected_to_fail else settings.default.phases,
-    )
+    @settings(max_examples=max_examples, phases=NO_SHRINK if expected_to_fail else settings.default.phases)
     @given(batch=strategy)
     def each_batch(batch):
         check(batch)

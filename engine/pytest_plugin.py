@@ -64,6 +64,14 @@ def pytest_addoption(parser):
         metavar="SECONDS",
         help="per-call timeout for an adapter; a call past it fails its cell and the run goes on (default 60)",
     )
+    group.addoption(
+        "--cell-seconds",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time box per conformance item for a long search (the thorough hunt): its examples run in rounds until "
+        "the profile's max_examples are done or the box is spent (default: no box)",
+    )
 
 
 class _NoResults:
@@ -153,13 +161,17 @@ def pytest_configure(config):
                 "seed": config.getoption("hypothesis_seed", None),
                 "max_examples": profile.max_examples,
                 "derandomize": profile.derandomize,
+                "cell_seconds": config.getoption("cell_seconds"),
             },
             adapters=[a.name for a in config.conformance_adapters],
         )
     else:
         config.conformance_results = _NoResults()
     # The session: cells, records, known divergences, regime coverage, summary.
+    from engine import checks
     from engine.session import ConformanceSession
+
+    checks.CELL_SECONDS = config.getoption("cell_seconds")
 
     config.addinivalue_line("markers", "divergence(*ids): the known divergences (adapters/divergences.py) a test covers")
     config.conformance_session = ConformanceSession.from_config(config)

@@ -6,12 +6,17 @@ the ones here pin behaviour that is not a divergence (a correct implementation m
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from adapters.divergences import REGISTRY
 from reference import Spec
 
 from .batch import Batch, Regression
+
+# Batches found by a search, too large to read as source: arrays by name.
+FOUND = np.load(Path(__file__).with_name("regression_batches.npz"))
 
 OWN: tuple[Regression, ...] = (
     Regression(
@@ -47,6 +52,27 @@ OWN: tuple[Regression, ...] = (
         np.array([[0.0], [1.0], [2.0], [0.5]]), np.array([0, 0, 1, 1]), "a hinge exactly at zero",
         "the triplet (0, 1, 2) has d_ap - d_an + m = 1 - 2 + 1 = 0 exactly: mean_nonzero does not count it",
         reaches={"reduction": "mean_nonzero"},
+    ),
+    Regression(
+        FOUND["semi_hard_wide_spread_x"], FOUND["semi_hard_wide_spread_y"], "15 near semi-hard decisions, wide spread",
+        "the thorough hunt: 15 rows of two classes, |x| up to 111 in D = 11, where 15 distances sit within the Gram "
+        "expansion's rounding of a semi-hard decision; TF-Addons' loss lay 0.04 below both extreme nudges, so the "
+        "extremes do not bound semi-hard's admissible losses (engine/compare.py `_monotone`)",
+        reaches={"mining": "semi_hard"},
+    ),
+    Regression(
+        np.array([[2614155.75], [26069902.0], [2614156.0], [6061968.5], [-1880966.5]]), np.array([0, 3, 1, 2, 1]),
+        "softplus slopes at squared distances of 1e14",
+        "the thorough hunt: float32 rounds d_ap - d_an by 1e7, past the sigmoid's width, so a correct float32 "
+        "gradient's slopes may be 0, 1/2 or 1 where the spec's are 1 (engine/tolerances.py `slope_rounding`)",
+        reaches={"soft": True},
+    ),
+    Regression(
+        np.array([[183.19223022460938, 32.11342239379883], [183.19149780273438, 32.11335754394531]]),
+        np.array([1, 1]), "a near-duplicate positive pair 186 from the origin",
+        "the thorough hunt: the Gram expansion leaves the pair at sqrt(err), whose square (contrastive's term) is err, "
+        "though the first-order slope 2 d is 0 there (engine/tolerances.py `curvature_rounding`)",
+        reaches={"mining": "contrastive"},
     ),
 )
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .dtypes import dtype as dtype_facts
+
 
 @dataclass(frozen=True)
 class Target:
@@ -14,13 +16,22 @@ class Target:
     device: str  # where the tensors live: "cpu" or "cuda"
     meaning: str
     frameworks: tuple[str, ...]  # the frameworks that can run there
+    # Matmul precision: the explicit mantissa bits a matmul's inputs keep on this target (TF32: 10), the products
+    # accumulated in the dtype; None: matmuls run in the dtype itself. The rounding model reads it
+    # (engine/tolerances.py `unit_roundoff`), and adapters/_torch.py switches the framework's matmul mode by it.
+    matmul_mantissa_bits: int | None = None
+    dtypes: tuple[str, ...] | None = None  # the dtypes it applies to (TF32 is float32's mode); None: every dtype
 
 
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         Target("cpu", "cpu", "the CPU, one process", ("torch", "tensorflow", "numpy")),
-        Target("cuda", "cuda", "one CUDA device, one process", ("torch", "tensorflow")),
+        Target("cuda", "cuda", "one CUDA device, one process; float32 matmuls in float32 (TF32 off)",
+               ("torch", "tensorflow")),
+        Target("cuda-tf32", "cuda", "one CUDA device, one process, TF32 matmuls on (torch.backends.cuda.matmul and "
+               "cudnn allow_tf32): float32 matmul inputs rounded to 10 mantissa bits, a documented precision change",
+               ("torch",), matmul_mantissa_bits=10, dtypes=("float32",)),
     )
 }
 NAMES: tuple[str, ...] = tuple(TARGETS)
@@ -31,3 +42,18 @@ def target(name: str) -> Target:
         return TARGETS[name]
     except KeyError:
         raise ValueError(f"unknown execution target {name!r}; the suite knows {', '.join(NAMES)}") from None
+
+
+def applies(name: str, dtype: str) -> bool:
+    """Whether the target runs `dtype` at all (cuda-tf32 is float32's matmul mode): cells exist only where it does."""
+    dtypes = target(name).dtypes
+    return dtypes is None or dtype in dtypes
+
+
+def matmul_eps(name: str | None, dtype: str) -> float | None:
+    """2^-bits when the target rounds matmul inputs below `dtype`'s own precision (TF32 and float32: 2^-10),
+    else None: the target changes nothing the rounding model needs to know."""
+    bits = None if name is None else target(name).matmul_mantissa_bits
+    if bits is None or bits >= dtype_facts(dtype).mantissa_bits:
+        return None
+    return 2.0**-bits

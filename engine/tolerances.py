@@ -12,13 +12,27 @@ correct implementation, so atol grows with a first-order estimate of this batch'
 The estimate carries each distance's rounding delta_ij (engine/precision.py: a direct computation of the
 spec by default; the Gram expansion's only where the adapter declares it) through the loss with the oracle's
 dL/dD: sum_ij |dL/dD_ij| delta_ij, plus each term's own arithmetic, eps (m + its distances + |term|) weighted
-as the reduction weighs it. A sum over T terms therefore scales with T, a mean does not. The gradient
+as the reduction weighs it, plus the rounding of the distances read by the terms where dL/dD is one-sided: a
+hinge within that rounding of its kink, a term whose positive and negative are one distance (`kink_rounding`).
+A sum over T terms therefore scales with T, a mean does not. The gradient
 estimate carries the relative rounding of each distance, delta_ij / d_ij, into that distance's gradient
 contribution, and takes the largest element.
 
 The model uses the dtype the implementation computes in: the dtype under test, unless the adapter
 declares another in Adapter.compute_dtype = {dtype: compute dtype} (our in-house code computes float16 and
 bfloat16 in float32 and casts the result back); the tables are the dtype under test's.
+
+An execution target may round matmul inputs below the dtype (engine/targets.py `Target.matmul_mantissa_bits`;
+cuda-tf32: TF32 keeps 10 explicit mantissa bits and accumulates in float32). Each product of a dot product then
+carries 2 * 2^-bits (both inputs rounded) while the D products and two terms still accumulate in the dtype:
+
+    u = (D + 2) eps + 2 * 2^-bits                  (float32 under TF32: about 2e-3, against 2.4e-6 at D = 18)
+
+The model cannot know which of an implementation's distances pass through a matmul, so the widened u holds for
+every distance on that target; the plain dtype model is judged beside it (engine/checks.py), and the comparison
+record says whether the cell also stayed within it (tolerance.within_dtype_model): which implementations keep
+float32's accuracy with TF32 switched on.
+
 Which decisions a dtype cannot resolve on a batch is engine/ambiguity.py's business; it uses the same model.
 """
 from __future__ import annotations
@@ -30,6 +44,7 @@ import numpy as np
 from .dtypes import dtype as dtype_facts
 from .oracle import Answer
 from .precision import DEFAULT, squared_error, to_distance
+from .targets import matmul_eps
 
 # atol = max(table atol, SAFETY * first-order estimate). The estimate bounds a distance's rounding
 # (Higham's gamma_{D+2} for a sum of D products and two more terms); SAFETY leaves room for the
@@ -75,25 +90,40 @@ SCALING = (
 )
 
 
-def unit_roundoff(answer: Answer, dtype: str) -> float:
-    """u = (D + 2) eps: a sum of D products and two more terms."""
-    return (answer.points.shape[1] + 2) * dtype_facts(dtype).eps
+def unit_roundoff(answer: Answer, dtype: str, target: str | None = None) -> float:
+    """u = (D + 2) eps: a sum of D products and two more terms; + 2 * 2^-bits on a `target` that rounds matmul
+    inputs to fewer mantissa bits than the dtype has (TF32, module docstring)."""
+    u = (answer.points.shape[1] + 2) * dtype_facts(dtype).eps
+    reduced = matmul_eps(target, dtype)
+    return u if reduced is None else u + 2.0 * reduced
 
 
-def distance_rounding(answer: Answer, dtype: str, precision: str = DEFAULT) -> np.ndarray:
-    """delta_ij: how far a correct `dtype` implementation's d_ij may sit from the exact one."""
+def distance_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: str | None = None) -> np.ndarray:
+    """delta_ij: how far a correct `dtype` implementation's d_ij may sit from the exact one (on `target`)."""
     dist, spec = answer.result.distances, answer.spec
     squared = dist * dist if spec.distance == "euclidean" else dist
-    err = squared_error(precision, answer.points, squared, spec.distance, spec.normalize, unit_roundoff(answer, dtype))
+    err = squared_error(precision, answer.points, squared, spec.distance, spec.normalize,
+                        unit_roundoff(answer, dtype, target))
     return to_distance(err, dist, spec.distance)
 
 
-def loss_rounding(answer: Answer, dtype: str, precision: str = DEFAULT) -> float:
-    """sum_ij |dL/dD_ij| delta_ij + term_rounding: the loss's first-order rounding for this batch."""
+def loss_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: str | None = None) -> float:
+    """sum_ij |dL/dD_ij| delta_ij + term_rounding + kink_rounding: the loss's first-order rounding for this batch."""
     if not np.isfinite(answer.loss):
         return 0.0
-    spread = np.sum(np.abs(answer.grad_dist) * distance_rounding(answer, dtype, precision))
-    return float(spread) + term_rounding(answer, dtype)
+    delta = distance_rounding(answer, dtype, precision, target)
+    spread = np.sum(np.abs(answer.grad_dist) * delta) + curvature_rounding(answer, delta)
+    return float(spread) + term_rounding(answer, dtype) + kink_rounding(answer, dtype, precision, target)
+
+
+def curvature_rounding(answer: Answer, delta: np.ndarray) -> float:
+    """sum_t |w_t| delta_t^2: the second-order rounding of contrastive's squared terms, whose first-order slope
+    2 d vanishes at d = 0, where a distance rounded to sqrt(err) (the Gram expansion's) still adds err."""
+    result = answer.result
+    if answer.spec.mining != "contrastive" or not len(result.selection):
+        return 0.0
+    i, j = result.selection.T
+    return float(np.sum(np.abs(result.weights) * delta[i, j] ** 2))
 
 
 def term_rounding(answer: Answer, dtype: str) -> float:
@@ -111,12 +141,43 @@ def term_rounding(answer: Answer, dtype: str) -> float:
     return float(dtype_facts(dtype).eps * np.sum(np.abs(result.weights) * operands))
 
 
-def grad_rounding(answer: Answer, dtype: str, precision: str = DEFAULT) -> float:
+def kink_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: str | None = None) -> float:
+    """sum_t |w_t| (delta_ap + delta_an) over the hinge terms within that rounding of their kink, and over the terms
+    whose positive and negative are one distance: what sum_ij |dL/dD_ij| delta_ij misses, since the oracle's dL/dD
+    is one-sided there. An inactive term (dL/dD = 0) within rounding of its hinge may come out active; a term
+    whose two reads are one distance cancels in dL/dD, but not in an implementation that reads the two apart (a
+    masked row maximum that meets the anchor's own distance, which the Gram expansion leaves at about
+    sqrt(err) instead of 0). Either moves the loss by up to its reads' rounding. Negligible at float32's
+    rounding; it matters where the rounding is large (TF32 matmuls, half precision)."""
+    spec, result = answer.spec, answer.result
+    if spec.soft or not np.isfinite(answer.loss) or result.selection.ndim != 2 or result.selection.shape[1] != 3 \
+            or not len(result.selection):
+        return 0.0
+    delta = distance_rounding(answer, dtype, precision, target)
+    dist = result.distances
+    a, p, n = result.selection.T
+    has_positive = p >= 0
+    positive = np.maximum(p, 0)
+    hp = np.where(has_positive, dist[a, positive], 0.0)
+    hn = dist[a, n]
+    slope = 1.0
+    if spec.scaled:  # [(hp - hn) / mean(hn) + m]+: the kink where hp - hn + m mean(hn) = 0
+        mean_hn = float(hn.mean())
+        if not mean_hn > 0:
+            return 0.0
+        slope = 1.0 / mean_hn
+    kink = hp - hn + spec.margin * (hn.mean() if spec.scaled else 1.0)
+    reads = np.where(has_positive, delta[a, positive], 0.0) + delta[a, n]
+    near = (np.abs(kink) <= 2.0 * reads) | (has_positive & (p == n))
+    return float(slope * np.sum(np.abs(result.weights)[near] * reads[near]))
+
+
+def grad_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: str | None = None) -> float:
     """max_i sum_j |dL/dD_ij + dL/dD_ji| |dD_ij/dx_i| delta_ij / d_ij: the gradient's rounding."""
     if not np.isfinite(answer.loss):
         return 0.0
     dist = answer.result.distances
-    delta = distance_rounding(answer, dtype, precision)
+    delta = distance_rounding(answer, dtype, precision, target)
     # An exact copy (d = 0) has a difference of exactly 0 in any dtype, Gram expansion or not, so its
     # gradient is the convention's 0, not noise: only pairs apart carry a relative rounding.
     relative = np.divide(delta, np.maximum(dist, delta), out=np.zeros_like(delta), where=dist > 0)
@@ -130,21 +191,61 @@ def grad_rounding(answer: Answer, dtype: str, precision: str = DEFAULT) -> float
         slope = np.sqrt(np.clip(1.0 - (1.0 - dist) ** 2, 0.0, None))
     if answer.spec.normalize or distance == "cosine":
         slope = slope / np.where(answer.norms > 0, answer.norms, np.inf)[:, None]
-    return float(np.max(np.sum(weight * slope * relative, axis=1), initial=0.0))
+    rows = np.sum(weight * slope * relative, axis=1) + slope_rounding(answer, dtype, delta, slope)
+    return float(np.max(rows, initial=0.0))
+
+
+def slope_rounding(answer: Answer, dtype: str, delta: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """Per row: how far a term's slope dL/dD itself moves with the rounding of what it reads, carried to the
+    rows it reads. The hinge's slope is constant between its kinks (those are decisions), but softplus'
+    slope sigmoid(x) moves by sigmoid(x + r) - sigmoid(x - r) when x = d_ap - d_an is read r off, and
+    contrastive's 2 d and -2 (m - d) by 2 r: where distances are large enough that their rounding spans the
+    width of the sigmoid (squared distances of 1e14 in float32 are rounded by 1e7) the slope is the rounding's,
+    not the spec's."""
+    result, spec = answer.result, answer.spec
+    rows = np.zeros(len(result.distances))
+    if not len(result.selection) or not (spec.soft or spec.mining == "contrastive"):
+        return rows
+    dist, weights, eps = result.distances, np.abs(result.weights), dtype_facts(dtype).eps
+    if spec.mining == "contrastive":
+        i, j = result.selection.T
+        moved = 2.0 * weights * delta[i, j]
+        pairs = [(i, j, moved)]
+    else:
+        a, p, n = result.selection.T
+        positive = np.maximum(p, 0)
+        hp = np.where(p >= 0, dist[a, positive], 0.0)
+        hn = dist[a, n]
+        spread = np.where(p >= 0, delta[a, positive], 0.0) + delta[a, n] + eps * (np.abs(hp) + np.abs(hn))
+        moved = weights * (_sigmoid(hp - hn + spread) - _sigmoid(hp - hn - spread))
+        pairs = [(a[p >= 0], positive[p >= 0], moved[p >= 0]), (a, n, moved)]
+    for first, second, amount in pairs:
+        np.add.at(rows, first, amount * slope[first, second])
+        np.add.at(rows, second, amount * slope[second, first])
+    return rows
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def tolerance(quantity: str, dtype: str, answer: Answer, compute_dtype: str | None = None,
-              precision: str = DEFAULT) -> Tolerance:
+              precision: str = DEFAULT, target: str | None = None) -> Tolerance:
     """The tolerance for `quantity` ("loss" or "grad") of this batch in `dtype`, for an implementation
-    that computes in `compute_dtype` (default: `dtype`) with the declared `precision`."""
+    that computes in `compute_dtype` (default: `dtype`) with the declared `precision`, on the execution
+    `target` (None or one that keeps the dtype's matmuls: the plain dtype model)."""
     compute_dtype = compute_dtype or dtype
     table, estimate, what = (
-        (VALUES[dtype], loss_rounding(answer, compute_dtype, precision), "sum_ij |dL/dD_ij| delta_ij")
+        (VALUES[dtype], loss_rounding(answer, compute_dtype, precision, target), "sum_ij |dL/dD_ij| delta_ij")
         if quantity == "loss"
-        else (GRADIENTS[dtype], grad_rounding(answer, compute_dtype, precision),
+        else (GRADIENTS[dtype], grad_rounding(answer, compute_dtype, precision, target),
               "max_i sum_j |dL/dD_ij| delta_ij / d_ij")
     )
     atol = max(table.atol, SAFETY * estimate)
     computed_in = "" if compute_dtype == dtype else f", computed in {compute_dtype}"
+    reduced = matmul_eps(target, compute_dtype)
+    if reduced is not None:
+        computed_in += (f", on {target}: matmul inputs rounded to 2^{round(np.log2(reduced)):d}, "
+                        f"u = (D + 2) eps + 2 x {reduced:.3g} (engine/targets.py)")
     source = f"{table.source}; " + SCALING.format(safety=SAFETY, what=what, precision=precision) + computed_in
     return Tolerance(atol=atol, rtol=table.rtol, source=source, scale=atol / table.atol)

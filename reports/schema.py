@@ -110,6 +110,7 @@ HYPOTHESIS = Record("hypothesis", "The Hypothesis settings of a pytest run (in i
     optional("seed", "integer|string|null", "--hypothesis-seed as given on the command line; null: a random seed"),
     optional("max_examples", "integer", "the profile's max_examples (conformance cells may draw fewer)"),
     optional("derandomize", "boolean", "whether the profile derandomises: the same examples every run"),
+    optional("cell_seconds", "number|null", "the time box per conformance item (--cell-seconds), null for none"),
 ))
 
 TOLERANCE = Record("tolerance", "The tolerance a comparison cell was judged by: |impl - oracle| <= atol + rtol |oracle|.", (
@@ -120,6 +121,12 @@ TOLERANCE = Record("tolerance", "The tolerance a comparison cell was judged by: 
     optional("scale_range", "array", "[smallest, largest] scale over the cell's examples", items="number"),
     optional("compute_dtype", "string", "the dtype the implementation computes in (TF-Addons upcasts float16)",
              known=DTYPES),
+    optional("matmul_mantissa_bits", "integer", "on a target that rounds matmul inputs (cuda-tf32: TF32, 10 bits; "
+             "engine/targets.py): the bits the rounding model used, u = (D + 2) eps + 2 x 2^-bits"),
+    optional("within_dtype_model", "boolean|null", "on such a target: whether every example also stayed within the "
+             "plain dtype's tolerance (the float32 table and model, TF32 off); null: none could be compared"),
+    optional("dtype_model_error", "number|null", "on such a target: the largest normalised error under the plain "
+             "dtype's model (below 1: within it)"),
 ), empty_allowed="the cell ran no example (skipped before drawing one)")
 
 COUNTEREXAMPLE = Record("counterexample", "One example of a comparison cell: the failing one (Hypothesis replays the "

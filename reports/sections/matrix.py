@@ -119,12 +119,27 @@ def known_divergences(of_adapter: pd.DataFrame) -> tuple[list[str], str]:
     return ids + [f"precision: {p}" for p in sorted(declared)], precision
 
 
+def dtype_model_text(tolerance: dict, dtype: str) -> str:
+    """On a target that rounds matmul inputs (cuda-tf32): whether the cell also stayed within the plain dtype's model."""
+    bits = tolerance.get("matmul_mantissa_bits")
+    worst = describe.number(tolerance.get("dtype_model_error"))
+    worst_text = f" (worst {describe.multiple(worst)}× its tolerance)" if worst is not None else ""
+    within = tolerance.get("within_dtype_model")
+    if within is True:
+        return f"judged with matmul inputs at {bits} mantissa bits; stayed within the plain {dtype} model{worst_text}"
+    if within is False:
+        return f"judged with matmul inputs at {bits} mantissa bits; beyond the plain {dtype} model{worst_text}"
+    return f"judged with matmul inputs at {bits} mantissa bits; the plain {dtype} model could not be compared"
+
+
 def _chip_title(row) -> str:
     tolerance = row.tolerance if isinstance(row.tolerance, dict) else {}
     lines = [f"{QUANTITY_WORDS.get(row.quantity, row.quantity)}: {VERDICT_LABELS[row.verdict]}"]
     if describe.number(row.normalized_error) is not None:
         lines.append(f"worst error {describe.multiple(row.normalized_error)}× tolerance "
                      f"({describe.tolerance_text(tolerance)})")
+    if "matmul_mantissa_bits" in tolerance:  # a reduced-precision matmul target (cuda-tf32): the plain model too
+        lines.append(dtype_model_text(tolerance, row.dtype))
     if describe.number(row.examples):
         ambiguous = describe.number(row.ambiguous_examples) or 0
         lines.append(f"{int(row.examples)} examples" + (f", {int(ambiguous)} ambiguous" if ambiguous else ""))

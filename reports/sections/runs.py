@@ -46,7 +46,9 @@ def _hypothesis_text(settings) -> str:
     else:
         seed = "derandomised" if settings.get("derandomize") else "random seed (not recorded)"
     limit = settings.get("max_examples")
-    return f"profile {profile} · {seed}" + (f" · at most {limit} examples" if limit is not None else "")
+    box = settings.get("cell_seconds")
+    return (f"profile {profile} · {seed}" + (f" · at most {limit} examples" if limit is not None else "")
+            + (f" · {box:g} s per item" if box else ""))
 
 
 def _examples_text(examples: pd.Series) -> str:

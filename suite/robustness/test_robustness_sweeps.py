@@ -16,6 +16,7 @@ from hypothesis import settings
 from engine.cells import Cell, params
 from adapters import unavailable
 from engine.harness import AdapterUnavailable
+from engine.targets import TARGETS
 
 from .sweeps import (
     SWEEPS,
@@ -37,10 +38,24 @@ def sweep_cases(adapters) -> list[Cell]:
         for adapter in adapters
         for sweep in SWEEPS
         for spec in sweep_specs(adapter, sweep)
-        for device in (("cuda",) if sweep == "tf32" else adapter.devices)
+        for device in (tf32_targets(adapter) if sweep == "tf32" else full_precision_targets(adapter))
         if device in adapter.devices
         for dtype in sweep_dtypes(adapter, spec, device, sweep)
     ]
+
+
+def tf32_targets(adapter) -> tuple[str, ...]:
+    """Where the TF32 sweep runs: the cuda-tf32 target where the adapter claims it (its plumbing switches TF32 on
+    for the call), else cuda under the sweep's own switch, except for torch, whose plumbing runs plain cuda with
+    TF32 off (adapters/_torch.py): a torch adapter that does not claim cuda-tf32 has no TF32 sweep."""
+    if "cuda-tf32" in adapter.devices:
+        return ("cuda-tf32",)
+    return () if adapter.framework == "torch" else ("cuda",)
+
+
+def full_precision_targets(adapter) -> list[str]:
+    """The targets the other sweeps run on: those whose matmuls keep the dtype (the sweeps' bounds are the dtype's)."""
+    return [device for device in adapter.devices if TARGETS[device].matmul_mantissa_bits is None]
 
 
 def pytest_generate_tests(metafunc):

@@ -173,3 +173,17 @@ def test_contrastive_float16_sum_overflows_where_the_mean_fits():
     assert reference.evaluate(x, y, spec).loss == pytest.approx(1750.0)
     assert adapter.run(x, y, spec, "float16", "cpu").loss == np.inf
     assert adapter.run(x, y, spec, "float32", "cpu").loss == pytest.approx(1750.0, rel=1e-6)
+
+
+def test_semihard_angular_gives_a_zero_gradient_to_a_nan_loss():
+    """Confirms tfa-semihard-angular-gradient-zero-where-the-loss-is-nan: one row twice with two labels has no
+    positive pair (loss NaN by the spec, oracle gradient NaN); under "angular" TF-Addons' gradient is 0, under L2 NaN."""
+    row = [-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125]
+    x, y = np.array([row, row]), np.array([0, 1])
+    adapter = ADAPTERS["tfa.triplet_semihard_loss"]
+    angular = next(s for s in adapter.specs if s.distance == "cosine")
+    euclidean = next(s for s in adapter.specs if s.distance == "euclidean")
+    out = adapter.run(x, y, angular, "float32", "cpu")
+    assert np.isnan(out.loss) and np.all(out.grad == 0.0)
+    assert np.isnan(reference.evaluate(x, y, angular).grad).all()
+    assert np.isnan(adapter.run(x, y, euclidean, "float32", "cpu").grad).all()

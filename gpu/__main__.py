@@ -1,0 +1,5 @@
+import sys
+
+from gpu.command import main
+
+sys.exit(main())
