@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import itertools
 import os
 import sys
@@ -30,6 +31,8 @@ from reference import (
     SOFT_MININGS,
     Spec,
 )
+
+from engine.targets import target as target_facts
 
 from .wrap import Unavailable, wrap_torch
 
@@ -145,23 +148,29 @@ _TRITON_NOTES = (
 )
 
 
-def _interpreter_problem() -> str | None:
-    """Where torch sees no GPU, switch Triton's interpreter on. Triton reads TRITON_INTERPRET when kernels are
-    defined, its own library kernels included, so this must happen before triton is first imported."""
+def _interpreted() -> bool | str:
+    """Whether the kernels run under Triton's interpreter in this process (a query: nothing is set), or why they
+    cannot run at all. Without a GPU they must be interpreted, and Triton reads TRITON_INTERPRET when kernels are
+    defined, its own library kernels included: `_kernels` sets it before it first imports triton."""
     try:
         import torch
     except ImportError as exc:
         return f"torch is not installed ({type(exc).__name__}: {exc})"
-
-    if torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1":
-        return None
+    if importlib.util.find_spec("triton") is None:  # looked up, not imported: importing it fixes the mode
+        return "triton is not installed"
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return True
+    if torch.cuda.is_available():
+        return False
     if "triton" in sys.modules:
         return "triton was imported before TRITON_INTERPRET=1 was set: set it in the environment to run the kernels on the CPU"
-    os.environ["TRITON_INTERPRET"] = "1"
-    return None
+    return True
 
 
 def _kernels():
+    """inhouse.triton_kernels, with Triton's interpreter switched on first where no GPU is visible (_interpreted)."""
+    if _interpreted() is True and "triton" not in sys.modules:
+        os.environ["TRITON_INTERPRET"] = "1"
     from inhouse import triton_kernels
 
     return triton_kernels
@@ -178,7 +187,6 @@ def _triton_adapter(specs: tuple[Spec, ...]):
         spec=list(specs),
         dtypes=("float64", "float32", "float16", "bfloat16"),
         devices=DEVICES,
-        requires=("triton",),
         notes=_TRITON_NOTES.format(
             not_covered=", ".join(TRITON_NOT_COVERED),
             claimed="every spec they implement" if specs == TRITON_ALL_SPECS
@@ -190,13 +198,14 @@ def _triton_adapter(specs: tuple[Spec, ...]):
 
     def available(device: str | None = None) -> str | None:
         """The wrapper's reasons, and: one process runs the kernels either compiled for CUDA or interpreted."""
-        reason = _interpreter_problem() or wrapped.available(device)
+        interpreted = _interpreted()
+        reason = (interpreted if isinstance(interpreted, str) else None) or wrapped.available(device)
         if reason or device is None:
             return reason
-        interpreted = _kernels().INTERPRETED
-        if device == "cpu" and not interpreted:
+        on_gpu = target_facts(device).device == "cuda"
+        if not on_gpu and not interpreted:
             return "a GPU is visible, so the Triton kernels are compiled for CUDA; the interpreter (CPU) is not used"
-        if device == "cuda" and interpreted:
+        if on_gpu and interpreted:
             return "TRITON_INTERPRET=1 is set: the kernels run under the interpreter on the CPU only"
         return None
 
@@ -205,6 +214,7 @@ def _triton_adapter(specs: tuple[Spec, ...]):
         if reason:
             raise Unavailable(f"adapter 'inhouse.triton': {reason}")
         output = wrapped.run(embeddings, labels, spec, dtype, device, triplets)
+        output = dataclasses.replace(output, version=f"{output.version} + triton {_kernels().triton.__version__}")
         if _kernels().INTERPRETED:
             output = dataclasses.replace(output, target=f"{output.target} (Triton interpreter)")
         return output
