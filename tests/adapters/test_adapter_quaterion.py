@@ -10,6 +10,7 @@ from reference import Spec
 torch = pytest.importorskip("torch")
 
 from adapters import quaterion  # noqa: E402
+from claims import assert_conforms  # noqa: E402
 
 if quaterion.missing():
     pytest.skip(quaterion.missing(), allow_module_level=True)
@@ -22,7 +23,6 @@ RNG = np.random.default_rng(11)
 CENTRES = RNG.normal(size=(5, 6)) * 1.5
 Y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 4])  # two singletons: anchors without a positive
 X = CENTRES[Y] + RNG.normal(size=(10, 6)) * 0.6
-EXACT = {"float64": (1e-12, 1e-10), "float32": (2e-6, 1e-4)}  # (loss rtol, gradient atol)
 
 
 def claims(*adapters):
@@ -36,15 +36,6 @@ def upstream(x, y, **kwargs):
     grad = torch.autograd.grad(loss, e)[0] if loss.requires_grad else torch.zeros_like(e)
     return float(loss.detach()), grad.numpy()
 
-
-def assert_conforms(adapter, spec, x, y, dtype):
-    x = x.astype(dtype).astype(np.float64)
-    oracle = reference.evaluate(x, y, spec)
-    out = adapter.run(x, y, spec, dtype, "cpu")
-    rtol, atol = EXACT[dtype]
-    assert out.loss == pytest.approx(oracle.loss, rel=rtol, abs=rtol), (adapter.name, spec, dtype)
-    assert np.allclose(out.grad, oracle.grad, atol=atol, rtol=0), (adapter.name, spec, dtype)
-    return oracle
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

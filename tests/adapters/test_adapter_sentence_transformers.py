@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers", reason="sentence-transformers is not installed")
 
 from adapters import sentence_transformers as st  # noqa: E402
+from claims import assert_conforms  # noqa: E402
 
 ADAPTERS = {a.name: a for a in st.ADAPTERS}
 RNG = np.random.default_rng(11)
@@ -23,24 +24,12 @@ SPREAD = X.copy()
 SPREAD[2] = -X[0] + 0.1 * X[1]
 # Scales at which batch_all mixes zero and non-zero terms at the claimed margins.
 BATCH_ALL_SCALE = {"euclidean": 3.0, "squared_euclidean": 0.4, "cosine": 1.0}
-EXACT = {"float64": (1e-12, 1e-10), "float32": (2e-6, 1e-4)}  # (loss rtol, gradient atol)
 
 
 def claims(name):
     adapter = ADAPTERS[name]
     return [pytest.param(adapter, spec, id=str(spec)) for spec in adapter.specs]
 
-
-def assert_conforms(adapter, spec, x, y, dtype):
-    """The adapter's loss and gradient equal the oracle's on x rounded to `dtype`, an input far from every
-    decision of the oracle (ties, hinges, zero distances)."""
-    x = x.astype(dtype).astype(np.float64)
-    oracle = reference.evaluate(x, y, spec)
-    out = adapter.run(x, y, spec, dtype, "cpu")
-    rtol, atol = EXACT[dtype]
-    assert out.loss == pytest.approx(oracle.loss, rel=rtol, abs=rtol), (spec, dtype)
-    assert np.allclose(out.grad, oracle.grad, atol=atol, rtol=0), (spec, dtype, np.abs(out.grad - oracle.grad).max())
-    return oracle
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
