@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The suite's two entry points on a fresh machine (see README.md):
 #   ./run.sh report   set up, run the conformance suite over every installed implementation, write the HTML report
-#   ./run.sh test     set up and run the tests (what CI runs)
+#   ./run.sh test     set up and run the tests (what CI runs), in 2 pytest-xdist workers unless the arguments
+#                     choose (see parallel_args)
 #   ./run.sh gpu ...  the GPU command (gpu/command.py): `./run.sh gpu --prepare` fetches the wheels a GPU machine
 #                     lacks; `./run.sh gpu OUTDIR [--dry]` runs it here. On the GPU machine, which cannot set up
 #                     a venv, run `python3 -m gpu OUTDIR` (README.md, "On a GPU machine").
@@ -28,12 +29,38 @@ setup() {
     fi
 }
 
+# `./run.sh test`'s parallelism: -n 2 --dist loadgroup (tests sharing a module's fixture stay in one worker), unless
+# the user's arguments (or PYTEST_ADDOPTS) choose for themselves: -n/--numprocesses/--dist/-p no:xdist, or ask for
+# what a worker cannot give (--pdb, --trace, -s / --capture=no: a debugger or prints on this terminal), or only
+# list or explain (--collect-only, --help, --version). TEST_WORKERS=N (or auto) changes the 2.
+parallel_args() {
+    local previous="" arg
+    for arg in "$@" ${PYTEST_ADDOPTS:-}; do
+        case "$arg" in
+            -n|-n*|--numprocesses|--numprocesses=*|--dist|--dist=*|-pno:xdist|--pdb|--trace|-s|--capture=no \
+                |--co|--collect-only|-h|--help|--version|-V|--fixtures|--markers)
+                return ;;
+            no:xdist)
+                [ "$previous" = "-p" ] && return ;;
+            no)
+                [ "$previous" = "--capture" ] && return ;;
+        esac
+        previous="$arg"
+    done
+    if ! "$VENV/bin/python" -c "import xdist" 2>/dev/null; then
+        echo "== pytest-xdist is not installed in $VENV: running the tests in one process" >&2
+        return
+    fi
+    echo "-n ${TEST_WORKERS:-2} --dist loadgroup"
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
     test)
         setup
-        exec "$VENV/bin/python" -m pytest "$@"
+        # shellcheck disable=SC2046  # the options are words without spaces
+        exec "$VENV/bin/python" -m pytest $(parallel_args "$@") "$@"
         ;;
     report)
         setup

@@ -30,6 +30,10 @@ DTYPES = tuple(DTYPE_TABLE)
 DEVICES = tuple(TARGETS)
 
 
+# compute_dtype of an implementation that upcasts half precision and computes in float32
+HALF_IN_FLOAT32 = {"float16": "float32", "bfloat16": "float32"}
+
+
 @dataclass(frozen=True)
 class Output:
     """What one call of an implementation returned, in float64."""

@@ -154,65 +154,27 @@ REGISTRY: tuple[Divergence, ...] = (
         ),
     ),
     Divergence(
-        id="quaterion-fallback-reads-the-cdist-diagonal",
-        confirmed_by=(
-            "tests/adapters/test_adapter_seeds.py::test_quaterion_one_class_batch_reads_the_cdist_diagonal",
-            "tests/adapters/test_adapter_quaterion.py::test_fallback_reads_the_cdist_diagonal_in_float32",
-        ),
+        id="quaterion-fallback-reads-the-cdist-diagonal-off-the-origin",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_diagonal_breaks_translation_invariance_in_float64",
         adapter=(QUATERION_FORMULA, QUATERION_HARD),
         kind="precision",
-        reason="Without a negative, Quaterion's hn is min over the row of d + rowmax * same_label = rowmax + d(a, a). "
-        "torch.cdist's Gram expansion (more than 25 rows) leaves d(a, a) up to 3.9e-3 in float32, so a one-class "
-        "batch of 40 gives 0.49990 instead of the margin 0.5 (float64 shows it only far from the origin: 2.2e-7 at "
-        "offset 100). Exact in the direct kernel (25 rows or fewer). The conformance cells meet it on the one-class "
-        "regression batch of 40 rows on this entry.",
+        reason="Without a negative, Quaterion's hn is min over the row of d + rowmax * same_label = rowmax + "
+        "d(a, a), and above 25 rows torch.cdist's Gram expansion leaves d(a, a) > 0. The conformance cells accept "
+        "that (it is the Gram rounding the adapter declares: 0.49990 for the margin 0.5 on a one-class float32 "
+        "batch of 40), but translating a tight one-class batch of 40 rows (spread 0.03) by 8 per coordinate moves "
+        "d(a, a) to about 1e-6 and the float64 loss by 7e-7, beyond float64's tolerance: the loss is not "
+        "translation invariant (the property check, run in float64, on the regression batch).",
         link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
-        dtype="float32",
-        check=("edge:no_negative", "loss"),
+        spec={"mining": "batch_hard", "distance": "euclidean", "scaled": True},
+        dtype="float64",
+        check="property:translation",
         regressions=(
             Regression(
                 np.random.default_rng(0).normal(size=(40, 8)) * 0.03 + 3.0, np.zeros(40, dtype=np.int64),
                 "one tight class of 40 rows off the origin",
                 "above 25 rows torch.cdist's Gram expansion leaves d(a, a) > 0, and the masked-minimum fallback reads it; "
-                "the translation property runs it too (entry quaterion-fallback-reads-the-cdist-diagonal-off-the-origin)",
+                "the translation property runs it",
                 reaches={"mining": "batch_hard"}, properties=("translation",),
-            ),
-        ),
-    ),
-    Divergence(
-        id="quaterion-fallback-reads-the-cdist-diagonal-off-the-origin",
-        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_diagonal_breaks_translation_invariance_in_float64",
-        adapter=(QUATERION_FORMULA, QUATERION_HARD),
-        kind="precision",
-        reason="The same diagonal in float64: translating a tight one-class batch of 40 rows (spread 0.03) by 8 per "
-        "coordinate moves d(a, a) to about 1e-6 and the loss by 7e-7, beyond float64's tolerance, so the loss is "
-        "not translation invariant (the property check, run in float64, on the regression batch).",
-        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
-        spec={"mining": "batch_hard", "distance": "euclidean", "scaled": True},
-        dtype="float64",
-        check="property:translation",
-    ),
-    Divergence(
-        id="quaterion-fallback-reads-the-cosine-diagonal",
-        confirmed_by=(
-            "tests/adapters/test_adapter_seeds.py::test_quaterion_cosine_diagonal_over_a_tiny_mean",
-            "tests/adapters/test_adapter_quaterion.py::test_fallback_reads_the_cosine_diagonal_in_float64",
-        ),
-        adapter=(QUATERION_FORMULA, QUATERION_HARD),
-        kind="precision",
-        reason="The same fallback under cosine in float64: 1 - cos of a row with itself rounds to about 1e-16, and "
-        "when mean(hn) is itself tiny (two nearly parallel rows of one class, 1 - cos = 1.8e-13) the scaled loss "
-        "divides that rounding by it: 0.49938 instead of the margin 0.5.",
-        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); Quaterion's cosine distance",
-        spec={"mining": "batch_hard", "distance": "cosine"},
-        dtype="float64",
-        check="loss",
-        regressions=(
-            Regression(
-                np.array([[3.0, 1.0], [3.0, 1.0 + 2e-6]]), np.array([0, 0]), "one class of two nearly parallel rows",
-                "1 - cos = 1.8e-13 between the rows, so the scaled loss divides the diagonal's rounding by 1.8e-13 "
-                "(found by Hypothesis far from the origin)",
-                reaches={"mining": "batch_hard", "distance": "cosine"},
             ),
         ),
     ),
@@ -477,6 +439,7 @@ REGISTRY: tuple[Divergence, ...] = (
             ),
         ),
     ),
+    # --- distributed (adapters/distributed.py, docs/distributed.md) ------------------------------------------
 )
 
 

@@ -34,6 +34,7 @@ from reference import (
 
 from engine.targets import target as target_facts
 
+from .contract import HALF_IN_FLOAT32
 from .wrap import Unavailable, wrap_torch
 
 DEVICES = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (engine/targets.py)
@@ -87,8 +88,6 @@ COVERING_SPECS = _covering()
 
 
 # what the harness's rounding model needs to know: half precision is computed in float32
-_HALF_IN_FLOAT32 = {"float16": "float32", "bfloat16": "float32"}
-
 
 def inhouse_torch_loss(embeddings, labels, triplets=None, spec=None):
     from inhouse.torch_losses import metric_loss
@@ -115,7 +114,7 @@ def _torch_adapter(specs: tuple[Spec, ...]):
                                   else "the full product", total=len(ALL_SPECS)),
         source="inhouse/torch_losses.py",
     )
-    return dataclasses.replace(adapter, compute_dtype=_HALF_IN_FLOAT32)
+    return dataclasses.replace(adapter, compute_dtype=HALF_IN_FLOAT32)
 
 
 # --- the Triton kernels ------------------------------------------------------------------------------------
@@ -219,7 +218,7 @@ def _triton_adapter(specs: tuple[Spec, ...]):
             output = dataclasses.replace(output, target=f"{output.target} (Triton interpreter)")
         return output
 
-    return dataclasses.replace(wrapped, run=run, available=available, compute_dtype=_HALF_IN_FLOAT32)
+    return dataclasses.replace(wrapped, run=run, available=available, compute_dtype=HALF_IN_FLOAT32)
 
 
 TRITON = _triton_adapter(TRITON_SPECS)

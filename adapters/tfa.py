@@ -26,6 +26,7 @@ import numpy as np
 from reference import Spec
 
 from ._tf import load
+from .contract import HALF_IN_FLOAT32
 from .wrap import wrap_tensorflow
 
 SOURCE = "tensorflow/addons tensorflow_addons/losses/"
@@ -92,6 +93,7 @@ ADAPTERS = [
         source=SOURCE + "triplet.py",
         requires=REQUIRES,
         precision="gram",
+        compute_dtype=HALF_IN_FLOAT32,
     ),
     wrap_tensorflow(
         triplet_hard_loss,
@@ -102,6 +104,7 @@ ADAPTERS = [
         source=SOURCE + "triplet.py",
         requires=REQUIRES,
         precision="gram",
+        compute_dtype=HALF_IN_FLOAT32,
     ),
     wrap_tensorflow(
         contrastive_loss,

@@ -56,8 +56,11 @@ class Regression:
     def __post_init__(self) -> None:
         check_scope(self.reaches, f"regression batch {self.layout!r}")
 
-    def applies(self, spec: Spec, prop: str | None = None) -> bool:
-        return in_scope(spec, self.reaches) and (prop is None or prop in self.properties)
+    def applies(self, spec: Spec, prop: str | None = None, dtype: str | None = None) -> bool:
+        """Whether a cell of `spec` (and property `prop`, dtype `dtype`) runs it: a batch the dtype cannot hold
+        (a coordinate past its range) is not an input of that dtype."""
+        representable = dtype is None or bool(np.all(np.isfinite(round_to_dtype(self.embeddings, dtype))))
+        return in_scope(spec, self.reaches) and (prop is None or prop in self.properties) and representable
 
     def batch(self, spec: Spec) -> Batch:
         """The batch for `spec`: with its own triples, or the first valid ones of its labels, for mining="triplets"."""

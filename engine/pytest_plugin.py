@@ -10,10 +10,18 @@ Pick one with `pytest --hypothesis-profile NAME`.
 What a run collects: `pytest` alone collects the suite (suite/: the checks that judge adapters) and the
 suite's own tests (tests/). `pytest --adapter MODULE:ATTR` judges exactly the named adapters: it collects
 suite/ only, and not suite/robustness (the sweeps measure, they do not judge), unless a path is named.
+
+In parallel (pytest-xdist, `pytest -n 2`): every worker loads this plugin, and so the same Hypothesis profile (from
+CI and --hypothesis-profile, which reach every worker); the controller alone writes the results file (its header,
+every worker's records as their reports arrive, the divergence records and run_end), and judges the run as a
+serial one (engine/session.py). With `--dist loadgroup`, the items of a test module that share a module-scoped
+fixture (a child pytest run, a page) run in one worker, so the fixture runs once.
 """
 import importlib
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -82,6 +90,9 @@ class _NoResults:
     def write(self, kind, **fields):
         return None
 
+    def append(self, record):
+        return None
+
 
 def load_user_adapters(specs: list[str]):
     """Resolve each --adapter MODULE:ATTR, with a clear message for every way it can go wrong.
@@ -148,13 +159,22 @@ def pytest_configure(config):
         config.conformance_adapters, config.conformance_adapter_sources = load_user_adapters(user)
     else:
         config.conformance_adapters, config.conformance_adapter_sources = catalog(), {}
+    from engine.session import xdist_role
+
+    role = xdist_role(config)
     path = config.getoption("results")
-    if path:
+    config.conformance_started = time.time()
+    if role == "worker":  # the controller writes the file; this worker's records go to it with its reports
+        from reports.results import RecordBuffer
+
+        run_id = config.workerinput.get(WORKER_RUN_ID)
+        config.conformance_results = RecordBuffer(run_id) if run_id else _NoResults()
+    elif path:
         from reports.results import ResultsWriter
 
         config.conformance_results = ResultsWriter(path)
-        config.conformance_started = time.time()
         profile = settings.default
+        workers = len(config.getoption("tx") or ()) if role == "controller" else 0
         config.conformance_results.header(
             hypothesis={
                 "profile": settings.get_current_profile_name(),
@@ -164,18 +184,99 @@ def pytest_configure(config):
                 "cell_seconds": config.getoption("cell_seconds"),
             },
             adapters=[a.name for a in config.conformance_adapters],
+            **({"notes": f"pytest-xdist: {workers} workers; the controller wrote every worker's records"}
+               if workers else {}),
         )
     else:
         config.conformance_results = _NoResults()
     # The session: cells, records, known divergences, regime coverage, summary.
     from engine import checks
-    from engine.session import ConformanceSession
+    from engine.session import ConformanceSession, Outbox
 
     checks.CELL_SECONDS = config.getoption("cell_seconds")
 
     config.addinivalue_line("markers", "divergence(*ids): the known divergences (adapters/divergences.py) a test covers")
+    # pytest-xdist registers it too; here so that a test module may name its group where xdist is not loaded
+    config.addinivalue_line("markers", "xdist_group(name): run these tests in one xdist worker (--dist loadgroup)")
     config.conformance_session = ConformanceSession.from_config(config)
     config.pluginmanager.register(config.conformance_session, "triplet-conformance-session")
+    if role == "worker":
+        config.pluginmanager.register(Outbox(config.conformance_session), "triplet-conformance-outbox")
+    elif role == "serial":
+        stopper = StopAfterTheItem()
+        stopper.install()
+        config.pluginmanager.register(stopper, "triplet-conformance-ctrl-c")
+
+
+WORKER_RUN_ID = "conformance_run_id"  # in each xdist worker's workerinput: the run id its records carry
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """On the xdist controller, before a worker starts: the run id of the one results file, if there is one."""
+    writer = node.config.conformance_results
+    node.workerinput[WORKER_RUN_ID] = None if isinstance(writer, _NoResults) else writer.run_id
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """With --dist loadgroup (a worker's config.option.loadgroup): the items of a test module that use one of the
+    module's own module-scoped fixtures go to one worker together, so the fixture (a child pytest run, a page
+    built from one) runs once, not once per worker. An item that names its own xdist_group keeps it."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        module = getattr(item, "module", None)
+        if info is None or module is None:
+            continue
+        shared = [
+            name for name, definitions in info.name2fixturedefs.items()
+            if any(d.scope == "module" and getattr(d.func, "__module__", None) == module.__name__ for d in definitions)
+        ]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"module {item.nodeid.split('::')[0]}"))
+
+
+class StopAfterTheItem:
+    """Ctrl-C in a run in one process: the first stops the run when the item under way has ended (its record whole,
+    the interrupt raised from here, a frame pytest can print), a second stops it at once. Raised anywhere, a
+    KeyboardInterrupt may land in a frame whose line number Python cannot tell (a context manager being entered),
+    and pytest then crashes while printing it and exits with 1, not "interrupted" (2). Under pytest-xdist the
+    controller and its workers keep pytest-xdist's own handling."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handle)
+
+    def uninstall(self) -> None:
+        if self.previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self.previous)
+
+    def handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        sys.__stderr__.write("\nCtrl-C: stopping when the item under way ends (Ctrl-C again to stop at once)\n")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        result = yield
+        if self.requested:
+            raise KeyboardInterrupt(f"stopped by the user after {item.nodeid}")
+        return result
+
+
+def pytest_unconfigure(config):
+    stopper = config.pluginmanager.get_plugin("triplet-conformance-ctrl-c")
+    if stopper is not None:
+        stopper.uninstall()
 
 
 def pytest_keyboard_interrupt(excinfo):
@@ -192,7 +293,7 @@ _STOPPED_BY_USER = False
 @pytest.hookimpl(trylast=True)  # after the session plugin, which may fail the run on regime coverage
 def pytest_sessionfinish(session, exitstatus):
     writer = session.config.conformance_results
-    if isinstance(writer, _NoResults):
+    if isinstance(writer, _NoResults) or not hasattr(writer, "header"):  # no file, or an xdist worker's buffer
         return
     from reports.results import now
 

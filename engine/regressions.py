@@ -81,7 +81,7 @@ def all_regressions() -> tuple[Regression, ...]:
     return OWN + tuple(regression for entry in REGISTRY for regression in entry.regressions)
 
 
-def regression_examples(spec: Spec, prop: str | None = None) -> list[Batch]:
+def regression_examples(spec: Spec, prop: str | None = None, dtype: str | None = None) -> list[Batch]:
     """The regression batches for `spec`: every one that reaches it for a conformance cell, those meant for the
-    property check `prop` too for that property."""
-    return [regression.batch(spec) for regression in all_regressions() if regression.applies(spec, prop)]
+    property check `prop` too for that property; with `dtype`, those whose coordinates the dtype holds."""
+    return [regression.batch(spec) for regression in all_regressions() if regression.applies(spec, prop, dtype)]

@@ -9,6 +9,20 @@
 - tallies the regimes the strategies reached and fails the session when a regime never occurred in
   enough examples that a correct strategy would have missed it with probability below MISS_PROBABILITY;
 - prints a summary: verdict counts, ambiguous cells, regime coverage, stale divergences.
+
+Under pytest-xdist (`pytest -n 2`) every process loads the plugin and gets a session, in one of three roles:
+- "serial": no xdist; the session does all of the above itself;
+- "worker": it runs its share of the items and keeps its caches, but judges and writes nothing for the run:
+  each change to what the run tallies is an *event* (`_note`), and the worker's results writer is a
+  `reports.results.RecordBuffer`. Both ride on the worker's test reports (`PAYLOAD`, attached when pytest makes
+  the report, serialised by xdist with it); what is left when the worker's session ends goes in
+  `config.workeroutput`;
+- "controller": it runs no item; it writes each report's records to the one results file as they arrive and
+  applies its events, so the divergence records, the verdict counts of run_end, regime coverage (over the union
+  of every worker's examples), stale divergences and the summary are the run's, as a serial run has them.
+Every worker collects the same items (xdist refuses to run otherwise), so the collection's tallies (which items
+each registry entry covers, which adapters and checks were collected) are taken once, from the first worker
+that reports them; the outcomes are summed, each item having run in one worker.
 """
 from __future__ import annotations
 
@@ -28,11 +42,26 @@ from .oracle import Answer, answer
 from .regimes import REGIMES, applicable_regimes
 
 MISS_PROBABILITY = 1e-6  # a regime is required once missing it by chance would be this unlikely
+PAYLOAD = "conformance_payload"  # a worker's report attribute: {"records": [...], "events": [...]}
+RECORDS_WRITTEN = "conformance_records"  # on the controller, after the payload is applied: how many it wrote
+ROLES = ("serial", "worker", "controller")
+
+
+def xdist_role(config) -> str:
+    """This process's part in the run: "worker" (an xdist worker), "controller" (xdist's controller, which runs
+    no test) or "serial"."""
+    if hasattr(config, "workerinput"):
+        return "worker"
+    distributed = getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None))
+    return "controller" if distributed and not config.getoption("collectonly") else "serial"
 
 
 class ConformanceSession:
-    def __init__(self, writer, sources: dict[str, str], timeout: float, results_path=None):
-        self.writer = writer  # reports.results.ResultsWriter, or a stand-in whose write() does nothing
+    def __init__(self, writer, sources: dict[str, str], timeout: float, results_path=None, role: str = "serial"):
+        if role not in ROLES:
+            raise ValueError(f"role {role!r} not in {ROLES}")
+        self.role = role
+        self.writer = writer  # reports.results.ResultsWriter (RecordBuffer in a worker), or a stand-in that drops
         self.sources = sources  # adapter name -> the --adapter MODULE:ATTR it came from (else a built-in)
         self.timeout = timeout  # per adapter call, seconds
         self.results_path = results_path
@@ -53,6 +82,8 @@ class ConformanceSession:
         self.collected_adapters: set[str] = set()  # adapters with a collected conformance/edge/property item
         self.collected_checks: set[str] = set()  # "loss", "grad", "edge:<case>", "property:<name>" ...
         self.divergence_outcomes: dict[str, Counter] = defaultdict(Counter)
+        self.collection_known = False  # the collection's tallies are in (a controller takes the first worker's)
+        self.outbox: list[list] = []  # a worker's events not yet sent to the controller
 
     @classmethod
     def from_config(cls, config) -> "ConformanceSession":
@@ -61,6 +92,7 @@ class ConformanceSession:
             sources=config.conformance_adapter_sources,
             timeout=config.getoption("adapter_timeout"),
             results_path=config.getoption("results"),
+            role=xdist_role(config),
         )
 
     # --- used by the tests and CellRun ------------------------------------------------------------
@@ -122,18 +154,67 @@ class ConformanceSession:
     def source_of(self, adapter_name: str) -> str:
         return self.sources.get(adapter_name, "catalog")
 
+    # --- what the run tallies: events, applied here and, in a worker, sent to the controller ------------
+
+    def _note(self, *event) -> None:
+        self.apply(list(event))
+        if self.role == "worker":
+            self.outbox.append(list(event))
+
+    def apply(self, event: list) -> None:
+        """One change to the run's tallies: made where it happened, and on the controller when it arrives."""
+        kind = event[0]
+        if kind == "collected":
+            if self.collection_known:  # every worker collected the same items: count them once
+                return
+            self.collection_known = True
+            tallies = event[1]
+            self.divergence_items.update(tallies["divergence_items"])
+            self.collected_adapters.update(tallies["adapters"])
+            self.collected_checks.update(tallies["checks"])
+        elif kind == "verdict":  # a comparison record's verdict, and the ambiguous cell's line if it is one
+            self.verdicts[event[1]] += 1
+            if event[2]:
+                self.ambiguous_cells.append(event[2])
+        elif kind == "divergence":  # a registry entry's item and its outcome
+            self.divergence_outcomes[event[1]][event[2]] += 1
+        elif kind == "regimes":  # [regime, example key] pairs: where it applied, where it held
+            for name, key in event[1]:
+                self.regime_applicable[name].add(key)
+            for name, key in event[2]:
+                self.regime_held[name].add(key)
+        else:
+            raise ValueError(f"unknown session event {kind!r}")
+
+    def payload(self) -> dict | None:
+        """A worker's records and events since the last payload (None when there are none); taken once."""
+        records = self.writer.take() if hasattr(self.writer, "take") else []
+        events, self.outbox = self.outbox, []
+        return {"records": records, "events": events} if records or events else None
+
+    def receive(self, payload: dict) -> int:
+        """On the controller: write a worker's records to the results file, apply its events; how many records."""
+        for record in payload.get("records", ()):
+            self.writer.append(record)
+        for event in payload.get("events", ()):
+            self.apply(event)
+        return len(payload.get("records", ()))
+
     # --- pytest hooks -----------------------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items):
+        divergence_items, adapters, checks = Counter(), set(), set()
         for item in items:
             cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
             if isinstance(cell, Cell):
-                self.collected_adapters.add(cell.adapter.name)
-                self.collected_checks.add(cell.check)
+                adapters.add(cell.adapter.name)
+                checks.add(cell.check)
             marker = item.get_closest_marker("divergence")
             for divergence_id in marker.args if marker else ():
-                self.divergence_items[divergence_id] += 1
+                divergence_items[divergence_id] += 1
+        self._note("collected", {"divergence_items": dict(divergence_items), "adapters": sorted(adapters),
+                                 "checks": sorted(checks)})
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -146,31 +227,31 @@ class ConformanceSession:
         verdict = _pytest_verdict(report, call)
         marker = item.get_closest_marker("divergence")
         for divergence_id in marker.args if marker else ():
-            self.divergence_outcomes[divergence_id][verdict] += 1
+            self._note("divergence", divergence_id, verdict)
         cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
         if isinstance(cell, Cell) and cell.check in ("loss", "grad"):
             self._record(item, cell, report, verdict, marker)
         if verdict in ("pass", "xfail"):  # a failed cell's examples include its shrinking: biased
-            for key, applicable, held in self._pending_regimes.pop(item.nodeid, []):
-                for name in applicable:
-                    self.regime_applicable[name].add(key)
-                for name in held:
-                    self.regime_held[name].add(key)
+            applicable, held = [], []
+            for key, names, reached in self._pending_regimes.pop(item.nodeid, []):
+                # only what is new here: the loss and grad items of a cell share their examples
+                applicable += [[name, key] for name in names if key not in self.regime_applicable[name]]
+                held += [[name, key] for name in reached if key not in self.regime_held[name]]
+            if applicable or held:
+                self._note("regimes", applicable, held)
 
     def _record(self, item, cell: Cell, report, verdict: str, marker) -> None:
         run = self.runs.get(item.nodeid) or CellRun(cell, self)
         reason = _reason(report)
         if verdict == "pass":
             verdict, reason = run.verdict_if_passed()
-            if verdict == "ambiguous":
-                self.ambiguous_cells.append(f"{cell}: {reason}")
         elif verdict in ("fail", "xfail") and run.failing is not None:
             reason = run.failing.failure
         elif verdict == "fail":
             verdict = "error"  # the check itself broke: not the adapter's discrepancy
         if verdict in ("xfail", "xpass"):
             reason = f"{item.get_closest_marker('xfail').kwargs.get('reason', '')}" + (f"; observed: {reason}" if reason else "")
-        self.verdicts[verdict] += 1
+        self._note("verdict", verdict, f"{cell}: {reason}" if verdict == "ambiguous" else None)
         adapter: Adapter = cell.adapter
         self.writer.write(
             "comparison",
@@ -195,7 +276,28 @@ class ConformanceSession:
         )
 
     @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report):
+        """On the controller, first of all: a worker's report brings the records and events of its item."""
+        if self.role != "controller":
+            return
+        payload = report.__dict__.pop(PAYLOAD, None)  # applied once; the report lives on in pytest's stats
+        if payload:
+            setattr(report, RECORDS_WRITTEN, self.receive(payload))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        """On the controller: what a worker recorded after its last report (config.workeroutput)."""
+        payload = (getattr(node, "workeroutput", None) or {}).get(PAYLOAD)
+        if self.role == "controller" and payload:
+            self.receive(payload)
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session, exitstatus):
+        if self.role == "worker":  # the controller judges the run; what is still here goes to it
+            payload = self.payload()
+            if payload and hasattr(session.config, "workeroutput"):
+                session.config.workeroutput[PAYLOAD] = payload
+            return
         for entry in divergences.REGISTRY:
             outcomes = self.divergence_outcomes.get(entry.id, Counter())
             reproduces = True if outcomes["xfail"] else False if outcomes["xpass"] else None
@@ -249,7 +351,7 @@ class ConformanceSession:
 
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
         write = terminalreporter.write_line
-        if not self.verdicts and not divergences.REGISTRY:
+        if self.role == "worker" or (not self.verdicts and not divergences.REGISTRY):
             return
         terminalreporter.section("triplet-conformance")
         counts = ", ".join(f"{verdict} {n}" for verdict, n in sorted(self.verdicts.items()))
@@ -268,6 +370,21 @@ class ConformanceSession:
             write(f"divergences not exercised (no collected item of their adapter and check): {len(absent)}")
         if self.results_path:
             write(f"results: {self.results_path}")
+
+
+class Outbox:
+    """Registered in an xdist worker: hands the session's payload to each test report as pytest makes it (the
+    outermost wrapper, so after the session has written the item's record), before xdist sends the report."""
+
+    def __init__(self, session: ConformanceSession):
+        self.session = session
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        payload = self.session.payload()
+        if payload:
+            setattr(outcome.get_result(), PAYLOAD, payload)
 
 
 def _pytest_verdict(report, call) -> str:

@@ -6,6 +6,11 @@ then write the HTML report from this run plus every committed results file under
 Progress (which adapter and spec is running, how many cells are done, verdicts so far) is printed
 while pytest runs; pytest's own output goes to a log beside the results file.
 
+The job runs pytest in one process unless the arguments after -- say otherwise: `-- -n 2` runs it in two
+pytest-xdist workers (the progress, the results file and the page are the same; reports/progress.py). One process
+is the default because the job runs every installed implementation on whatever machine it is given, and each
+worker loads TensorFlow and torch: the user decides whether the machine has the memory and cores for more.
+
 A discrepancy is information, not a crash: the exit status is 0 whenever the suite ran to the end
 and the page was written, however many cells failed. It is non-zero only when the run itself broke:
 pytest stopped early (interrupted, internal or usage error, nothing collected), a test failed in a
@@ -136,6 +141,7 @@ def run_suite(paths: list[str], results: Path, log: Path, pytest_args: list[str]
         )
     os.close(writer)
     tally, tail, running = Tally(), ResultsTail(results), ""
+    described: dict[str, str] = {}  # nodeid -> what it checks; under pytest-xdist several items run at once
     with os.fdopen(reader, encoding="utf-8") as events:
         for line in events:
             try:
@@ -146,7 +152,7 @@ def run_suite(paths: list[str], results: Path, log: Path, pytest_args: list[str]
                 tally.total = event["total"]
                 display.show(tally.line(f"collected {tally.total} cells"), important=True)
             elif event["event"] == "start":
-                running = event["what"]
+                running = described[event["nodeid"]] = event["what"]
                 display.show(tally.line(running))
             elif event["event"] == "finish":
                 tally.done += 1
@@ -159,7 +165,8 @@ def run_suite(paths: list[str], results: Path, log: Path, pytest_args: list[str]
                     tally.broken.append(event["nodeid"])
                 failed = event["outcome"] == "failed"
                 tally.failed += failed
-                display.show(tally.line(("failed: " if failed else "") + running), important=failed)
+                finished = described.pop(event["nodeid"], running)
+                display.show(tally.line(("failed: " + finished) if failed else running), important=failed)
     status = process.wait()
     display.finish()
     return status, tally

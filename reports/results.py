@@ -4,6 +4,11 @@ line and flushed to disk at once, so an interrupted run keeps every record it ha
 A Ctrl-C never cuts a line: the main thread writes each line with SIGINT deferred (`_sigint_deferred`), so a
 KeyboardInterrupt that arrives mid-write is raised right after the line is on disk, never between two
 chunks of it (PEP 475 retries an interrupted write(2) only when the signal handler does not raise).
+
+Under pytest-xdist one process writes the file: the controller. A worker's records go into a `RecordBuffer`
+(checked there, as the writer checks them), travel to the controller with the worker's test reports, and the
+controller's `ResultsWriter.append` writes them, so a run has one file, one header and one run_end whatever its
+number of workers (engine/session.py says how).
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .schema import SCHEMA, SCHEMA_VERSION, check
+from .schema import ENVELOPE, SCHEMA, SCHEMA_VERSION, check
 
 
 def jsonable(value):
@@ -108,6 +113,37 @@ def _sync(fd: int) -> None:
             raise
 
 
+def build_record(kind: str, run_id: str, fields: dict) -> dict:
+    """The record a writer appends: the envelope and `fields` made JSON-able; ValueError (naming the kind and the
+    field) when the fields do not match the schema's record for `kind`."""
+    fields = jsonable(fields)
+    check(kind, fields)
+    record = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "run_id": run_id}
+    record.update(fields)
+    return record
+
+
+class RecordBuffer:
+    """The writer of a pytest-xdist worker: the same checks as ResultsWriter.write, the records kept in order until
+    `take()` hands them over (with a test report) to the controller, whose writer appends them to the file."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id  # the controller's: every record of the run carries it
+        self.records: list[dict] = []
+
+    def write(self, kind: str, /, **fields) -> dict:
+        record = build_record(kind, self.run_id, fields)
+        self.records.append(record)
+        return record
+
+    def take(self) -> list[dict]:
+        taken, self.records = self.records, []
+        return taken
+
+    def close(self) -> None:
+        return None
+
+
 class ResultsWriter:
     """Appends records to a JSON-lines file, one whole, fsynced line per record."""
 
@@ -120,10 +156,7 @@ class ResultsWriter:
     def write(self, kind: str, /, **fields) -> dict:
         """Append one `kind` record; ValueError (naming the kind and the field) when the fields do not match
         the schema's record for `kind`, and then nothing is written."""
-        fields = jsonable(fields)
-        check(kind, fields)
-        record = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "run_id": self.run_id}
-        record.update(fields)
+        record = build_record(kind, self.run_id, fields)
         line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")
         if self._fd is None:
             raise ValueError(f"{self.path}: the results writer is closed")
@@ -131,6 +164,11 @@ class ResultsWriter:
             _write_all(self._fd, line)
             _sync(self._fd)
         return record
+
+    def append(self, record: dict) -> dict:
+        """Append a record another process built (a RecordBuffer's), checked again and under this writer's run."""
+        fields = {name: value for name, value in record.items() if name not in ENVELOPE.names}
+        return self.write(record.get("kind", ""), **fields)
 
     def header(self, **fields) -> dict:
         base = {

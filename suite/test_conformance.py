@@ -25,4 +25,5 @@ def pytest_generate_tests(metafunc):
 def test_conformance(cell, conformance, request):
     run = conformance.start(cell, request.node.nodeid)
     conformance.skip_unless_runnable(cell)
-    for_each_batch(cell, run.check, batches(cell.spec, cell.dtype, cell.precision), regression_examples(cell.spec))
+    for_each_batch(cell, run.check, batches(cell.spec, cell.dtype, cell.precision),
+                   regression_examples(cell.spec, dtype=cell.dtype))

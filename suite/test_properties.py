@@ -276,5 +276,5 @@ def test_property(cell, conformance, request):
                          f"transformation) with:\n" + run.reproducer_for(batch))
             raise
 
-    regressions = regression_examples(cell.spec, name)
+    regressions = regression_examples(cell.spec, name, cell.dtype)
     for_each_batch(cell, check, strategy_for(name, cell), regressions, examples_per_property())

@@ -142,6 +142,16 @@ def _kills_itself(embeddings, labels, spec, dtype, device, triplets=None):
 
 
 
+_PRESSED: list[bool] = []
+
+
+def _presses_ctrl_c(embeddings, labels, spec, dtype, device, triplets=None):
+    if not _PRESSED:  # the user's Ctrl-C, once, in the middle of the first call
+        _PRESSED.append(True)
+        os.kill(os.getpid(), signal.SIGINT)
+    return run_oracle(embeddings, labels, spec, dtype, device, triplets)
+
+
 BATCH_HARD = (Spec(),)
 SEMI_HARD = (Spec(mining="semi_hard", empty="nan"),)
 FLIPPED_GRADIENT = _broken("flipped_gradient", "dL/dx with the wrong sign", _flipped_gradient, BATCH_HARD)
@@ -167,5 +177,7 @@ HANGS_ISOLATED = _broken("hangs_isolated", "never returns, in its own process", 
 ORACLE_ISOLATED = replace(ORACLE, name="test.oracle_isolated", extra={"isolate": True})
 FAULTS = [RAISES, NAN_LOSS, INF_LOSS, TRANSPOSED_GRADIENT, INTEGER_GRADIENT, OBJECT_LOSS, HANGS,
           SEGFAULTS, EXITS, KILLS_ITSELF, HANGS_ISOLATED]
+# A correct adapter whose first call meets a Ctrl-C: the run must stop after the item under way, not inside it.
+PRESSES_CTRL_C = [replace(ORACLE, name="test.presses_ctrl_c", run=_presses_ctrl_c, specs=BATCH_HARD, dtypes=("float32",))]
 # One spec, one dtype each: the behaving adapters must pass, every fault must fail its cells and only those.
 FAULT_ZOO = [replace(adapter, specs=BATCH_HARD, dtypes=("float32",)) for adapter in (ORACLE, ORACLE_ISOLATED, *FAULTS)]

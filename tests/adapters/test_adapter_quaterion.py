@@ -155,7 +155,7 @@ def test_hard_losses_route_the_gradient_through_the_row_maximum_at_a_tie():
 
 
 def test_fallback_reads_the_cdist_diagonal_in_float32():
-    """Confirms quaterion-fallback-reads-the-cdist-diagonal for the real library: one class of 40 rows (more than
+    """The real library reads the cdist diagonal (why it declares precision "gram"): one class of 40 rows (more than
     25: cdist's Gram expansion), spread 0.03 around 0.5: hn = rowmax + d(a, a) and d(a, a) is not 0 in float32:
     0.49973 for the margin 0.5, 0.693123 for log 2 (soft). float64 stays within its tolerance here."""
     rng = np.random.default_rng(0)
@@ -169,7 +169,7 @@ def test_fallback_reads_the_cdist_diagonal_in_float32():
 
 
 def test_fallback_reads_the_cosine_diagonal_in_float64():
-    """Confirms quaterion-fallback-reads-the-cosine-diagonal for the real library: two nearly parallel rows of one
+    """The real library reads the cosine diagonal (within the Gram precision it declares): two nearly parallel rows of one
     class, (1 - cos) / 2 = 5e-14 and d(a, a) of the order of 1e-16: 0.49779 for the margin 0.5, although mean(hn)
     = 1e-13 is well above float64's resolution of the collapse."""
     x = np.array([[1.143, -1.969], [1.143, -1.969]])
