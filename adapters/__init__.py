@@ -11,7 +11,8 @@ from .contract import DEVICES, DTYPES, Adapter, Output
 from .frameworks import unavailable
 from .wrap import Unavailable, wrap_numpy, wrap_tensorflow, wrap_torch
 
-FAMILIES = ("torch_native", "pml", "tfa", "seeds", "sentence_transformers", "tf_similarity", "quaterion", "inhouse")
+FAMILIES = ("torch_native", "pml", "tfa", "seeds", "sentence_transformers", "tf_similarity", "quaterion", "inhouse",
+            "distributed")
 
 
 def catalog() -> list[Adapter]:

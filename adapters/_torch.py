@@ -34,6 +34,9 @@ def device_problem(device: str) -> str | None:
 
     if target_facts(device).device == "cuda" and not torch.cuda.is_available():
         return f"no CUDA device visible to torch {torch.__version__}"
+    if target_facts(device).processes > 1 and not (torch.distributed.is_available()
+                                                    and torch.distributed.is_gloo_available()):
+        return f"torch {torch.__version__} was built without torch.distributed's gloo backend"
     return None
 
 
@@ -46,7 +49,10 @@ def target(device: str) -> str:
     """The execution target as the results record it: "cpu" or e.g. "cuda:0 NVIDIA H200"."""
     import torch
 
-    if target_facts(device).device == "cpu":
+    facts = target_facts(device)
+    if facts.processes > 1:
+        return f"cpu, {facts.processes} processes (torch.distributed gloo)"
+    if facts.device == "cpu":
         return "cpu"
     index = torch.cuda.current_device()
     tf32 = " (TF32 matmuls)" if target_facts(device).matmul_mantissa_bits == TF32_BITS else ""

@@ -3,6 +3,7 @@
     available(device=None) -> None when the implementation can run here (on `device`, an execution target of
                               engine/targets.py, when given), else the reason it cannot (a skip)
     run(embeddings, labels, spec, dtype, device, triplets) -> Output
+                              (on a distributed target also `shards=`: the rows each rank holds, engine/distributed.py)
 
 `run` receives float64 NumPy embeddings [N, D] and int64 labels [N] (and, for mining="triplets",
 int64 index triples [T, 3]); it casts to `dtype`, runs on `device` in its own framework, and returns

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 
 import numpy as np
 
-from engine.batch import Regression
+from engine.batch import Regression, found
 from reference import Scope, Spec, check_scope, in_scope, scope_in_words
 
 KINDS = ("semantics", "precision", "edge_case", "unsupported")
@@ -79,6 +79,19 @@ SENTENCE_TRANSFORMERS_HARD = "st.BatchHard*TripletLoss"
 # `check` of a divergence that shows in the conformance cells ("loss" and "grad") but not as every
 # edge-case record ("edge:<case>").
 CONFORMANCE = "[lg]*"
+
+
+# Six rows, one of three classes on each rank at W = 2 and 3 (equal shards, as PML needs): every PML distributed
+# spec has a loss above 0.01 and a decision gap above 1e-3 on it, and efficient=True misses the oracle's loss and
+# gradient by over 27% at both world sizes (found by a search over random seeds).
+PML_DISTRIBUTED_BATCH = Regression(
+    np.array([[-0.65, -0.17, 1.66], [0.66, -1.64, -0.01], [-0.62, 0.15, -1.61], [0.24, 0.24, 1.58],
+              [0.32, 0.51, -1.49], [2.25, -1.92, 1.1]]),
+    np.array([0, 0, 2, 1, 2, 1]), "six rows, three classes, shared by two or three ranks",
+    "a non-zero loss for every PML distributed spec, far from every decision",
+    reaches={"mining": ("batch_all", "batch_hard", "semi_hard_all"), "normalize": True, "margin": (0.05, 0.2),
+             "reduction": "mean_nonzero"},
+)
 
 REGISTRY: tuple[Divergence, ...] = (
     Divergence(
@@ -418,14 +431,15 @@ REGISTRY: tuple[Divergence, ...] = (
     ),
     Divergence(
         id="tfa-semihard-angular-gradient-zero-where-the-loss-is-nan",
-        confirmed_by="tests/adapters/test_adapter_tfa.py::test_semihard_angular_gives_a_zero_gradient_to_a_nan_loss",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::"
+        "test_semihard_gives_a_zero_gradient_to_a_nan_loss_at_the_distance_clamp",
         adapter="tfa.triplet_semihard_loss*",
         kind="edge_case",
         reason="Without a positive pair the loss is 0/0 = NaN (empty=nan), and the oracle's gradient is NaN too (what "
-        "autograd gives for 0/0). Under \"angular\", when every distance the numerator reads sits at angular_distance's "
-        "clamp at 0 (rows that are one direction), TF's gradient of the clamped distances is 0 and 0 * inf stays 0: "
-        "a zero gradient for a NaN loss (L2 and squared-L2 give NaN, and so does bfloat16). Found by the thorough hunt on two identical "
-        "rows of different labels.",
+        "autograd gives for 0/0). Under \"angular\", when every distance the numerator reads sits at "
+        "angular_distance's clamp at 0 (rows that are one direction), TF's gradient of the clamped distances is 0 and "
+        "0 * inf stays 0: a zero gradient for a NaN loss (bfloat16's upcast path gives NaN). Found by the thorough "
+        "hunt on two identical rows of different labels.",
         link="tensorflow/addons tensorflow_addons/losses/triplet.py triplet_semihard_loss; metric_learning.py "
         "angular_distance (clip_by_value at 0)",
         spec={"mining": "semi_hard", "distance": "cosine", "empty": "nan"},
@@ -433,13 +447,141 @@ REGISTRY: tuple[Divergence, ...] = (
         check="grad",
         regressions=(
             Regression(
-                np.array([[-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125], [-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125]]), np.array([0, 1]), "one row twice, two labels",
+                np.array([[-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125],
+                          [-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125]]),
+                np.array([0, 1]), "one row twice, two labels",
                 "no positive pair, and the one distance at the angular clamp: TF-Addons' gradient is 0, not NaN",
                 reaches={"mining": "semi_hard", "empty": "nan"},
             ),
         ),
     ),
+    Divergence(
+        id="tfa-semihard-l2-gradient-zero-where-the-loss-is-nan",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::"
+        "test_semihard_gives_a_zero_gradient_to_a_nan_loss_at_the_distance_clamp",
+        adapter="tfa.triplet_semihard_loss*",
+        kind="edge_case",
+        reason="The same zero gradient for a NaN loss under L2 and squared-L2: pairwise_distance clamps the Gram "
+        "expansion with maximum(d2, 0) and masks what is left at 0, so when the expansion of two identical rows "
+        "rounds to 0 or below, the gradient through it is 0 (a positive residue gives NaN, as the spec does). On "
+        "the hunt's row in float32; its float16 rounding leaves a residue. Found by the thorough hunt.",
+        link="tensorflow/addons tensorflow_addons/losses/metric_learning.py pairwise_distance (maximum at 0, error "
+        "mask); triplet.py triplet_semihard_loss",
+        spec={"mining": "semi_hard", "distance": ("euclidean", "squared_euclidean"), "empty": "nan"},
+        dtype="float32",
+        check="grad",
+        regressions=(
+            Regression(
+                *found("one_row_twice_at_the_l2_clamp"), "another row twice, two labels",
+                "no positive pair, and the Gram expansion of the two rows at or below 0: TF-Addons' L2 gradient is 0",
+                reaches={"mining": "semi_hard", "empty": "nan"},
+            ),
+        ),
+    ),
+    Divergence(
+        id="tfa-angular-gradient-near-the-origin",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_angular_gradient_of_a_row_near_the_origin_in_one_dimension",
+        adapter="tfa.contrastive_loss",
+        kind="precision",
+        reason="angular_distance normalises with l2_normalize, x * rsqrt(sum x^2), and the gradient of that "
+        "projection, 1/|x| - x x^T/|x|^3, cancels to what the rounding leaves, amplified by 1/|x|. In one "
+        "dimension every cosine distance is 0 or 2 and the spec's gradient is exactly 0; for a row of norm 7.3e-4 "
+        "TF-Addons' float32 gradient is -2^-7 (16 ulps of 1/|x| times dL/du = 4), beyond float32's gradient "
+        "tolerance, where the implementations that normalise in torch stay within it (the mean over the pairs divides it "
+        "back within). Found by the thorough hunt.",
+        link="tensorflow/addons tensorflow_addons/losses/metric_learning.py angular_distance (tf.math.l2_normalize)",
+        spec={"mining": "contrastive", "distance": "cosine", "reduction": "sum"},
+        dtype="float32",
+        check="grad",
+        regressions=(
+            Regression(
+                *found("cosine_d1_row_near_the_origin"), "one dimension, a row 7.3e-4 from the origin",
+                "every cosine distance 0 or 2, the spec's gradient 0; TF-Addons' is -2^-7 at the row near the origin",
+                reaches={"mining": "contrastive", "distance": "cosine"},
+            ),
+        ),
+    ),
+    Divergence(
+        id="st-semi-hard-gram-far-from-the-origin",
+        confirmed_by="tests/adapters/test_adapter_sentence_transformers.py::"
+        "test_semi_hard_gradient_of_one_class_far_from_the_origin",
+        adapter="st.BatchSemiHardTripletLoss*",
+        kind="precision",
+        reason="BatchSemiHardTripletLoss measures squared distances by the Gram expansion of the batch as given (no "
+        "re-centring): 59 rows of one class in one dimension, 1666 from the origin and 3 apart, carry a rounding of "
+        "about 0.5 on squared distances of at most 8, and its float32 gradient lies 0.17 from the oracle's where "
+        "the Gram precision it declares allows 0.15 (the loss stays within). Found by the thorough hunt.",
+        link="UKPLab/sentence-transformers sentence_transformers/sentence_transformer/losses/batch_hard_triplet.py "
+        "_pairwise_distances; losses/batch_semi_hard_triplet.py",
+        spec={"mining": "semi_hard", "distance": "squared_euclidean"},
+        dtype="float32",
+        check="grad",
+        regressions=(
+            Regression(
+                *found("one_class_far_from_the_origin_d1"), "one class of 59 rows, 1666 from the origin, D = 1",
+                "squared distances up to 8 under a Gram rounding of about 0.5: the semi-hard gradient of a Gram "
+                "implementation that does not re-centre moves past the Gram allowance",
+                reaches={"mining": "semi_hard", "distance": "squared_euclidean"},
+            ),
+        ),
+    ),
+    Divergence(
+        id="quaterion-fallback-reads-the-cdist-diagonal",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_one_class_batch_reads_the_cdist_diagonal",
+        adapter=(QUATERION_FORMULA, QUATERION_HARD),
+        kind="precision",
+        reason="Without a negative, Quaterion's hn is min over the row of d + rowmax * same_label = rowmax + d(a, a): "
+        "it reads the diagonal, which the spec never reads, and above 25 rows torch.cdist's Gram expansion leaves "
+        "d(a, a) > 0. The Gram precision the adapter declares bounds the distances the spec reads, not that one: on "
+        "a one-class float32 batch of 26 rows with copies the loss is 0.49981 for the margin 0.5, three times the "
+        "allowance (a tight class of 40 stays within it). Found by the thorough hunt.",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
+        spec={"mining": "batch_hard", "distance": "euclidean", "scaled": True},
+        dtype="float32",
+        check="loss",
+        regressions=(
+            Regression(
+                *found("one_class_of_26_with_copies"), "one class of 26 rows with copies",
+                "no negative at all: the masked-minimum fallback reads d(a, a), which cdist's Gram expansion (26 "
+                "rows) leaves above 0",
+                reaches={"mining": "batch_hard", "distance": "euclidean"},
+            ),
+        ),
+    ),
     # --- distributed (adapters/distributed.py, docs/distributed.md) ------------------------------------------
+    Divergence(
+        id="pml-distributed-reports-world-size-times-the-loss",
+        confirmed_by="tests/adapters/test_adapter_distributed.py::test_efficient_false_reports_world_size_times_the_loss_with_the_whole_batch_gradient",
+        adapter="pml.DistributedLossWrapper(*, efficient=False)",
+        kind="semantics",
+        reason="Every rank computes the loss of the whole gathered batch (its own rows carrying the gradient) and "
+        "returns loss * world_size, so that DDP's gradient averaging gives the whole-batch gradient: G conforms "
+        "(measured: 7e-16 relative in float64 at W = 2 and 3), and the value every rank reports is W times the loss "
+        "(exactly 2.000 and 3.000 times the oracle's). Logging that value logs W times the loss.",
+        link="KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/utils/distributed.py "
+        "DistributedLossWrapper.forward_regular_loss (return loss * world_size); docs/distributed.md",
+        device="dist-gloo-*",
+        check="loss",
+        regressions=(PML_DISTRIBUTED_BATCH,),
+    ),
+    Divergence(
+        id="pml-distributed-efficient-local-anchors",
+        confirmed_by="tests/adapters/test_adapter_distributed.py::test_efficient_true_takes_local_anchors_and_changes_loss_and_gradient",
+        adapter="pml.DistributedLossWrapper(*, efficient=True)",
+        kind="semantics",
+        reason="efficient=True: rank r's anchors are its own rows, its positives and negatives the gathered batch "
+        "(gradient through its own rows only), reduced over rank r's own terms, times W. A term whose positive or "
+        "negative lies on another rank gives that row no gradient, and each rank averages over its own non-zero "
+        "terms: G is not the gradient of the whole-batch loss (relative error median 0.75 to 1.5, up to 4 over random "
+        "batches at W = 2 and 3), nor of any spec; the reported loss is W times rank 0's local mean, and the ranks "
+        "report different values.",
+        link="KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/utils/distributed.py "
+        "(efficient=True: get_indices_tuple, remove_self_comparisons; its docs: gradients will not be equal); "
+        "docs/distributed.md",
+        device="dist-gloo-*",
+        check=("loss", "grad"),
+        regressions=(PML_DISTRIBUTED_BATCH,),
+    ),
 )
 
 

@@ -18,15 +18,23 @@ The function's arguments:
 It must return a 0-d floating tensor in the embeddings' dtype (NumPy: a real number); anything else
 raises a TypeError whose message says what came back, and the harness records it.
 
+On a distributed target (devices=("dist-gloo-2", ...), wrap_torch only) each rank, a spawned process, runs the
+function on its shard of the batch (engine/distributed.py; docs/distributed.md): it must be a module-level function
+of an importable module, and do its own all-gather, as it would under DDP (examples/my_distributed_loss.py).
+
 The built-in adapters are made with these helpers as well, so every adapter runs through one code path.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import pickle
 from collections.abc import Callable
 
 import numpy as np
+
+from engine.targets import processes
 
 from . import _numpy, _tf, _torch
 from .contract import Adapter, Output
@@ -88,7 +96,8 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, d
         """None when the adapter can run here (on `device`, when given), else the reason it cannot."""
         return plumbing.missing(requires) or (plumbing.device_problem(device) if device else None)
 
-    def run(embeddings, labels, spec, dtype, device, triplets=None) -> Output:
+    def run(embeddings, labels, spec, dtype, device, triplets=None, shards=None) -> Output:
+        """`shards`: on a distributed target, the rows each rank holds (engine/distributed.py; None: the even split)."""
         if spec not in adapter.specs:
             raise ValueError(f"adapter {name!r} does not claim {spec}; it claims: {'; '.join(map(str, adapter.specs))}")
         if dtype not in adapter.dtypes or device not in adapter.devices:
@@ -97,16 +106,45 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, d
         reason = available(device)
         if reason:
             raise Unavailable(f"adapter {name!r}: {reason}")
-        loss, grad = execute(
-            lambda x, y, t: call(x, y, t, spec), f"adapter {name!r}", np.asarray(embeddings, dtype=np.float64),
-            np.asarray(labels), triplets, dtype, device,
-        )
+        bound = functools.partial(call, spec=spec)  # a partial, not a lambda: it travels to the ranks by pickle
+        x, who = np.asarray(embeddings, dtype=np.float64), f"adapter {name!r}"
+        if processes(device) > 1:
+            from engine.distributed import run_sharded
+
+            if adapter.extra.get("equal_shards") and shards is not None and len(set(shards)) > 1:
+                raise ValueError(f"{who} declares equal_shards: every rank must hold as many rows, not {tuple(shards)}")
+            sharded = run_sharded(execute, bound, who, x, np.asarray(labels), dtype, device, shards)
+            loss, grad = sharded.loss, sharded.grad
+        elif shards is not None:
+            raise ValueError(f"{who}: shards {tuple(shards)} given for {device!r}, a single-process target")
+        else:
+            loss, grad = execute(bound, who, x, np.asarray(labels), triplets, dtype, device)
         return Output(loss=loss, grad=grad, version=plumbing.version(requires), target=plumbing.target(device))
 
     adapter = Adapter(name=name, framework=plumbing.FRAMEWORK, specs=spec, run=run, available=available,
                       dtypes=dtypes, devices=devices, gradient=gradient, notes=notes, source=source,
                       precision=precision, compute_dtype=dict(compute_dtype or {}), extra=dict(extra or {}))
+    _check_distributed(adapter, call)
     return adapter
+
+
+def _check_distributed(adapter: Adapter, call: Callable) -> None:
+    """On a distributed target the ranks are spawned interpreters that receive the loss function by pickle, that is
+    by its module and name, and shard the batch by rows: say so at construction, not on the first call."""
+    distributed = [device for device in adapter.devices if processes(device) > 1]
+    if not distributed:
+        return
+    who = f"adapter {adapter.name!r}"
+    try:
+        pickle.dumps(call)
+    except Exception as exc:
+        raise TypeError(f"{who}: on {', '.join(distributed)} each rank is a spawned process that imports the loss "
+                        f"function by its module and name, so it must be a module-level function of an importable "
+                        f"module (not a lambda, closure or local function): {type(exc).__name__}: {exc}") from None
+    triplets = [str(s) for s in adapter.specs if s.mining == "triplets"]
+    if triplets:
+        raise ValueError(f"{who}: mining='triplets' has no meaning on {', '.join(distributed)}: index triples name "
+                         f"rows of the whole batch, a rank holds a shard ({'; '.join(triplets)})")
 
 
 def _caller(helper: str, fn, spec, what: str = "fn") -> Callable:
@@ -128,8 +166,17 @@ def _caller(helper: str, fn, spec, what: str = "fn") -> Callable:
             except TypeError as exc:
                 raise TypeError(f"{helper}: {what}{signature} cannot be called as {what}({', '.join(args)}): {exc}")
 
-    def call(x, y, t, spec):
-        args = (x, y, t) if spec.mining == "triplets" else (x, y)
-        return fn(*args, spec=spec) if takes_spec else fn(*args)
+    return _Caller(fn, takes_spec)
 
-    return call
+
+@dataclasses.dataclass(frozen=True)
+class _Caller:
+    """call(x, labels, triplets, spec) -> fn(...): an object rather than a closure, so that the ranks of a
+    distributed target (engine/distributed.py) can receive it by pickle when `fn` is a module-level function."""
+
+    fn: Callable
+    takes_spec: bool
+
+    def __call__(self, x, y, t, spec):
+        args = (x, y, t) if spec.mining == "triplets" else (x, y)
+        return self.fn(*args, spec=spec) if self.takes_spec else self.fn(*args)

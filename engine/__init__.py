@@ -13,6 +13,7 @@ strategies    Hypothesis strategies for structured batches
 regimes       the cases the strategies are meant to reach, and how often
 regressions   the regression batches every cell runs first (the registry's and the engine's own)
 harness       call_adapter: the one place an adapter is called (errors, bad outputs, timeouts, isolation)
+distributed   a call on a dist-gloo-W target: W ranks each run the loss on their shard; loss L_0, G = (1/W) concat dL_r/dX_r
 cells         the conformance matrix: adapter x spec x dtype x target x quantity, ids, known divergences
 checks        one cell's Hypothesis run: per-example checks, aggregation, counterexamples, reproducers
 reproducer    copy-paste Python that reruns one example

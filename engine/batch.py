@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -22,10 +23,14 @@ class Batch:
     labels: np.ndarray
     triplets: np.ndarray | None = None
     layout: str = "explicit"  # how it was built, for the falsifying-example line
+    # On a distributed target: the rows each rank holds, in the global row order (engine/distributed.py); None: the
+    # even split (and the only value on a single-process target)
+    shards: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:
         n, d = self.embeddings.shape
         extra = "" if self.triplets is None else f", T={len(self.triplets)}"
+        extra += "" if self.shards is None else f", shards={self.shards}"
         return f"Batch({self.layout!r}, N={n}, D={d}{extra})"
 
     def rounded(self, dtype: str) -> "Batch":
@@ -37,6 +42,8 @@ class Batch:
         h.update(self.labels.tobytes())
         if self.triplets is not None:
             h.update(self.triplets.tobytes())
+        if self.shards is not None:  # the same rows split another way is another input to a distributed loss
+            h.update(repr(self.shards).encode())
         return h.hexdigest()[:16]
 
 
@@ -69,3 +76,12 @@ class Regression:
         if spec.mining == "triplets":
             triplets = valid_triplets(labels)[:4] if self.triplets is None else np.array(self.triplets, dtype=np.int64)
         return Batch(np.array(self.embeddings, dtype=np.float64), labels, triplets, f"regression: {self.layout}")
+
+
+# Batches a search found, too large to read as source: arrays by name (NAME_x, NAME_y).
+_FOUND = np.load(Path(__file__).with_name("regression_batches.npz"))
+
+
+def found(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The embeddings and labels of the found batch `name` (engine/regression_batches.npz)."""
+    return _FOUND[f"{name}_x"], _FOUND[f"{name}_y"]

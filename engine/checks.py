@@ -184,7 +184,7 @@ class CellRun:
         cell = self.cell
         return reproducer(
             cell.adapter.name, self.session.source_of(cell.adapter.name), cell.spec, cell.dtype, cell.device,
-            batch.embeddings, batch.labels, batch.triplets,
+            batch.embeddings, batch.labels, batch.triplets, batch.shards,
         )
 
     def discrepancy(self, example: Example) -> Discrepancy:
@@ -273,11 +273,17 @@ class CellRun:
 # Examples per conformance cell, by Hypothesis profile; other profiles (thorough, a user's own) use
 # their max_examples. CI runs hundreds of cells on 2 cores: 20 each keeps it to a few minutes.
 EXAMPLES_PER_CELL = {"dev": 20, "ci": 20}
+# On a distributed target (engine/targets.py, processes > 1) an example is a round trip through W processes and their
+# collectives: about 15 ms at W = 2 and 30 ms at W = 3 on 2 cores, against well under 1 ms in one process. 10 each
+# keeps CI's distributed cells (pytest suite -k dist-gloo) within a few minutes; the shard layouts and batches
+# still vary across them, and `thorough` runs its full count.
+EXAMPLES_PER_DISTRIBUTED_CELL = {"dev": 10, "ci": 10}
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # a known divergence needs no minimal example
 
 
-def examples_per_cell() -> int:
-    return EXAMPLES_PER_CELL.get(settings.get_current_profile_name(), settings.default.max_examples)
+def examples_per_cell(processes: int = 1) -> int:
+    table = EXAMPLES_PER_CELL if processes == 1 else EXAMPLES_PER_DISTRIBUTED_CELL
+    return table.get(settings.get_current_profile_name(), settings.default.max_examples)
 
 
 # A time box per cell for the hunt (--cell-seconds): None runs a cell's examples in one go.
@@ -297,7 +303,7 @@ def for_each_batch(cell: Cell, check, strategy, regressions=(), max_examples: in
     on the machine, which is why the default profiles (dev, ci) run without one.
     """
     __tracebackhide__ = True
-    total = max_examples or examples_per_cell()
+    total = max_examples or examples_per_cell(target_facts(cell.device).processes)
     if CELL_SECONDS is None:
         _hypothesis_run(cell, check, strategy, regressions, total)
         return

@@ -33,6 +33,8 @@ import numpy as np
 
 from adapters import Adapter, Output, Unavailable
 
+from .targets import TARGETS
+
 DEFAULT_TIMEOUT_S = 60.0
 _QUARANTINED: dict[str, str] = {}  # adapter name -> why it is no longer called
 
@@ -64,12 +66,12 @@ def _timed_out(name: str, timeout: float, aftermath: str = "") -> AdapterFailure
     return AdapterFailure(reason)
 
 
-def _run_in_thread(adapter: Adapter, args: tuple, timeout: float) -> object:
+def _run_in_thread(adapter: Adapter, args: tuple, timeout: float, kwargs: dict | None = None) -> object:
     box: dict[str, object] = {}
 
     def target() -> None:
         try:
-            box["value"] = adapter.run(*args)
+            box["value"] = adapter.run(*args, **(kwargs or {}))
         except BaseException as exc:  # the adapter may raise anything, SystemExit included
             box["error"] = exc
 
@@ -106,14 +108,19 @@ def _child(sender, run, args: tuple) -> None:
         sender.send(("error", f"returned a {type(value).__name__} that cannot be sent back from its process: {exc}"))
 
 
-def _death(name: str, exitcode: int | None) -> str:
+def process_death(exitcode: int | None) -> str:
+    """How a child process ended before it answered, from its exit code (negative: the signal that killed it)."""
     if exitcode is not None and exitcode < 0:
         try:
             signame = signal.Signals(-exitcode).name
         except ValueError:
             signame = "unknown signal"
-        return f"the process of adapter {name!r} died with signal {-exitcode} ({signame}) before it answered"
-    return f"the process of adapter {name!r} exited with exit code {exitcode} before it answered"
+        return f"died with signal {-exitcode} ({signame}) before it answered"
+    return f"exited with exit code {exitcode} before it answered"
+
+
+def _death(name: str, exitcode: int | None) -> str:
+    return f"the process of adapter {name!r} {process_death(exitcode)}"
 
 
 def _run_in_process(adapter: Adapter, args: tuple, timeout: float) -> object:
@@ -149,11 +156,29 @@ def _run_in_process(adapter: Adapter, args: tuple, timeout: float) -> object:
     return value
 
 
-def _run(adapter: Adapter, args: tuple, timeout: float) -> object:
+def _run(adapter: Adapter, args: tuple, timeout: float, kwargs: dict | None = None) -> object:
     """The runner seam: every adapter call goes through here (see the module docstring)."""
+    if _distributed(args[4]):
+        return _run_sharded(adapter, args, timeout, kwargs)
     if adapter.extra.get("isolate"):
         return _run_in_process(adapter, args, timeout)
     return _run_in_thread(adapter, args, timeout)
+
+
+def _distributed(device: str) -> bool:
+    """Whether `device` is a distributed target (an unknown name is the adapter's to reject, as before)."""
+    return device in TARGETS and TARGETS[device].processes > 1
+
+
+def _run_sharded(adapter: Adapter, args: tuple, timeout: float, kwargs: dict | None) -> object:
+    """A call on a distributed target: its ranks are processes that engine.distributed holds to the per-call timeout
+    itself (a hung rank fails the call, its group is shut down and the next call starts a fresh one). The thread
+    waits longer than that, the group's start and shutdown included, so that only a run() that hangs in this process
+    is quarantined."""
+    from . import distributed
+
+    with distributed.per_call_timeout(timeout):
+        return _run_in_thread(adapter, args, timeout + distributed.START_TIMEOUT_S + distributed.CLOSE_S, kwargs)
 
 
 def _checked(adapter: Adapter, out: object, shape: tuple[int, int]) -> Output:
@@ -193,8 +218,10 @@ def call_adapter(
     device: str,
     triplets: np.ndarray | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    shards: tuple[int, ...] | None = None,
 ) -> Output:
-    """adapter.run(...) with copies of the inputs, checked against the contract; AdapterFailure otherwise."""
+    """adapter.run(...) with copies of the inputs, checked against the contract; AdapterFailure otherwise.
+    `shards` (a distributed target only: rows per rank, None for the even split) reaches run as a keyword."""
     if adapter.name in _QUARANTINED:
         raise AdapterFailure(f"not called again: {_QUARANTINED[adapter.name]}")
     embeddings = np.array(embeddings, dtype=np.float64)
@@ -202,4 +229,7 @@ def call_adapter(
     triplets = None if triplets is None else np.array(triplets, dtype=np.int64)
 
     args = (embeddings.copy(), labels.copy(), spec, dtype, device, None if triplets is None else triplets.copy())
-    return _checked(adapter, _run(adapter, args, timeout), embeddings.shape)
+    if shards is not None and not _distributed(device):
+        raise ValueError(f"shards {tuple(shards)} given for {device!r}, a single-process target")
+    kwargs = {} if shards is None else {"shards": tuple(int(s) for s in shards)}
+    return _checked(adapter, _run(adapter, args, timeout, kwargs), embeddings.shape)

@@ -6,17 +6,12 @@ the ones here pin behaviour that is not a divergence (a correct implementation m
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from adapters.divergences import REGISTRY
 from reference import Spec
 
-from .batch import Batch, Regression
-
-# Batches found by a search, too large to read as source: arrays by name.
-FOUND = np.load(Path(__file__).with_name("regression_batches.npz"))
+from .batch import Batch, Regression, found
 
 OWN: tuple[Regression, ...] = (
     Regression(
@@ -54,7 +49,7 @@ OWN: tuple[Regression, ...] = (
         reaches={"reduction": "mean_nonzero"},
     ),
     Regression(
-        FOUND["semi_hard_wide_spread_x"], FOUND["semi_hard_wide_spread_y"], "15 near semi-hard decisions, wide spread",
+        *found("semi_hard_wide_spread"), "15 near semi-hard decisions, wide spread",
         "the thorough hunt: 15 rows of two classes, |x| up to 111 in D = 11, where 15 distances sit within the Gram "
         "expansion's rounding of a semi-hard decision; TF-Addons' loss lay 0.04 below both extreme nudges, so the "
         "extremes do not bound semi-hard's admissible losses (engine/compare.py `_monotone`)",
@@ -73,6 +68,21 @@ OWN: tuple[Regression, ...] = (
         "the thorough hunt: the Gram expansion leaves the pair at sqrt(err), whose square (contrastive's term) is err, "
         "though the first-order slope 2 d is 0 there (engine/tolerances.py `curvature_rounding`)",
         reaches={"mining": "contrastive"},
+    ),
+    Regression(
+        *found("soft_sum_past_float32"), "a soft batch_all sum past float32's range",
+        "the thorough hunt: coordinates of 1e17, squared distances of 1e35, and a sum of terms of 4.3e38: the float32 "
+        "loss is inf by the spec, its gradient finite (5.7e18); inhouse.torch cast the float64 sum to float32 before "
+        "the reduction and returned NaN (inhouse/strategies.py `_WithGradient`)",
+        reaches={"mining": "batch_all", "soft": True},
+    ),
+    Regression(
+        *found("copies_tie_in_the_window"), "a positive and a negative that are one point",
+        "the thorough hunt: rows 0, 2 and 4 are one point (two labels), so from anchor 1 d_an - d_ap = 0 exactly, "
+        "outside semi_hard_all's window (0, m]; a matmul rounded the two columns of that point 1 ulp apart and "
+        "inhouse.torch counted the triplet (0.2, where the spec gives NaN) (inhouse/distances.py "
+        "`_the_same_for_copies`)",
+        reaches={"mining": ("semi_hard_all", "semi_hard", "batch_all")},
     ),
 )
 

@@ -5,6 +5,8 @@ import numpy as np
 
 from reference import Spec
 
+from .targets import processes
+
 CATALOG = "catalog"  # the adapter is a built-in: adapters.catalog() finds it
 
 
@@ -51,8 +53,24 @@ def reproducer(
     embeddings: np.ndarray,
     labels: np.ndarray,
     triplets: np.ndarray | None,
+    shards: tuple[int, ...] | None = None,
 ) -> str:
-    """The source; `source` is CATALOG for a built-in adapter, else the --adapter MODULE:ATTR it came from."""
+    """The source; `source` is CATALOG for a built-in adapter, else the --adapter MODULE:ATTR it came from.
+    On a distributed target the adapter's run starts the ranks itself (engine/distributed.py): they are spawned
+    interpreters, which import the script's main module again, hence the `if __name__ == "__main__":` guard."""
+    call = f"adapter.run(embeddings, labels, spec, {dtype!r}, {device!r}, triplets)"
+    run = [
+        "oracle = reference.evaluate(embeddings, labels, spec, triplets)",
+        f"output = {call}",
+        'print("loss: oracle", oracle.loss, "implementation", output.loss)',
+        "if output.grad is not None:",
+        '    print("grad: max |implementation - oracle|", np.max(np.abs(output.grad - oracle.grad)))',
+    ]
+    sharding = []
+    if processes(device) > 1:
+        sharding = [f"shards = {tuple(shards) if shards is not None else None!r}  # rows per rank; None: the even split"]
+        run[1] = f"output = {call[:-1]}, shards=shards)  # starts {processes(device)} processes"
+        run = ['if __name__ == "__main__":  # the ranks re-import this module', *("    " + line for line in run)]
     lines = [
         f"# {adapter_name} vs the oracle: {spec}, {dtype}, {device}. Run from the repository root.",
         "import sys",
@@ -67,11 +85,8 @@ def reproducer(
         f"labels = {_array(labels)}",
         f"triplets = {'None' if triplets is None else _array(triplets)}",
         f"spec = reference.{spec!r}",
+        *sharding,
         "",
-        "oracle = reference.evaluate(embeddings, labels, spec, triplets)",
-        f"output = adapter.run(embeddings, labels, spec, {dtype!r}, {device!r}, triplets)",
-        'print("loss: oracle", oracle.loss, "implementation", output.loss)',
-        "if output.grad is not None:",
-        '    print("grad: max |implementation - oracle|", np.max(np.abs(output.grad - oracle.grad)))',
+        *run,
     ]
     return "\n".join(lines) + "\n"

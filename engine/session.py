@@ -136,7 +136,7 @@ class ConformanceSession:
             try:
                 self._outputs[key] = call_adapter(
                     cell.adapter, batch.embeddings, batch.labels, cell.spec, cell.dtype, cell.device,
-                    batch.triplets, timeout=self.timeout,
+                    batch.triplets, timeout=self.timeout, shards=batch.shards,
                 )
             except AdapterFailure as failure:
                 self._outputs[key] = failure

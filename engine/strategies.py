@@ -96,10 +96,15 @@ GEOMETRIES = ["plain"] * 4 + ["unit norm", "large offset", "wide spread", "wide 
 
 
 @st.composite
-def batches(draw, spec: Spec, dtype: str, precision: str = DEFAULT, duplicates: bool | None = None) -> Batch:
+def batches(draw, spec: Spec, dtype: str, precision: str = DEFAULT, duplicates: bool | None = None,
+            processes: int = 1, equal_shards: bool = False) -> Batch:
     """Structured batches for `spec` in `dtype`, for an adapter of the declared `precision` (see the module
-    docstring); `duplicates=True` always copies some rows exactly, False never, None lets Hypothesis choose."""
-    n = draw(st.one_of(st.integers(2, 4), st.integers(5, 16), st.integers(17, MAX_N)), label="N")
+    docstring); `duplicates=True` always copies some rows exactly, False never, None lets Hypothesis choose.
+    processes > 1 (a distributed target): at least one row per rank, and a shard layout drawn last (`_shards`), so
+    that the draws of a single-process cell are exactly what they were."""
+    n = draw(st.one_of(st.integers(max(2, processes), 4), st.integers(5, 16), st.integers(17, MAX_N)), label="N")
+    if equal_shards:  # as many rows on every rank: a multiple of the world size
+        n -= n % processes
     d = draw(st.integers(1, MAX_D), label="D")
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), label="seed"))
     labels, layout = _labels(draw, rng, n)
@@ -150,7 +155,30 @@ def batches(draw, spec: Spec, dtype: str, precision: str = DEFAULT, duplicates: 
         layout = layout.replace("clustered", lattice_layout)
     x = np.clip(x, -finite_limit(dtype, d), finite_limit(dtype, d))
     triplets = _triplets(draw, rng, labels) if spec.mining == "triplets" else None
-    return Batch(x, labels, triplets, layout)
+    shards = None
+    if processes > 1:
+        shards, shard_layout = _shards(draw, rng, n, processes, equal_shards)
+        layout += f", {shard_layout} shards {shards}"
+    return Batch(x, labels, triplets, layout, shards)
+
+
+SHARD_LAYOUTS = ["even"] * 2 + ["uneven", "one row"]
+
+
+def _shards(draw, rng: np.random.Generator, n: int, processes: int, equal: bool) -> tuple[tuple[int, ...], str]:
+    """The rows each rank holds: the even split; uneven (random cut points, every rank a row at least); or one rank
+    with a single row (its shard has no pair at all) and the rest split evenly. Equal shards only when asked."""
+    from .distributed import even_shards
+
+    layout = "even" if equal else draw(st.sampled_from(SHARD_LAYOUTS), label="shard layout")
+    if layout == "uneven" and n > processes:
+        cuts = np.sort(rng.choice(np.arange(1, n), size=processes - 1, replace=False))
+        return tuple(int(s) for s in np.diff([0, *cuts, n])), layout
+    if layout == "one row" and n > processes:
+        lonely = int(rng.integers(0, processes))
+        rest = list(even_shards(n - 1, processes - 1))
+        return tuple(rest[:lonely] + [1] + rest[lonely:]), layout
+    return even_shards(n, processes), "even"
 
 
 def _lattice(rng: np.random.Generator, codes: np.ndarray, d: int, spec: Spec, dtype: str) -> tuple[np.ndarray, str]:

@@ -21,6 +21,10 @@ class Target:
     # (engine/tolerances.py `unit_roundoff`), and adapters/_torch.py switches the framework's matmul mode by it.
     matmul_mantissa_bits: int | None = None
     dtypes: tuple[str, ...] | None = None  # the dtypes it applies to (TF32 is float32's mode); None: every dtype
+    # How many processes share one batch (torch.distributed): each rank runs the loss on its shard of the rows, and
+    # the call is judged as DDP trains, G = (1/W) concat_r dL_r/dX_r against the oracle's gradient on the whole
+    # batch, the loss as rank 0 reports it (docs/distributed.md; engine/distributed.py runs the ranks).
+    processes: int = 1
 
 
 TARGETS: dict[str, Target] = {
@@ -32,6 +36,8 @@ TARGETS: dict[str, Target] = {
         Target("cuda-tf32", "cuda", "one CUDA device, one process, TF32 matmuls on (torch.backends.cuda.matmul and "
                "cudnn allow_tf32): float32 matmul inputs rounded to 10 mantissa bits, a documented precision change",
                ("torch",), matmul_mantissa_bits=10, dtypes=("float32",)),
+        *(Target(f"dist-gloo-{w}", "cpu", f"{w} CPU processes, torch.distributed with the gloo backend, the batch "
+                 "sharded across them (docs/distributed.md)", ("torch",), processes=w) for w in (2, 3)),
     )
 }
 NAMES: tuple[str, ...] = tuple(TARGETS)
@@ -42,6 +48,11 @@ def target(name: str) -> Target:
         return TARGETS[name]
     except KeyError:
         raise ValueError(f"unknown execution target {name!r}; the suite knows {', '.join(NAMES)}") from None
+
+
+def processes(name: str) -> int:
+    """How many processes a call on the target runs in: 1, or the world size of a distributed target."""
+    return target(name).processes
 
 
 def applies(name: str, dtype: str) -> bool:

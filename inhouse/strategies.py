@@ -27,17 +27,19 @@ from .terms import aggregate, term_and_slope
 
 
 class _WithGradient(torch.autograd.Function):
-    """A total whose gradient with respect to the distance matrix was computed alongside its value."""
+    """A total whose gradient with respect to the distance matrix was computed alongside its value. The total stays
+    in float64 until the loss is cast to the input's dtype (terms.finish): a sum of N^2 K terms may pass float32's
+    range where the loss, a mean, does not, and a loss that overflows only in the cast keeps a finite gradient."""
 
     @staticmethod
     def forward(ctx, dist: torch.Tensor, total: torch.Tensor, grad_dist: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(grad_dist)
-        return total.to(dist.dtype)
+        return total.clone()
 
     @staticmethod
     def backward(ctx, grad_total: torch.Tensor):
         (grad_dist,) = ctx.saved_tensors
-        return grad_total * grad_dist, None, None
+        return grad_total.to(grad_dist.dtype) * grad_dist, None, None
 
 
 def batch_hard_from_partners(points, positive_at, negative_at, has_positive, has_negative, spec: Spec):

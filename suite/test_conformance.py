@@ -13,6 +13,7 @@ implementation with `pytest --adapter my_module:ADAPTERS` (see examples/my_inhou
 """
 from engine.cells import conformance_cells, params
 from engine.checks import for_each_batch
+from engine.distributed import shard_options, with_shards
 from engine.regressions import regression_examples
 from engine.strategies import batches
 
@@ -25,5 +26,6 @@ def pytest_generate_tests(metafunc):
 def test_conformance(cell, conformance, request):
     run = conformance.start(cell, request.node.nodeid)
     conformance.skip_unless_runnable(cell)
-    for_each_batch(cell, run.check, batches(cell.spec, cell.dtype, cell.precision),
-                   regression_examples(cell.spec, dtype=cell.dtype))
+    sharding = shard_options(cell.adapter, cell.device)  # none on a single-process target; else W, equal shards
+    for_each_batch(cell, run.check, batches(cell.spec, cell.dtype, cell.precision, **sharding),
+                   with_shards(regression_examples(cell.spec, dtype=cell.dtype), **sharding))

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from adapters import pml, quaterion, seeds, sentence_transformers, tf_similarity, tfa, torch_native
+from adapters import distributed, pml, quaterion, seeds, sentence_transformers, tf_similarity, tfa, torch_native
 from adapters.divergences import CONFORMANCE, REGISTRY, alternatives, matches
 from reference import in_scope
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILT_IN = [a for family in (torch_native, pml, tfa, seeds, sentence_transformers, tf_similarity, quaterion)
+BUILT_IN = [a for family in (torch_native, pml, tfa, seeds, sentence_transformers, tf_similarity, quaterion, distributed)
             for a in family.ADAPTERS]
 
 

@@ -175,15 +175,39 @@ def test_contrastive_float16_sum_overflows_where_the_mean_fits():
     assert adapter.run(x, y, spec, "float32", "cpu").loss == pytest.approx(1750.0, rel=1e-6)
 
 
-def test_semihard_angular_gives_a_zero_gradient_to_a_nan_loss():
-    """Confirms tfa-semihard-angular-gradient-zero-where-the-loss-is-nan: one row twice with two labels has no
-    positive pair (loss NaN by the spec, oracle gradient NaN); under "angular" TF-Addons' gradient is 0, under L2 NaN."""
-    row = [-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125]
-    x, y = np.array([row, row]), np.array([0, 1])
+def test_semihard_gives_a_zero_gradient_to_a_nan_loss_at_the_distance_clamp():
+    """Confirms tfa-semihard-angular-gradient-zero-where-the-loss-is-nan and tfa-semihard-l2-gradient-zero-where-the-
+    loss-is-nan: one row twice with two labels has no positive pair
+    (loss NaN by the spec, oracle gradient NaN). Where the one distance sits at TF-Addons' clamp at 0 the gradient is
+    0: always under "angular"; under L2 when the Gram expansion of the two rows rounds to 0 or below (the second
+    row), not when it leaves a positive residue (the first, whose gradient is NaN)."""
     adapter = ADAPTERS["tfa.triplet_semihard_loss"]
     angular = next(s for s in adapter.specs if s.distance == "cosine")
     euclidean = next(s for s in adapter.specs if s.distance == "euclidean")
-    out = adapter.run(x, y, angular, "float32", "cpu")
-    assert np.isnan(out.loss) and np.all(out.grad == 0.0)
-    assert np.isnan(reference.evaluate(x, y, angular).grad).all()
-    assert np.isnan(adapter.run(x, y, euclidean, "float32", "cpu").grad).all()
+    residue = [-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125]
+    clamped = [-0.7576872110366821, 0.5999760031700134, -0.1514168679714203, 0.2073928713798523]
+    y = np.array([0, 1])
+    for row in (residue, clamped):
+        x = np.array([row, row])
+        assert np.isnan(reference.evaluate(x, y, angular).grad).all()
+        out = adapter.run(x, y, angular, "float32", "cpu")
+        assert np.isnan(out.loss) and np.all(out.grad == 0.0)
+    assert np.isnan(adapter.run(np.array([residue, residue]), y, euclidean, "float32", "cpu").grad).all()
+    assert np.all(adapter.run(np.array([clamped, clamped]), y, euclidean, "float32", "cpu").grad == 0.0)
+
+
+def test_angular_gradient_of_a_row_near_the_origin_in_one_dimension():
+    """Confirms tfa-angular-gradient-near-the-origin: in one dimension the spec's cosine gradient is exactly 0;
+    TF-Addons' float32 gradient at the row of norm 7.3e-4 is -2^-7 (l2_normalize's projection cancels to its
+    rounding times 1/|x|), while torch's normalisation (inhouse.torch) stays within float32's 2e-3."""
+    torch = pytest.importorskip("torch")
+    from engine.batch import found
+    from inhouse.torch_losses import metric_loss
+
+    x, y = found("cosine_d1_row_near_the_origin")
+    spec = Spec(mining="contrastive", distance="cosine", margin=1.0, reduction="sum", empty="zero")
+    assert not reference.evaluate(x, y, spec).grad.any()
+    assert ADAPTERS["tfa.contrastive_loss"].run(x, y, spec, "float32", "cpu").grad[6, 0] == -(2.0**-7)
+    points = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    metric_loss(points, y, spec).backward()
+    assert points.grad.abs().max() < 2e-3

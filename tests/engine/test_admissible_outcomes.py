@@ -5,14 +5,14 @@ import reference
 from engine.ambiguity import decisions
 from engine.compare import admissible_losses
 from engine.oracle import answer
-from engine.regressions import FOUND
+from engine.batch import found
 
 
 def test_many_near_semi_hard_decisions_are_not_bounded_by_the_two_extremes():
     """The thorough hunt's batch: TF-Addons (Gram expansion, float32) returned 4.471 where the extreme nudges
     spanned [4.512, 4.531]; with more near distances than can be enumerated the loss is not compared."""
     spec = reference.Spec(mining="semi_hard", empty="nan")
-    expected = answer(FOUND["semi_hard_wide_spread_x"], FOUND["semi_hard_wide_spread_y"], spec)
+    expected = answer(*found("semi_hard_wide_spread"), spec)
     decided = decisions(expected, "float32", "gram")
     assert "semi_hard_selection" in decided.ambiguous
     assert admissible_losses(expected, decided.ambiguous) is None

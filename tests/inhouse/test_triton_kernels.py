@@ -18,7 +18,7 @@ if isinstance(_INTERPRETED, str):  # not installed, or triton imported before th
     pytest.skip(_INTERPRETED, allow_module_level=True)
 triton_kernels = _kernels()  # without a GPU: with Triton's interpreter switched on first
 
-from inhouse import distances, mining  # noqa: E402
+from inhouse import distances, mining, triton_hardest, triton_tiles  # noqa: E402
 
 DEVICE = "cpu" if _INTERPRETED else "cuda"
 
@@ -64,7 +64,7 @@ def test_hardest_partners_decide_among_near_duplicates(case, spread, offset, dty
     so the pairs measured from differences belonged to other partners (loss off by 2% on the suite's batch)."""
     x, y = _near_duplicate_clusters(np.random.default_rng(4), spread, offset, dtype)
     points = torch.tensor(x, dtype=torch.float32, device=DEVICE)
-    positive_at, negative_at, _, _ = triton_kernels.hardest_partners(points, torch.as_tensor(y, device=DEVICE),
+    positive_at, negative_at, _, _ = triton_hardest.hardest_partners(points, torch.as_tensor(y, device=DEVICE),
                                                                      "euclidean")
     expected_positive, expected_negative = _exact_partners(x, y, "euclidean")
     np.testing.assert_array_equal(positive_at.cpu().numpy(), expected_positive)
@@ -96,11 +96,11 @@ def test_ties_go_to_the_first_column_as_in_the_oracle():
     y = rng.integers(0, 5, size=150)
     points = torch.tensor(x, dtype=torch.float32, device=DEVICE)
     labels = torch.as_tensor(y, device=DEVICE)
-    positive_at, negative_at, _, _ = triton_kernels.hardest_partners(points, labels, "euclidean")
+    positive_at, negative_at, _, _ = triton_hardest.hardest_partners(points, labels, "euclidean")
     expected_positive, expected_negative = _exact_partners(x, y, "euclidean")
     np.testing.assert_array_equal(positive_at.cpu().numpy(), expected_positive)
     np.testing.assert_array_equal(negative_at.cpu().numpy(), expected_negative)
-    assert len(triton_kernels._mine(points, labels, "euclidean")[2]) > 0  # decided by the direct pass
+    assert len(triton_hardest._mine(points, labels, "euclidean")[2]) > 0  # decided by the direct pass
 
 
 def test_permuting_a_batch_of_near_duplicates_permutes_the_gradient():
@@ -199,7 +199,7 @@ def test_a_typical_batch_needs_no_direct_pass():
     n = 256
     points = torch.tensor(rng.normal(size=(n, 16)), dtype=torch.float32, device=DEVICE)
     labels = torch.as_tensor(rng.integers(0, 16, size=n), device=DEVICE)
-    positive_at, negative_at, redo = triton_kernels._mine(points, labels, "euclidean")
+    positive_at, negative_at, redo = triton_hardest._mine(points, labels, "euclidean")
     assert len(redo) <= n // 50
     expected = mining.hardest_partners(distances.pairwise_distances(points, "squared_euclidean"), labels)
     torch.testing.assert_close(positive_at.long(), expected[0])
@@ -211,10 +211,10 @@ def test_the_d_ap_table_is_measured_from_differences():
     accurate relative to the distance itself (a Gram entry of rows 1e3 from the origin would not be)."""
     rng = np.random.default_rng(3)
     points = torch.tensor(rng.normal(size=(40, 7)) + 1e3, dtype=torch.float32, device=DEVICE)
-    _, sq = triton_kernels._kernel_points(points, "euclidean")
+    _, sq = triton_tiles._kernel_points(points, "euclidean")
     a = torch.arange(40, device=DEVICE).repeat_interleave(40)
     b = torch.arange(40, device=DEVICE).repeat(40)
-    listed = triton_kernels._direct_pairs(points, sq, a, b, "squared_euclidean").reshape(40, 40)
+    listed = triton_tiles._direct_pairs(points, sq, a, b, "squared_euclidean").reshape(40, 40)
     assert torch.equal(listed, listed.T)
     exact = ((points[:, None, :].double() - points[None, :, :].double()) ** 2).sum(dim=2)
     torch.testing.assert_close(listed.double(), exact, rtol=1e-6, atol=0)

@@ -1,0 +1,39 @@
+"""Test-only losses for the distributed targets (tests/engine/test_distributed.py): module-level, so that the ranks,
+spawned interpreters, can import them by name. Each misbehaves only when asked by the labels, so one adapter can
+fail a call and answer the next."""
+from __future__ import annotations
+
+import os
+import time
+
+import torch.distributed as dist
+
+import reference
+from adapters import wrap_torch
+
+HANG, CRASH = 99, 98  # a label that makes rank 1 hang or die
+SPEC = reference.Spec(mining="batch_hard", margin=0.2)
+DEVICES = ("dist-gloo-2", "dist-gloo-3")
+
+
+def rank_weighted_squares(embeddings, labels):
+    """L_r = (r + 1) * sum(X_r^2): no communication, so G = (1/W) concat_r 2 (r + 1) X_r shows the assembly."""
+    return (dist.get_rank() + 1) * (embeddings * embeddings).sum()
+
+
+def misbehaving_on_rank_one(embeddings, labels):
+    if dist.get_rank() == 1 and HANG in labels.tolist():
+        time.sleep(3600)
+    if dist.get_rank() == 1 and CRASH in labels.tolist():
+        os._exit(3)
+    return (embeddings * embeddings).sum()
+
+
+ASSEMBLY = wrap_torch(rank_weighted_squares, name="test.rank-weighted-squares", spec=SPEC, dtypes=("float64",),
+                      devices=DEVICES)
+MISBEHAVING = wrap_torch(misbehaving_on_rank_one, name="test.misbehaving-on-rank-one", spec=SPEC,
+                         dtypes=("float64",), devices=DEVICES)
+
+
+def with_triplets(embeddings, labels, triplets):
+    return (embeddings * embeddings).sum()
