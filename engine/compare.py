@@ -179,13 +179,21 @@ def admissible_losses(answer: Answer, ambiguous: dict) -> list[tuple[float, floa
     return outcomes
 
 
+def _same_non_finite(a: float, b: float) -> bool:
+    return bool(np.isnan(a) and np.isnan(b)) or (np.isinf(a) and a == b)
+
+
 def measure_loss_against(
     impl_loss: float, outcomes: list[tuple[float, float]], tolerance: Tolerance, dtype: str
 ) -> Errors:
     """The loss's errors against the hull of the admissible outcomes: 0 inside it, else measured from
     its nearer end with that end's tolerance. NaN follows `measure`'s rules against the oracle."""
-    if not np.isfinite(impl_loss) or not all(np.isfinite(loss) for loss, _ in outcomes):
-        return measure("loss", impl_loss, outcomes[0][0], tolerance, dtype)
+    finite = [outcome for outcome in outcomes if np.isfinite(outcome[0])]
+    if not np.isfinite(impl_loss) or not finite:
+        # a non-finite loss is admissible where an outcome is the same (NaN where a nudge empties the batch)
+        same = [loss for loss, _ in outcomes if _same_non_finite(loss, impl_loss)]
+        return measure("loss", impl_loss, same[0] if same else outcomes[0][0], tolerance, dtype)
+    outcomes = finite
     low, high = min(outcomes), max(outcomes)
     if low[0] <= impl_loss <= high[0]:
         nearest = min(outcomes, key=lambda outcome: abs(impl_loss - outcome[0]))

@@ -84,6 +84,13 @@ OWN: tuple[Regression, ...] = (
         "`_the_same_for_copies`)",
         reaches={"mining": ("semi_hard_all", "semi_hard", "batch_all")},
     ),
+    Regression(
+        *found("window_edge_empties_the_batch"), "the only triplet 9e-9 inside the window's lower edge",
+        "the thorough hunt: under empty=nan the loss is m (the triplet inside (0, m]) or NaN (outside, no triplet "
+        "left), and the edge is within float32's rounding: either is admissible (engine/compare.py "
+        "`measure_loss_against` accepts a NaN that a nudge of the decision gives)",
+        reaches={"mining": "semi_hard_all"},
+    ),
 )
 
 
