@@ -19,7 +19,7 @@ setup() {
         [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
         "$VENV/bin/pip" install -q --upgrade pip
         "$VENV/bin/pip" install -q "torch==2.13.0"
-        "$VENV/bin/pip" install -q ".[torch,tf,gpu,dev]"
+        "$VENV/bin/pip" install -q ".[torch,tf,gpu,st,dev]"
         touch "$stamp"
     fi
     if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
