@@ -23,6 +23,8 @@ import os
 
 import pytest
 
+from engine.session import RECORDS_WRITTEN, xdist_role
+
 ENVIRONMENT_VARIABLE = "REPORTS_PROGRESS_FD"
 
 
@@ -44,7 +46,6 @@ def describe_item(item) -> str:
 
 
 DESCRIPTION = "progress_what"  # a worker's report attribute: describe_item(item), for the controller's display
-RECORDS_WRITTEN = "conformance_records"  # engine/session.py: records the controller wrote for a worker's report
 
 
 def _size(path: str | None) -> int:
@@ -117,12 +118,6 @@ class Describe:
             setattr(outcome.get_result(), DESCRIPTION, describe_item(item))
 
 
-def _distributed(config) -> bool:
-    """Whether this process is pytest-xdist's controller (its workers run the items)."""
-    return getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None)) \
-        and not config.getoption("collectonly")
-
-
 def pytest_configure(config) -> None:
     descriptor = os.environ.get(ENVIRONMENT_VARIABLE)
     if not descriptor:
@@ -132,5 +127,6 @@ def pytest_configure(config) -> None:
         return
     fd = int(descriptor)
     os.set_inheritable(fd, False)  # a subprocess a test starts must not hold the parent's pipe open
-    progress = Progress(os.fdopen(fd, "w", buffering=1), config.getoption("results", None), _distributed(config))
+    progress = Progress(os.fdopen(fd, "w", buffering=1), config.getoption("results", None),
+                        xdist_role(config) == "controller")
     config.pluginmanager.register(progress, "reports-progress")
