@@ -273,15 +273,16 @@ REGISTRY: tuple[Divergence, ...] = (
         reason="soft=True computes log1p(exp(hp - hn)) in float32 (float16/bfloat16 are upcast): above hp - hn = 88.7 "
         "exp overflows, the loss is inf and the gradient NaN, where softplus is finite (the oracle: 28.06 on a "
         "4-point squared-L2 batch). Squared distances reach that on ordinary batches, euclidean ones on embeddings "
-        "a hundred apart (unnormalised features); cosine distances stay below 2 and never do.",
+        "a hundred apart (unnormalised features); cosine distances stay below 2 and never do. The NaN gradient also "
+        "fails the properties that use it: a step against it (descent), a finite gradient (duplicates_finite).",
         link="tensorflow/addons tensorflow_addons/losses/triplet.py triplet_hard_loss (soft branch)",
         spec={"mining": "batch_hard", "distance": ("euclidean", "squared_euclidean"), "normalize": False, "soft": True},
-        check=CONFORMANCE,
+        check=(CONFORMANCE, "property:descent", "property:duplicates_finite"),
         regressions=(
             Regression(
                 np.array([[0.0], [100.0], [1.0], [-2.0]]), np.array([0, 0, 1, 1]), "hardest positive 100 away",
                 "anchor 0: hp - hn = 100 - 1 = 99 (euclidean; 9999 squared), past float32's exp range; softplus is 99",
-                reaches={"mining": "batch_hard", "soft": True},
+                reaches={"mining": "batch_hard", "soft": True}, properties=("descent", "duplicates_finite"),
             ),
         ),
     ),

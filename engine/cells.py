@@ -76,15 +76,25 @@ def edge_case_cells(adapters: list[Adapter], cases: tuple[str, ...]) -> list[Cel
 
 
 def property_cells(adapters: list[Adapter], properties: dict) -> list[Cell]:
-    """Per adapter x claimed spec x property that applies to the spec, in the adapter's most precise
-    dtype on the CPU (a property compares the adapter with itself: noise only hides a violation)."""
+    """Per adapter x claimed spec x property that applies to the spec, in the most precise dtype the adapter
+    runs for that spec on the CPU (a property compares the adapter with itself: noise only hides a violation)."""
     return [
-        Cell(adapter, spec, most_precise(adapter.dtypes), "cpu", f"property:{name}")
+        Cell(adapter, spec, most_precise(runnable_dtypes(adapter, spec, "cpu") or adapter.dtypes), "cpu",
+             f"property:{name}")
         for adapter in adapters
         if "cpu" in adapter.devices
         for spec in adapter.specs
         for name, applies in properties.items()
         if applies(spec)
+    ]
+
+
+def runnable_dtypes(adapter: Adapter, spec: Spec, device: str) -> list[str]:
+    """The claimed dtypes the registry does not list as rejected (kind "unsupported") for this spec and device:
+    a property checked in a rejected dtype would never get an answer to start from."""
+    return [
+        dtype for dtype in adapter.dtypes
+        if not any(d.kind == "unsupported" for d in divergences.matching(adapter.name, spec, dtype, device, "loss"))
     ]
 
 

@@ -8,8 +8,9 @@
     margins_hold       when every triplet already satisfies its margin, loss and gradient are zero
     duplicates_finite  batches with exact duplicate points give a finite gradient (unless the spec says NaN)
 
-One item per adapter x claimed spec x property that applies, in the adapter's most precise dtype on
-the CPU (an id like `test_property[pml.TripletMarginLoss|batch_all ...|float64|cpu|property:permutation]`).
+One item per adapter x claimed spec x property that applies, in the most precise dtype the adapter runs on
+the CPU, not one the registry lists as rejected (an id like
+`test_property[pml.TripletMarginLoss|batch_all ...|float64|cpu|property:permutation]`).
 The oracle decides what is comparable: examples ambiguous for the dtype are not compared where the
 ambiguity could legitimately change the answer, steps stay inside the decision gap, and tolerances
 are the conformance ones (two results of one dtype may each be off by atol: the sum is allowed).
@@ -163,6 +164,8 @@ def descent(conformance, cell, batch):
         return
     before = conformance.call(cell, batch)
     size = float(np.linalg.norm(before.grad))
+    assert np.isfinite(size), f"{cell}: no step to take: the gradient is not finite where the oracle's loss " \
+        f"{reference_answer.loss!r} is (the adapter's loss: {before.loss!r})"
     if size == 0:
         event("descent: zero gradient")
         return

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import reference
 from adapters import divergences
-from engine.cells import Cell, params
+from engine.cells import Cell, params, property_cells
 from engine.checks import Discrepancy, for_each_batch
 from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
 from engine.regressions import regression_examples
@@ -159,6 +159,18 @@ def test_a_registered_divergence_makes_its_cells_strict_xfails(monkeypatch):
     assert xfail.kwargs["strict"] is True and "meta-flipped" in xfail.kwargs["reason"]
     assert next(m for m in grad.marks if m.name == "divergence").args == ("meta-flipped",)
     assert grad.id == "test.broken.flipped_gradient|batch_hard euclidean m=1 mean anchors=all empty=zero|float32|cpu|grad"
+
+
+def test_a_property_runs_in_the_most_precise_dtype_the_adapter_does_not_reject(monkeypatch):
+    """A property checked in a dtype the registry lists as rejected never gets an answer to start from: it would be
+    an xfail that checks nothing (TF-Addons' triplet losses, which reject float64, had no property checked)."""
+    rejects_float64 = divergences.Divergence(
+        id="meta-no-float64", adapter=fake.ORACLE.name, kind="unsupported", reason="rejects float64", link="here",
+        dtype="float64", confirmed_by="tests/engine/test_conformance_meta.py::test_no_float64")
+    monkeypatch.setattr(divergences, "REGISTRY", (rejects_float64,))
+    cells = property_cells([fake.ORACLE], {"permutation": lambda spec: True})
+    assert fake.ORACLE.dtypes[0] == "float64" and cells
+    assert {cell.dtype for cell in cells} == {"float32"} and not any(cell.divergences() for cell in cells)
 
 
 def test_a_regime_is_required_once_missing_it_would_be_improbable():

@@ -178,6 +178,17 @@ def regime_probe(results: Path, *extra: str, **env: str) -> subprocess.Completed
                            *extra], cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment(**env))
 
 
+def test_tests_sharing_a_module_fixture_run_in_one_worker_which_sets_it_up_once(tmp_path):
+    """engine/pytest_plugin.py groups them for --dist loadgroup. pytest 9.2 with pytest-xdist 3.8 drops every group
+    without a word (pytest-dev/pytest-xdist#1386): the reason pyproject.toml keeps pytest below 9.2."""
+    setups = tmp_path / "setups"
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests/engine/group_probe.py", "-p", "no:cacheprovider",
+                           "-q", "-n", "2", "--dist", "loadgroup"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env=environment(GROUP_PROBE_FILE=str(setups)))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert len(setups.read_text(encoding="utf-8").splitlines()) == 1
+
+
 def ends(results: Path) -> list[dict]:
     return [r for r in map(json.loads, results.read_text(encoding="utf-8").splitlines()) if r["kind"] == "run_end"]
 
