@@ -14,7 +14,7 @@ the CPU, not one the registry lists as rejected (an id like
 The oracle decides what is comparable: examples ambiguous for the dtype are not compared where the
 ambiguity could legitimately change the answer, steps stay inside the decision gap, and tolerances
 are the conformance ones (two results of one dtype may each be off by atol: the sum is allowed).
-Known violations go into adapters/divergences.py with quantity "property:<name>".
+Known violations are registry entries (adapters/known_*.py) with check "property:<name>".
 """
 import numpy as np
 import pytest

@@ -10,7 +10,7 @@ import pytest
 
 import reference
 from adapters import distributed as dist_adapters
-from adapters.divergences import PML_DISTRIBUTED_BATCH
+from adapters.known_distributed import PML_DISTRIBUTED_BATCH
 from adapters.wrap import wrap_torch
 from engine import distributed
 from engine.harness import AdapterFailure, call_adapter

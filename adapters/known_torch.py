@@ -1,0 +1,209 @@
+"""Known divergences of the torch-based implementations: PyTorch's own losses, seed 001, Quaterion (the library and
+seed 003's re-derivation of its formula) and sentence-transformers."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.batch import Regression, found
+
+from .divergence import CONFORMANCE, Divergence, QUATERION_FORMULA, QUATERION_HARD, SENTENCE_TRANSFORMERS_HARD
+
+ENTRIES: tuple[Divergence, ...] = (
+    Divergence(
+        id="torch-triplet-margin-eps-in-norm",
+        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_triplet_margin_eps_moves_the_float64_loss_beyond_tolerance",
+        adapter="torch.TripletMarginLoss",
+        kind="semantics",
+        reason="TripletMarginLoss measures ||a - p + eps|| with eps = 1e-6 added to every coordinate of the "
+        "difference, so every distance is off by up to eps * sqrt(D) (d(x, x) = eps * sqrt(D), d(a, p) != d(p, a)): "
+        "about 1e-6 on the loss, far above float64's tolerance, below float32's; and a near-duplicate pair r apart has "
+        "its gradient turned by about eps sqrt(D) / r (2e-3 at r = 9e-4, the regression batch).",
+        link="pytorch/pytorch#61538; aten/src/ATen/native/Distance.cpp pairwise_distance",
+        dtype="float64",
+        check=CONFORMANCE,
+        regressions=(
+            Regression(
+                np.array([[0.3, 0.1, -0.2], [0.3 + 7e-4, 0.1 - 5e-4, -0.2 + 3e-4], [1.0, 0.5, 0.2]]), np.array([0, 0, 1]),
+                "near-duplicate anchor and positive",
+                "at d(a, p) = 9e-4 torch's eps = 1e-6 inside the norm turns the gradient's direction by 2e-3, beyond "
+                "float64's tolerance (found by Hypothesis at d = 0.014)",
+                reaches={"mining": "triplets", "distance": "euclidean"},
+            ),
+        ),
+    ),
+    Divergence(
+        id="torch-triplet-margin-eps-at-duplicates",
+        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_triplet_margin_eps_gives_duplicates_a_gradient",
+        adapter="torch.TripletMarginLoss",
+        kind="semantics",
+        reason="The same eps gives a zero-length difference a direction: at a duplicate (anchor, positive) pair "
+        "the gradient follows the eps vector, 1 / sqrt(D) per coordinate (0.5 at D = 4, in every dtype), where the "
+        "oracle's subgradient is 0. Conformance cells treat a zero distance that carries gradient as ambiguous, so "
+        "this shows in the duplicates edge case, and in the conformance cells where a duplicate pair is a positive "
+        "in one triplet and a negative in another: the oracle's two terms cancel, torch's eps directions add.",
+        link="pytorch/pytorch#61538; aten/src/ATen/native/Distance.cpp pairwise_distance",
+        check=("edge:duplicates", "grad"),
+        regressions=(
+            Regression(
+                np.array([[0.0625, 0.0, 0.0], [0.0625, 0.0625, 0.0], [0.0625, 0.0, 0.0]]), np.array([0, 0, 0]),
+                "a duplicate pair as positive and as negative",
+                "rows 0 and 2 are one point; their pair is a positive in one triplet and a negative in the other, so the "
+                "oracle's gradients cancel, while torch's eps directions add up (found by Hypothesis)",
+                reaches={"mining": "triplets"}, triplets=np.array([[0, 2, 1], [2, 1, 0]]),
+            ),
+        ),
+    ),
+    Divergence(
+        id="seed001-one-class-batch-raises",
+        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_seed001_raises_on_a_batch_of_one_class",
+        adapter="seed001.MarginRankingLoss-hard",
+        kind="edge_case",
+        reason="Seed 001 takes min() over each anchor's other-class distances; in a batch of one class that set is "
+        "empty and torch raises RuntimeError (min of an empty tensor) where batch_hard falls back to the farthest "
+        "point and gives the margin.",
+        link="WilliamYWY/TripletLoss-note README, 'Hard Triplet loss' (seed 001)",
+        check="edge:no_negative",
+    ),
+    Divergence(
+        id="seed001-one-class-batch-raises-in-conformance",
+        confirmed_by="tests/adapters/test_adapter_torch_native.py::test_seed001_raises_on_a_batch_of_one_class",
+        adapter="seed001.MarginRankingLoss-hard",
+        kind="edge_case",
+        reason="The same RuntimeError inside the conformance cells: about one drawn batch in five is a single class "
+        "(6 of 30 in every cell, measured with the harness's strategy).",
+        link="WilliamYWY/TripletLoss-note README, 'Hard Triplet loss' (seed 001)",
+        check=CONFORMANCE,
+        regressions=(
+            Regression(
+                np.array([[0.0, 1.0], [1.0, 0.5], [3.0, -1.0]]), np.array([7, 7, 7]), "one class",
+                "min() over an empty set of negatives",
+                reaches={"mining": ("batch_all", "batch_hard", "semi_hard", "semi_hard_all", "contrastive")},
+            ),
+        ),
+    ),
+    Divergence(
+        id="quaterion-fallback-reads-the-cdist-diagonal-off-the-origin",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_diagonal_breaks_translation_invariance_in_float64",
+        adapter=(QUATERION_FORMULA, QUATERION_HARD),
+        kind="precision",
+        reason="Without a negative, Quaterion's hn is min over the row of d + rowmax * same_label = rowmax + "
+        "d(a, a), and above 25 rows torch.cdist's Gram expansion leaves d(a, a) > 0. The conformance cells accept "
+        "that (it is the Gram rounding the adapter declares: 0.49990 for the margin 0.5 on a one-class float32 "
+        "batch of 40), but translating a tight one-class batch of 40 rows (spread 0.03) by 8 per coordinate moves "
+        "d(a, a) to about 1e-6 and the float64 loss by 7e-7, beyond float64's tolerance: the loss is not "
+        "translation invariant (the property check, run in float64, on the regression batch).",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
+        spec={"mining": "batch_hard", "distance": "euclidean", "scaled": True},
+        dtype="float64",
+        check="property:translation",
+        regressions=(
+            Regression(
+                np.random.default_rng(0).normal(size=(40, 8)) * 0.03 + 3.0, np.zeros(40, dtype=np.int64),
+                "one tight class of 40 rows off the origin",
+                "above 25 rows torch.cdist's Gram expansion leaves d(a, a) > 0, and the masked-minimum fallback reads it; "
+                "the translation property runs it",
+                reaches={"mining": "batch_hard"}, properties=("translation",),
+            ),
+        ),
+    ),
+    Divergence(
+        id="masked-minimum-ties-at-the-row-maximum",
+        confirmed_by=(
+            "tests/adapters/test_adapter_torch_native.py::test_masked_minimum_gives_the_tied_negative_no_gradient",
+            "tests/adapters/test_adapter_sentence_transformers.py::"
+            "test_hard_losses_route_the_gradient_through_the_row_maximum_at_a_tie",
+            "tests/adapters/test_adapter_quaterion.py::test_hard_losses_route_the_gradient_through_the_row_maximum_at_a_tie",
+        ),
+        adapter=("torch.cdist-batch-hard", QUATERION_FORMULA, QUATERION_HARD, SENTENCE_TRANSFORMERS_HARD),
+        kind="semantics",
+        reason="hn = min over the row of d + rowmax * same_label, the anchor's own column included (TF-Addons' "
+        "masked-minimum trick in torch). When the nearest negative is also the farthest point of the row, the "
+        "anchor's own entry d(a, a) + rowmax = rowmax ties with it; torch's min() takes the first, the anchor's "
+        "column, so dL/dhn reaches d(a, a) (zero gradient) and whichever point max() picked for rowmax, possibly a "
+        "positive: the loss is right, the gradient is not (2-D anchor (1, 0), positives (0, 1) and (0.96, 0.28), "
+        "negative (0, -1): the negative gets no gradient).",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); "
+        "tensorflow/addons tensorflow_addons/losses/triplet.py _masked_minimum",
+        spec={"mining": "batch_hard"},
+        check="grad",
+        regressions=(
+            Regression(
+                np.array([[1.0, 0.0], [0.0, 1.0], [0.96, 0.28], [0.0, -1.0]]), np.array([0, 0, 0, 1]),
+                "positive and negative at the row maximum, in 2-D",
+                "the same tie as the 1-D batch of tfa-hard-loss-gradient-split-at-a-tied-row-maximum, exact for every "
+                "distance (d = sqrt 2, 2 and 1 - cos = 1 from row 0 to rows 1 and 3)",
+                reaches={"mining": "batch_hard"},
+            ),
+        ),
+    ),
+    Divergence(
+        id="masked-minimum-tie-follows-the-row-order",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_masked_minimum_tie_follows_the_row_order",
+        adapter=(QUATERION_FORMULA, QUATERION_HARD, SENTENCE_TRANSFORMERS_HARD),
+        kind="semantics",
+        reason="The tie of masked-minimum-ties-at-the-row-maximum is broken by torch's min(), which takes the first of "
+        "the tied columns: permuting the rows moves the anchor's own column before or after the tied negative, and "
+        "with it where dL/dhn goes, so the gradient is not permutation invariant (the property check, float64).",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); UKPLab/sentence-transformers "
+        "sentence_transformers/sentence_transformer/losses/batch_hard_triplet.py",
+        spec={"mining": "batch_hard"},
+        check="property:permutation",
+        regressions=(
+            Regression(
+                np.array([[1.0, 0.0], [0.0, 1.0], [0.96, 0.28], [0.0, -1.0]]), np.array([0, 0, 0, 1]),
+                "the row-maximum tie, permuted",
+                "the batch of masked-minimum-ties-at-the-row-maximum, no tie in the spec's sense; the property's "
+                "permutation [1, 2, 3, 0] moves anchor 0's own column after its tied negative",
+                reaches={"mining": "batch_hard"}, properties=("permutation",),
+            ),
+        ),
+    ),
+    Divergence(
+        id="st-semi-hard-gram-far-from-the-origin",
+        confirmed_by="tests/adapters/test_adapter_sentence_transformers.py::"
+        "test_semi_hard_gradient_of_one_class_far_from_the_origin",
+        adapter="st.BatchSemiHardTripletLoss*",
+        kind="precision",
+        reason="BatchSemiHardTripletLoss measures squared distances by the Gram expansion of the batch as given (no "
+        "re-centring): 59 rows of one class in one dimension, 1666 from the origin and 3 apart, carry a rounding of "
+        "about 0.5 on squared distances of at most 8, and its float32 gradient lies 0.17 from the oracle's where "
+        "the Gram precision it declares allows 0.15 (the loss stays within). Found by the thorough hunt.",
+        link="UKPLab/sentence-transformers sentence_transformers/sentence_transformer/losses/batch_hard_triplet.py "
+        "_pairwise_distances; losses/batch_semi_hard_triplet.py",
+        spec={"mining": "semi_hard", "distance": "squared_euclidean"},
+        dtype="float32",
+        check="grad",
+        regressions=(
+            Regression(
+                *found("one_class_far_from_the_origin_d1"), "one class of 59 rows, 1666 from the origin, D = 1",
+                "squared distances up to 8 under a Gram rounding of about 0.5: the semi-hard gradient of a Gram "
+                "implementation that does not re-centre moves past the Gram allowance",
+                reaches={"mining": "semi_hard", "distance": "squared_euclidean"},
+            ),
+        ),
+    ),
+    Divergence(
+        id="quaterion-fallback-reads-the-cdist-diagonal",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_one_class_batch_reads_the_cdist_diagonal",
+        adapter=(QUATERION_FORMULA, QUATERION_HARD),
+        kind="precision",
+        reason="Without a negative, Quaterion's hn is min over the row of d + rowmax * same_label = rowmax + d(a, a): "
+        "it reads the diagonal, which the spec never reads, and above 25 rows torch.cdist's Gram expansion leaves "
+        "d(a, a) > 0. The Gram precision the adapter declares bounds the distances the spec reads, not that one: on "
+        "a one-class float32 batch of 26 rows with copies the loss is 0.49981 for the margin 0.5, three times the "
+        "allowance (a tight class of 40 stays within it). Found by the thorough hunt.",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
+        spec={"mining": "batch_hard", "distance": "euclidean", "scaled": True},
+        dtype="float32",
+        check="loss",
+        regressions=(
+            Regression(
+                *found("one_class_of_26_with_copies"), "one class of 26 rows with copies",
+                "no negative at all: the masked-minimum fallback reads d(a, a), which cdist's Gram expansion (26 "
+                "rows) leaves above 0",
+                reaches={"mining": "batch_hard", "distance": "euclidean"},
+            ),
+        ),
+    ),
+    # --- distributed (adapters/distributed.py, docs/distributed.md) ------------------------------------------
+)
