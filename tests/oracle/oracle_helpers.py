@@ -348,3 +348,39 @@ class Tally:
 
 
 TALLIES: list[Tally] = []  # read by tests/oracle/conftest.py for the end-of-run summary
+
+
+# --- the hand-computed batches (test_oracle_hand_computed*.py) -----------------------------------------
+
+EXACT = 1e-14  # the arithmetic below is exact in binary or one rounding away from it
+
+
+def points(*coordinates) -> np.ndarray:
+    """1-D embeddings as an [N, 1] array."""
+    return np.array(coordinates, dtype=float)[:, None]
+
+
+def check(x, labels, spec, *, loss, terms=None, grad=None, weights=None, triplets=None, tolerance=EXACT):
+    """The oracle on one batch against the numbers worked out by hand; terms are ((indices), value)."""
+    __tracebackhide__ = True
+    batch = Batch(
+        np.asarray(x, dtype=float),
+        np.asarray(labels),
+        None if triplets is None else np.asarray(triplets, dtype=np.int64).reshape(-1, 3),
+    )
+    result, snippet = batch.evaluate(spec), batch.snippet(spec)
+    assert_close(result.loss, loss, rtol=tolerance, atol=tolerance, what="loss", snippet=snippet)
+    if terms is not None:
+        got = sorted(zip(map(tuple, result.selection.tolist()), result.values.tolist()))
+        expected = sorted(terms)
+        assert [t for t, _ in got] == [t for t, _ in expected], failure(
+            f"selected {[t for t, _ in got]}, expected {[t for t, _ in expected]}", snippet
+        )
+        assert_close(
+            [v for _, v in got], [v for _, v in expected], rtol=EXACT, atol=EXACT, what="term values", snippet=snippet
+        )
+    if weights is not None:
+        assert_close(result.weights, weights, rtol=EXACT, atol=EXACT, what="weights", snippet=snippet)
+    if grad is not None:
+        assert_close(result.grad, grad, rtol=EXACT, atol=EXACT, what="gradient", snippet=snippet)
+    return result
