@@ -166,6 +166,21 @@ def _interpreted() -> bool | str:
     return True
 
 
+def interpret_triton_without_a_gpu() -> None:
+    """Switch Triton's interpreter on for this process where no GPU is visible, before anything imports triton.
+    Triton reads TRITON_INTERPRET once, at its import, and other libraries import it early (sentence-transformers
+    does): after that the in-house kernels could not run here at all, and every inhouse.triton cell would skip.
+    A value the user set is left alone."""
+    if "TRITON_INTERPRET" in os.environ or "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    try:
+        import torch
+    except ImportError:
+        return
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
+
 def _kernels():
     """inhouse.triton_kernels, with Triton's interpreter switched on first where no GPU is visible (_interpreted)."""
     if _interpreted() is True and "triton" not in sys.modules:

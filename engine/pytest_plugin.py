@@ -33,6 +33,10 @@ except ImportError:
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from adapters.inhouse import interpret_triton_without_a_gpu
+
+interpret_triton_without_a_gpu()  # before any library imports triton (see there)
+
 _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 # target() hunts the worst case only with thousands of examples; below that its phase just spends time.
 _untargeted = [phase for phase in Phase if phase is not Phase.target]
