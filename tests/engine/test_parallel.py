@@ -189,6 +189,15 @@ def test_tests_sharing_a_module_fixture_run_in_one_worker_which_sets_it_up_once(
     assert len(setups.read_text(encoding="utf-8").splitlines()) == 1
 
 
+def test_the_mutation_score_a_worker_measured_is_in_the_summary():
+    """tests/mutants runs in one worker; the summary is printed by the controller (tests/conftest.py)."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests/engine/score_probe.py", "-p", "no:cacheprovider",
+                           "-n", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment())
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert "probe implementations flagged: 3 of 4" in output, output[-3000:]
+
+
 def ends(results: Path) -> list[dict]:
     return [r for r in map(json.loads, results.read_text(encoding="utf-8").splitlines()) if r["kind"] == "run_end"]
 
