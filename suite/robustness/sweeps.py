@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adapters import Adapter, divergences
+from adapters import Adapter
+from engine.cells import runnable_dtypes
 from engine.compare import admissible_losses
 from engine.dtypes import dtype as dtype_facts, round_to_dtype
 from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
@@ -155,13 +156,8 @@ def sweep_specs(adapter: Adapter, sweep: str) -> list[Spec]:
 
 def sweep_dtypes(adapter: Adapter, spec: Spec, device: str, sweep: str) -> list[str]:
     """The dtypes the adapter claims, less those the registry records as unsupported; TF32 is float32's."""
-    dtypes = ("float32",) if sweep == "tf32" else adapter.dtypes
-    return [
-        dtype for dtype in dtypes
-        if dtype in adapter.dtypes and not any(
-            d.kind == "unsupported" for d in divergences.matching(adapter.name, spec, dtype, device, "loss")
-        )
-    ]
+    runnable = runnable_dtypes(adapter, spec, device)
+    return [dtype for dtype in runnable if sweep != "tf32" or dtype == "float32"]
 
 
 # --- reduced-precision matmul -------------------------------------------------------------------------------
