@@ -90,8 +90,8 @@ def property_cells(adapters: list[Adapter], properties: dict) -> list[Cell]:
 
 
 def runnable_dtypes(adapter: Adapter, spec: Spec, device: str) -> list[str]:
-    """The claimed dtypes the registry does not list as rejected (kind "unsupported") for this spec and device:
-    a property checked in a rejected dtype would never get an answer to start from."""
+    """The claimed dtypes the registry does not list as rejected (kind "unsupported") for this spec and device: a
+    property or a robustness sweep run in a rejected dtype would never get an answer to start from."""
     return [
         dtype for dtype in adapter.dtypes
         if not any(d.kind == "unsupported" for d in divergences.matching(adapter.name, spec, dtype, device, "loss"))
