@@ -38,8 +38,12 @@ from .triton_tiles import (DISTANCE_CODES, _bands, _direct_pairs, _direct_square
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
-# Tile sizes: batch_all's inner tensors are [BLOCK_M, BLOCK_P, BLOCK_N], hence small ones.
-BATCH_ALL_ROWS, BATCH_ALL_COLS, BATCH_ALL_SLOTS = 16, 32, 8
+# batch_all's tiles (rows, columns, slots): its inner tensors are [BLOCK_M, BLOCK_P, BLOCK_N], hence small ones on a
+# GPU. The interpreter's cost is per operation, not per element: there one tile holds a conformance batch (6x less
+# time at 40 rows). tests/inhouse/test_triton_kernels.py runs the GPU's tiles on batches that span several.
+GPU_TILES = (16, 32, 8)
+INTERPRETER_TILES = (64, 64, 16)
+BATCH_ALL_TILES = INTERPRETER_TILES if INTERPRETED else GPU_TILES
 
 # A soft term's slope moves by at most a quarter of its excess's error. Where the bound on a Gram d_an's error is
 # below this, the slope is accurate enough as it is (float32: within 1e-3, half of JAX's float32 gradient tolerance;
@@ -246,10 +250,10 @@ class BatchAllTotal(torch.autograd.Function):
         total = torch.empty(n, dtype=torch.float64, device=points.device)
         active = torch.empty(n, dtype=torch.int32, device=points.device)
         slope_sum = torch.zeros((n, width), dtype=points.dtype, device=points.device)
+        rows, cols, slots = BATCH_ALL_TILES
         setup = dict(DISTANCE=DISTANCE_CODES[distance], SOFT=soft, SLOPE_TOLERANCE=SOFT_SLOPE_TOLERANCE[points.dtype],
-                     REFINE=REFINE_BELOW, BLOCK_M=BATCH_ALL_ROWS, BLOCK_N=BATCH_ALL_COLS, BLOCK_P=BATCH_ALL_SLOTS,
-                     BLOCK_D=_width(d))
-        _batch_all_forward_kernel[(triton.cdiv(n, BATCH_ALL_ROWS),)](
+                     REFINE=REFINE_BELOW, BLOCK_M=rows, BLOCK_N=cols, BLOCK_P=slots, BLOCK_D=_width(d))
+        _batch_all_forward_kernel[(triton.cdiv(n, rows),)](
             z, sq, band, points, labels, shifted_d_ap, total, active, slope_sum, n, d, width, **setup,
         )
         units, active = ((size - 1) * (n - size)).sum(), active.sum()
@@ -266,7 +270,7 @@ class BatchAllTotal(torch.autograd.Function):
         scale = grad_total.to(points.dtype)
         grad = torch.empty_like(points)
         exact = torch.zeros_like(points)
-        _batch_all_negative_grad_kernel[(triton.cdiv(n, BATCH_ALL_ROWS),)](
+        _batch_all_negative_grad_kernel[(triton.cdiv(n, ctx.setup["BLOCK_M"]),)](
             z, sq, band, points, labels, shifted_d_ap, grad, exact, n, d, shifted_d_ap.shape[1], **ctx.setup,
         )
         grad.add_(exact).mul_(scale)

@@ -192,6 +192,27 @@ def test_batch_all_near_duplicate_negatives_in_a_wide_spread(distance, soft, dty
     np.testing.assert_allclose(grad, oracle.grad, rtol=1e-3, atol=1e-4 * np.abs(oracle.grad).max())
 
 
+@pytest.mark.parametrize("tiles", ["gpu", "interpreter"])
+@pytest.mark.parametrize("distance, soft", [("euclidean", False), ("squared_euclidean", True)])
+def test_batch_all_spans_several_tiles(distance, soft, tiles, monkeypatch):
+    """The kernels' sums carry across row, column and slot tiles with either tile set (the conformance cells run
+    the interpreter's, where one tile holds a batch): 48 rows in classes of 12, exact duplicates across classes."""
+    rows, cols, slots = triton_kernels.GPU_TILES
+    n, width = 48, 12
+    assert n > rows and n > cols and width > slots  # a batch that spans every kind of GPU tile
+    monkeypatch.setattr(triton_kernels, "BATCH_ALL_TILES", getattr(triton_kernels, f"{tiles.upper()}_TILES"))
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(n, 5))
+    x[-4:] = x[:4]
+    y = np.repeat(np.arange(n // width), width)
+    x = _rounded(x, torch.float32)
+    spec = Spec(mining="batch_all", distance=distance, soft=soft, margin=1.0)
+    oracle = reference.evaluate(x, y, spec)
+    loss, grad = _run(x, y, spec, torch.float32)
+    assert loss == pytest.approx(oracle.loss, rel=1e-5)
+    np.testing.assert_allclose(grad, oracle.grad, rtol=1e-3, atol=1e-4 * np.abs(oracle.grad).max())
+
+
 def test_a_typical_batch_needs_no_direct_pass():
     """The cost stays the Gram pass's where the expansion can decide: on random float32 rows no (or hardly any)
     anchor is measured again, and the selection is inhouse.torch's."""
