@@ -171,13 +171,7 @@ def interpret_triton_without_a_gpu() -> None:
     Triton reads TRITON_INTERPRET once, at its import, and other libraries import it early (sentence-transformers
     does): after that the in-house kernels could not run here at all, and every inhouse.triton cell would skip.
     A value the user set is left alone."""
-    if "TRITON_INTERPRET" in os.environ or "triton" in sys.modules or importlib.util.find_spec("triton") is None:
-        return
-    try:
-        import torch
-    except ImportError:
-        return
-    if not torch.cuda.is_available():
+    if "TRITON_INTERPRET" not in os.environ and _interpreted() is True:
         os.environ["TRITON_INTERPRET"] = "1"
 
 

@@ -1,5 +1,5 @@
 """inhouse.triton behind a module that imports triton first, as sentence-transformers does (tests/inhouse/
-test_triton_kernels.py runs it with `pytest --adapter`): the kernels must still run here, under Triton's
+test_triton_interpreter.py runs it with `pytest --adapter`): the kernels must still run here, under Triton's
 interpreter where no GPU is visible."""
 import triton  # noqa: F401  (the early import under test)
 
