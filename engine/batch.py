@@ -33,6 +33,11 @@ class Batch:
         extra += "" if self.shards is None else f", shards={self.shards}"
         return f"Batch({self.layout!r}, N={n}, D={d}{extra})"
 
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """How Hypothesis prints an example: this repr, not every array field by field (it formats each explicit
+        example's arguments before running it, whether or not it fails); the arrays are in the reproducer note."""
+        printer.text(repr(self))
+
     def rounded(self, dtype: str) -> "Batch":
         """The same batch with embeddings exactly representable in `dtype` (oracle and adapter share it)."""
         return replace(self, embeddings=round_to_dtype(self.embeddings, dtype))

@@ -15,7 +15,8 @@ In parallel (pytest-xdist, `pytest -n 2`): every worker loads this plugin, and s
 CI and --hypothesis-profile, which reach every worker); the controller alone writes the results file (its header,
 every worker's records as their reports arrive, the divergence records and run_end), and judges the run as a
 serial one (engine/session.py). With `--dist loadgroup`, the items of a test module that share a module-scoped
-fixture (a child pytest run, a page) run in one worker, so the fixture runs once.
+fixture (a child pytest run, a page) run in one worker, so the fixture runs once, and so do the loss and grad items
+of a conformance cell, so the adapter and the oracle answer each example once (`work_unit`).
 """
 import importlib
 import os
@@ -25,16 +26,31 @@ import threading
 import time
 from pathlib import Path
 
-try:  # torch before TensorFlow in one process: the other order can crash at import (Keras's conftest)
-    import torch  # noqa: F401
-except ImportError:
-    pass
-
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from adapters.inhouse import interpret_triton_without_a_gpu
+from engine.cells import QUANTITIES
 
+
+
+class TorchBeforeTensorFlow:
+    """An import hook: the first import of tensorflow in this process imports torch first, where it is installed
+    (the other order can crash at import: Keras's conftest). In a hook, not at this plugin's import: a process that
+    never imports TensorFlow (most of the suite's child pytest runs) does not pay torch's 2 s import either."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow":
+            sys.meta_path.remove(self)
+            try:
+                importlib.import_module("torch")
+            except ImportError:
+                pass
+        return None  # the usual finders find tensorflow itself
+
+
+if "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, TorchBeforeTensorFlow())
 interpret_triton_without_a_gpu()  # before any library imports triton (see there)
 
 _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
@@ -242,6 +258,33 @@ def pytest_collection_modifyitems(config, items):
         ]
         if shared:
             item.add_marker(pytest.mark.xdist_group(f"module {item.nodeid.split('::')[0]}"))
+
+
+QUANTITY_ITEM_ENDINGS = tuple(f"|{quantity}]" for quantity in QUANTITIES)
+
+
+def work_unit(nodeid: str, group: str) -> str:
+    """What goes to one worker under --dist loadgroup: the item's xdist group (`group`, the nodeid itself when it has
+    none), and for an ungrouped conformance item its cell, the id without the quantity: the grad item then finds
+    the adapter's and the oracle's answers that the loss item got (ConformanceSession caches them per cell) instead of
+    a second worker computing them again."""
+    if group == nodeid and nodeid.endswith(QUANTITY_ITEM_ENDINGS):
+        return nodeid.rsplit("|", 1)[0]
+    return group
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """On the xdist controller: --dist loadgroup's scheduling, with work units from `work_unit`."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class CellScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid, super()._split_scope(nodeid))
+
+    return CellScheduling(config, log)
 
 
 class StopAfterTheItem:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from reference import GAP_KINDS, Spec, label_masks, valid_triplets
+from reference import GAP_KINDS, Spec, label_masks
 from reference.gaps import TIE_NEGATIVE
 
 from .batch import Batch
@@ -61,8 +61,9 @@ def _selection_gaps(answer: Answer) -> list[float]:
 
 def _all_triplet_kinds(batch: Batch, answer: Answer) -> bool:
     """Hard (d_an < d_ap), semi-hard (d_ap < d_an < d_ap + m) and easy (d_an > d_ap + m) triplets."""
-    a, p, n = valid_triplets(answer.labels).T
-    excess = answer.result.distances[a, n] - answer.result.distances[a, p]
+    positive, negative = label_masks(answer.labels)
+    dist = answer.result.distances
+    excess = (dist[:, None, :] - dist[:, :, None])[positive[:, :, None] & negative[:, None, :]]  # d_an - d_ap
     margin = answer.spec.margin
     return bool((excess < 0).any() and ((excess > 0) & (excess < margin)).any() and (excess > margin).any())
 
@@ -87,7 +88,17 @@ def _offset_ratio(batch: Batch, answer: Answer) -> float:
 
 
 def _has_duplicate_rows(batch: Batch) -> bool:
-    return len(np.unique(batch.embeddings, axis=0)) < len(batch.embeddings)
+    rows = batch.embeddings[np.lexsort(batch.embeddings.T)]  # equal rows end up next to each other
+    return bool((rows[1:] == rows[:-1]).all(axis=1).any())
+
+
+def _near_tie_in_a_selection(answer: Answer) -> bool:
+    width = 1e-3 * np.median(answer.result.distances)
+    return any(0 < gap < width for gap in _selection_gaps(answer))
+
+
+def _unit_norm(batch: Batch) -> bool:
+    return bool((np.abs(np.linalg.norm(batch.embeddings, axis=1) - 1.0) <= 1e-2).all())
 
 
 def _repeats_an_index(batch: Batch, answer: Answer) -> bool:
@@ -106,10 +117,10 @@ REGIMES: tuple[Regime, ...] = (
     Regime(
         "near tie in a selection",
         _selects,
-        lambda b, a: any(0 < gap < 1e-3 * np.median(a.result.distances) for gap in _selection_gaps(a)),
+        lambda b, a: _near_tie_in_a_selection(a),
         0.02,
     ),
-    Regime("unit-norm embeddings", _always, lambda b, a: bool(np.allclose(np.linalg.norm(b.embeddings, axis=1), 1.0, atol=1e-2)), 0.05),
+    Regime("unit-norm embeddings", _always, lambda b, a: _unit_norm(b), 0.05),
     # float16 and bfloat16 resolve distances only near the origin: their offsets stay below ~2 x scale
     Regime("large offset", lambda s, dtype: dtype in ("float32", "float64"), lambda b, a: _offset_ratio(b, a) > 3.0, 0.05),
     Regime("hinge active", _hinged, lambda b, a: bool((a.result.values > 0).any()), 0.3),

@@ -178,15 +178,32 @@ def regime_probe(results: Path, *extra: str, **env: str) -> subprocess.Completed
                            *extra], cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment(**env))
 
 
-def test_tests_sharing_a_module_fixture_run_in_one_worker_which_sets_it_up_once(tmp_path):
-    """engine/pytest_plugin.py groups them for --dist loadgroup. pytest 9.2 with pytest-xdist 3.8 drops every group
-    without a word (pytest-dev/pytest-xdist#1386): the reason pyproject.toml keeps pytest below 9.2."""
-    setups = tmp_path / "setups"
+@pytest.fixture(scope="module")
+def group_probe(tmp_path_factory) -> dict[str, list[str]]:
+    """tests/engine/group_probe.py in two workers (--dist loadgroup): the lines its tests wrote, per file."""
+    folder = tmp_path_factory.mktemp("group_probe")
+    files = {"setups": folder / "setups", "cells": folder / "cells"}
     done = subprocess.run([sys.executable, "-m", "pytest", "tests/engine/group_probe.py", "-p", "no:cacheprovider",
                            "-q", "-n", "2", "--dist", "loadgroup"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env=environment(GROUP_PROBE_FILE=str(setups)))
+                          timeout=600, env=environment(GROUP_PROBE_FILE=str(files["setups"]),
+                                                       GROUP_PROBE_CELLS=str(files["cells"])))
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    assert len(setups.read_text(encoding="utf-8").splitlines()) == 1
+    return {name: path.read_text(encoding="utf-8").splitlines() for name, path in files.items()}
+
+
+def test_tests_sharing_a_module_fixture_run_in_one_worker_which_sets_it_up_once(group_probe):
+    """engine/pytest_plugin.py groups them for --dist loadgroup. pytest 9.2 with pytest-xdist 3.8 drops every group
+    without a word (pytest-dev/pytest-xdist#1386): the reason pyproject.toml keeps pytest below 9.2."""
+    assert len(group_probe["setups"]) == 1
+
+
+def test_the_loss_and_grad_items_of_a_cell_run_in_one_worker(group_probe):
+    """So that the grad item reuses the answers the loss item got (engine/pytest_plugin.py `work_unit`)."""
+    workers = {}
+    for line in group_probe["cells"]:
+        pid, cell = line.split(" ", 1)
+        workers.setdefault(cell.rsplit("|", 1)[0], set()).add(pid)
+    assert len(workers) == 12 and sum(len(pids) for pids in workers.values()) == 12, workers
 
 
 def test_the_mutation_score_a_worker_measured_is_in_the_summary():

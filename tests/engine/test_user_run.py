@@ -1,6 +1,7 @@
 """A user's `pytest --adapter MODULE:ATTR` collects exactly the checks that judge the named adapters: the
 conformance cells, properties and edge cases in suite/, never the suite's own tests (tests/) nor the
 robustness sweeps, unless a path is named; a plain `pytest` collects both."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,25 @@ def test_a_named_path_is_collected_for_the_user_too():
 def test_a_plain_run_collects_the_suite_and_its_own_tests():
     files = {item.split("::")[0].split("/")[0] for item in collected("--co", "tests/engine", "suite/test_edge_cases.py")}
     assert files == {"tests", "suite"}
+
+
+ORDER_PROBE = """
+import sys
+import engine.pytest_plugin
+before = "torch" in sys.modules
+import tensorflow
+order = list(sys.modules)
+print(before, order.index("torch") < order.index("tensorflow"))
+"""
+
+
+def test_the_plugin_imports_torch_only_when_tensorflow_comes_and_then_first():
+    """Torch before TensorFlow in one process (the other order can crash at import), and no torch import in a run
+    that never imports TensorFlow (engine/pytest_plugin.py TorchBeforeTensorFlow). TRITON_INTERPRET is set, as in
+    a child of a run: the plugin then has no GPU to ask torch about."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    run = subprocess.run([sys.executable, "-c", ORDER_PROBE], cwd=ROOT, capture_output=True, text=True, check=False,
+                         env={**os.environ, "TRITON_INTERPRET": "1", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["False", "True"]
