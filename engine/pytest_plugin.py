@@ -15,8 +15,8 @@ In parallel (pytest-xdist, `pytest -n 2`): every worker loads this plugin, and s
 CI and --hypothesis-profile, which reach every worker); the controller alone writes the results file (its header,
 every worker's records as their reports arrive, the divergence records and run_end), and judges the run as a
 serial one (engine/session.py). With `--dist loadgroup`, the items of a test module that share a module-scoped
-fixture (a child pytest run, a page) run in one worker, so the fixture runs once, and so do the loss and grad items
-of a conformance cell, so the adapter and the oracle answer each example once (`work_unit`).
+fixture (a child pytest run, a page) run in one worker, so the fixture runs once, and so do the conformance and
+property items of one cell key, so the adapter and the oracle answer each example they share once (`work_unit`).
 """
 import importlib
 import os
@@ -260,16 +260,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(f"module {item.nodeid.split('::')[0]}"))
 
 
-QUANTITY_ITEM_ENDINGS = tuple(f"|{quantity}]" for quantity in QUANTITIES)
-
-
 def work_unit(nodeid: str, group: str) -> str:
     """What goes to one worker under --dist loadgroup: the item's xdist group (`group`, the nodeid itself when it has
-    none), and for an ungrouped conformance item its cell, the id without the quantity: the grad item then finds
-    the adapter's and the oracle's answers that the loss item got (ConformanceSession caches them per cell) instead of
-    a second worker computing them again."""
-    if group == nodeid and nodeid.endswith(QUANTITY_ITEM_ENDINGS):
-        return nodeid.rsplit("|", 1)[0]
+    none), and for an ungrouped conformance or property item its cell key (adapter|spec|dtype|device, engine/cells.py):
+    the items of a cell key share the examples Hypothesis draws for it, so the grad item finds the adapter's and the
+    oracle's answers the loss item got (ConformanceSession caches them per cell key), and the property items the
+    answers on their base batches, instead of another worker computing them again."""
+    if group != nodeid or "[" not in nodeid:
+        return group
+    key, _, check = nodeid[nodeid.index("[") + 1:-1].rpartition("|")
+    if check in QUANTITIES or check.startswith("property:"):
+        return f"cell {key}"
     return group
 
 

@@ -29,7 +29,6 @@ from engine.compare import measure
 from engine.dtypes import round_to_dtype, ulp
 from engine.harness import AdapterFailure
 from engine.judge import ORACLE, comparison
-from engine.oracle import answer
 from engine.regressions import regression_examples
 from engine.strategies import batches
 from engine.tolerances import Tolerance, tolerance
@@ -97,10 +96,6 @@ def assert_same_answer(cell, before, after, reference_answer, what, undo_rows=No
         assert errors.ok, f"{cell}: {what} changed the {quantity}: {errors.mismatch}"
 
 
-def _answer(cell, batch: Batch):
-    return answer(batch.embeddings, batch.labels, cell.spec, batch.triplets)
-
-
 def _rng(batch: Batch):
     return np.random.default_rng(int(batch.digest(), 16) % 2**32)
 
@@ -115,7 +110,7 @@ def permutation(conformance, cell, batch):
         batch.layout + ", permuted",
     )
     before, after = conformance.call(cell, batch), conformance.call(cell, shuffled)
-    assert_same_answer(cell, before, after, _answer(cell, batch), "permuting the rows", undo_rows=where)
+    assert_same_answer(cell, before, after, conformance.oracle(batch, cell.spec), "permuting the rows", undo_rows=where)
 
 
 def relabelling(conformance, cell, batch):
@@ -123,7 +118,7 @@ def relabelling(conformance, cell, batch):
     names = _rng(batch).choice(10**6, size=len(classes), replace=False)
     renamed = Batch(batch.embeddings, names[codes].astype(np.int64), batch.triplets, batch.layout + ", relabelled")
     before, after = conformance.call(cell, batch), conformance.call(cell, renamed)
-    assert_same_answer(cell, before, after, _answer(cell, batch), "renaming the classes")
+    assert_same_answer(cell, before, after, conformance.oracle(batch, cell.spec), "renaming the classes")
 
 
 def translation(conformance, cell, batch):
@@ -138,7 +133,7 @@ def translation(conformance, cell, batch):
     shifted = Batch(base + shift, batch.labels, batch.triplets, batch.layout + ", shifted")
     assert np.array_equal(round_to_dtype(shifted.embeddings, cell.dtype), shifted.embeddings)
     before, after = conformance.call(cell, original), conformance.call(cell, shifted)
-    assert_same_answer(cell, before, after, _answer(cell, shifted), f"shifting by {shift.tolist()}")
+    assert_same_answer(cell, before, after, conformance.oracle(shifted, cell.spec), f"shifting by {shift.tolist()}")
 
 
 def _safe_step(cell, reference_answer) -> float:
@@ -158,7 +153,7 @@ def _safe_step(cell, reference_answer) -> float:
 def descent(conformance, cell, batch):
     if not cell.adapter.gradient:
         pytest.skip("loss only")
-    reference_answer = _answer(cell, batch)
+    reference_answer = conformance.oracle(batch, cell.spec)
     if decisions(reference_answer, cell.compute_dtype, cell.precision) or not np.isfinite(reference_answer.loss):
         event("descent: ambiguous or NaN, not stepped")
         return
@@ -187,7 +182,7 @@ def descent(conformance, cell, batch):
 
 
 def margins_hold(conformance, cell, batch):
-    reference_answer = _answer(cell, batch)
+    reference_answer = conformance.oracle(batch, cell.spec)
     assert reference_answer.loss == 0.0, f"strategy error: the separated batch has oracle loss {reference_answer.loss}"
     out = conformance.call(cell, batch)
     table = tolerance("loss", cell.dtype, reference_answer, cell.compute_dtype, cell.precision)
@@ -201,7 +196,7 @@ def margins_hold(conformance, cell, batch):
 def duplicates_finite(conformance, cell, batch):
     if not cell.adapter.gradient:
         pytest.skip("loss only")
-    reference_answer = _answer(cell, batch)
+    reference_answer = conformance.oracle(batch, cell.spec)
     if not np.isfinite(reference_answer.loss) or COLLAPSE in decisions(reference_answer, cell.compute_dtype, cell.precision).ambiguous:
         event("duplicates: the spec says NaN, or does within the dtype's rounding (scaled, mean(hn) ~ 0)")
         return

@@ -1,9 +1,9 @@
 """Tests that tests/engine/test_parallel.py runs under pytest-xdist (`-n 2 --dist loadgroup`). Six share a
 module-scoped fixture, which appends its process id to the file GROUP_PROBE_FILE names: engine/pytest_plugin.py
 puts them in one xdist group, so the fixture (in the suite's tests, a child pytest run) is set up once. The others
-stand for conformance cells, a loss and a grad item each (ids ending in |loss] and |grad], as the suite's do); each
-appends "<process id> <its id>" to the file GROUP_PROBE_CELLS names: the two items of a cell must run in one worker
-(engine/pytest_plugin.py `work_unit`). Not collected by default (the name is not test_*.py)."""
+stand for the items of a cell key, a loss, a grad and a property item each (ids ending in |loss], |grad] and
+|property:permutation], as the suite's do); each appends "<process id> <its id>" to the file GROUP_PROBE_CELLS names:
+the items of a cell key must run in one worker (engine/pytest_plugin.py `work_unit`). Not collected by default (the name is not test_*.py)."""
 import os
 
 import pytest
@@ -22,7 +22,10 @@ def test_uses_the_module_fixture(shared_setup, index):
     pass
 
 
-@pytest.mark.parametrize("cell", [f"cell-{index}|{quantity}" for index in range(CELLS) for quantity in ("loss", "grad")])
+CHECKS = ("loss", "grad", "property:permutation")
+
+
+@pytest.mark.parametrize("cell", [f"cell-{index}|{check}" for index in range(CELLS) for check in CHECKS])
 def test_cell(cell):
     with open(os.environ["GROUP_PROBE_CELLS"], "a", encoding="utf-8") as ran:
         ran.write(f"{os.getpid()} {cell}\n")

@@ -197,8 +197,8 @@ def test_tests_sharing_a_module_fixture_run_in_one_worker_which_sets_it_up_once(
     assert len(group_probe["setups"]) == 1
 
 
-def test_the_loss_and_grad_items_of_a_cell_run_in_one_worker(group_probe):
-    """So that the grad item reuses the answers the loss item got (engine/pytest_plugin.py `work_unit`)."""
+def test_the_conformance_and_property_items_of_a_cell_key_run_in_one_worker(group_probe):
+    """So that they reuse the answers on the examples they share (engine/pytest_plugin.py `work_unit`)."""
     workers = {}
     for line in group_probe["cells"]:
         pid, cell = line.split(" ", 1)
