@@ -242,9 +242,14 @@ def pytest_configure_node(node):
 def pytest_collection_modifyitems(config, items):
     """With --dist loadgroup (a worker's config.option.loadgroup): the items of a test module that use one of the
     module's own module-scoped fixtures go to one worker together, so the fixture (a child pytest run, a page
-    built from one) runs once, not once per worker. An item that names its own xdist_group keeps it."""
+    built from one) runs once, not once per worker. An item that names its own xdist_group keeps it.
+
+    And the longest items first: the suite's own tests (tests/, which hold the child pytest runs, seconds to a minute
+    each) before the suite's cells (a second or less each), so that the run ends on short items in both workers
+    rather than with one worker idle while the other finishes a long one (CellScheduling keeps this order)."""
     if not getattr(config.option, "loadgroup", False):
         return
+    items.sort(key=lambda item: SELF_TESTS not in item.path.parents)  # stable: tests/ first, in their own order
     for item in items:
         if item.get_closest_marker("xdist_group") is not None:
             continue
@@ -276,7 +281,7 @@ def work_unit(nodeid: str, group: str) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """On the xdist controller: --dist loadgroup's scheduling, with work units from `work_unit`."""
+    """On the xdist controller: --dist loadgroup's scheduling, with work units from `work_unit`, in collection order."""
     if config.getoption("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
@@ -284,6 +289,15 @@ def pytest_xdist_make_scheduler(config, log):
     class CellScheduling(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid, super()._split_scope(nodeid))
+
+        def schedule(self) -> None:
+            """The work units in collection order (pytest_collection_modifyitems puts the long ones first), not in
+            xdist's largest-unit-first order, which would leave the long single items for the end."""
+            reorder, self.config.option.loadscopereorder = self.config.option.loadscopereorder, False
+            try:
+                super().schedule()
+            finally:
+                self.config.option.loadscopereorder = reorder
 
     return CellScheduling(config, log)
 
