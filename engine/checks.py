@@ -276,12 +276,12 @@ class CellRun:
 # is dev's (new examples on every run) and the thorough hunt's (2000 per cell). CI runs ~1500 cells on 2 cores, and
 # 10 each keeps its run within 8 minutes; the mutation zoo (tests/mutants) and the agreement with the hunt
 # (tests/engine/test_thorough_agreement.py) are measured at this count, every run.
-EXAMPLES_PER_CELL = {"dev": 20, "ci": 10}
+EXAMPLES_PER_CELL = {"dev": 20, "ci": 10, "report": 20}  # report: the main job's, as deep as dev, derandomised
 # On a distributed target (engine/targets.py, processes > 1) an example is a round trip through W processes and their
 # collectives: about 15 ms at W = 2 and 30 ms at W = 3 on 2 cores, against well under 1 ms in one process. 10 each
 # keeps CI's distributed cells (pytest suite -k dist-gloo) within a few minutes; the shard layouts and batches
 # still vary across them, and `thorough` runs its full count.
-EXAMPLES_PER_DISTRIBUTED_CELL = {"dev": 10, "ci": 10}
+EXAMPLES_PER_DISTRIBUTED_CELL = {"dev": 10, "ci": 10, "report": 10}
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # a known divergence needs no minimal example
 
 

@@ -4,6 +4,7 @@ options, and what a run collects.
 Hypothesis profiles, shared by every test module:
   dev       fast local iteration (the default outside CI)
   ci        derandomised and bounded (loaded automatically when CI=true)
+  report    ci with twice its examples per conformance cell: the main job's (reports/main.py)
   thorough  many examples; conformance checks `target()` the normalised error to hunt the worst case
 Pick one with `pytest --hypothesis-profile NAME`.
 
@@ -69,6 +70,7 @@ settings.register_profile(
     phases=_untargeted,
     suppress_health_check=_quiet,
 )
+settings.register_profile("report", parent=settings.get_profile("ci"))  # its examples: engine/checks.py
 settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True, suppress_health_check=_quiet)
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
 

@@ -34,7 +34,7 @@ from engine.strategies import batches
 from engine.tolerances import Tolerance, tolerance
 from reference.gaps import COLLAPSE
 
-EXAMPLES = {"dev": 10, "ci": 10}  # per property item; other profiles use their max_examples / 10
+EXAMPLES = {"dev": 10, "ci": 10, "report": 10}  # per property item; other profiles use their max_examples / 10
 
 
 def _translatable(spec):

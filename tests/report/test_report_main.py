@@ -63,6 +63,25 @@ def test_extra_arguments_after_the_separator_go_to_pytest():
     assert (arguments.output, arguments.profile, extra) == ("x.html", "ci", ["-k", "torch", "-x"])
 
 
+def test_the_main_job_draws_twice_the_examples_of_ci_per_cell():
+    """CI's fixed sample is 10 examples per conformance cell; the main job's page keeps 20, derandomised as well."""
+    from hypothesis import settings
+
+    from engine.checks import examples_per_cell
+
+    arguments, _ = job.parse([])
+    assert arguments.profile == "report"
+    current = settings.get_current_profile_name()
+    try:
+        counts = {}
+        for profile in ("ci", "report"):
+            settings.load_profile(profile)
+            counts[profile] = (examples_per_cell(), settings.default.derandomize)
+    finally:
+        settings.load_profile(current)
+    assert counts == {"ci": (10, True), "report": (20, True)}
+
+
 STAND_IN_CONFTEST = """
     # The suite's results contract, as tests/conftest.py keeps it: --results PATH gets a "run" header,
     # the records the tests write, and a "run_end" record.
