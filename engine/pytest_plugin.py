@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,9 @@ def pytest_configure(config):
     from engine.session import xdist_role
 
     role = xdist_role(config)
+    if role == "controller":
+        config.invocation_params = replace(config.invocation_params,
+                                           args=joined_option_values(config.invocation_params.args))
     path = config.getoption("results")
     config.conformance_started = time.time()
     if role == "worker":  # the controller writes the file; this worker's records go to it with its reports
@@ -228,6 +232,26 @@ def pytest_configure(config):
         stopper = StopAfterTheItem()
         stopper.install()
         config.pluginmanager.register(stopper, "triplet-conformance-ctrl-c")
+
+
+VALUED_OPTIONS = ("--adapter", "--results", "--adapter-timeout", "--cell-seconds")
+
+
+def joined_option_values(args) -> tuple[str, ...]:
+    """The command line with this plugin's `--option VALUE` pairs written `--option=VALUE`, as the xdist controller
+    hands it to its workers. A worker parses it before any plugin has declared these options, and pytest then takes a
+    lone VALUE that names an existing file for a test path: the rootdir it finds from it (`--results /elsewhere/x.jsonl`,
+    which the controller has just created) has no pyproject.toml, this plugin is never loaded, and every worker dies
+    with "unrecognized arguments: --results"."""
+    joined, index = [], 0
+    while index < len(args):
+        if args[index] in VALUED_OPTIONS and index + 1 < len(args):
+            joined.append(f"{args[index]}={args[index + 1]}")
+            index += 2
+        else:
+            joined.append(args[index])
+            index += 1
+    return tuple(joined)
 
 
 WORKER_RUN_ID = "conformance_run_id"  # in each xdist worker's workerinput: the run id its records carry

@@ -215,6 +215,20 @@ def test_the_mutation_score_a_worker_measured_is_in_the_summary():
     assert "probe implementations flagged: 3 of 4" in output, output[-3000:]
 
 
+def test_a_results_file_outside_the_checkout_reaches_every_worker(tmp_path):
+    """`--results PATH` as two words, PATH outside the checkout, no test path named: the workers get `--results=PATH`
+    (engine/pytest_plugin.py joined_option_values). As two words, a worker takes the file the controller has just
+    created for a test path, finds no pyproject.toml above it, never loads the plugin and dies on --results."""
+    results = tmp_path / "elsewhere" / "results.jsonl"
+    results.parent.mkdir()
+    done = subprocess.run([sys.executable, "-m", "pytest", "--adapter", "tests.fake_adapters:ORACLES", "--results",
+                           str(results), "-k", "float64 and batch_hard and loss", "-p", "no:cacheprovider", "-q",
+                           "-n", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=environment())
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    end = ends(results)[-1]
+    assert end["counts"].get("pass", 0) > 0 and end["exit_status"] == 0
+
+
 def ends(results: Path) -> list[dict]:
     return [r for r in map(json.loads, results.read_text(encoding="utf-8").splitlines()) if r["kind"] == "run_end"]
 
