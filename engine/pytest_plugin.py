@@ -17,7 +17,8 @@ CI and --hypothesis-profile, which reach every worker); the controller alone wri
 every worker's records as their reports arrive, the divergence records and run_end), and judges the run as a
 serial one (engine/session.py). With `--dist loadgroup`, the items of a test module that share a module-scoped
 fixture (a child pytest run, a page) run in one worker, so the fixture runs once, and so do the conformance and
-property items of one cell key, so the adapter and the oracle answer each example they share once (`work_unit`).
+property items of one cell key, so the adapter and the oracle answer each example they share once: engine/workers.py,
+a plugin this one loads, says how the work is shared out and what the workers are handed.
 """
 import importlib
 import os
@@ -25,14 +26,12 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from adapters.inhouse import interpret_triton_without_a_gpu
-from engine.cells import QUANTITIES
 
 
 
@@ -54,6 +53,7 @@ class TorchBeforeTensorFlow:
 if "tensorflow" not in sys.modules:
     sys.meta_path.insert(0, TorchBeforeTensorFlow())
 interpret_triton_without_a_gpu()  # before any library imports triton (see there)
+pytest_plugins = ["engine.workers"]
 
 _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 # target() hunts the worst case only with thousands of examples; below that its phase just spends time.
@@ -185,9 +185,6 @@ def pytest_configure(config):
     from engine.session import xdist_role
 
     role = xdist_role(config)
-    if role == "controller":
-        config.invocation_params = replace(config.invocation_params,
-                                           args=joined_option_values(config.invocation_params.args))
     path = config.getoption("results")
     config.conformance_started = time.time()
     if role == "worker":  # the controller writes the file; this worker's records go to it with its reports
@@ -234,26 +231,6 @@ def pytest_configure(config):
         config.pluginmanager.register(stopper, "triplet-conformance-ctrl-c")
 
 
-VALUED_OPTIONS = ("--adapter", "--results", "--adapter-timeout", "--cell-seconds")
-
-
-def joined_option_values(args) -> tuple[str, ...]:
-    """The command line with this plugin's `--option VALUE` pairs written `--option=VALUE`, as the xdist controller
-    hands it to its workers. A worker parses it before any plugin has declared these options, and pytest then takes a
-    lone VALUE that names an existing file for a test path: the rootdir it finds from it (`--results /elsewhere/x.jsonl`,
-    which the controller has just created) has no pyproject.toml, this plugin is never loaded, and every worker dies
-    with "unrecognized arguments: --results"."""
-    joined, index = [], 0
-    while index < len(args):
-        if args[index] in VALUED_OPTIONS and index + 1 < len(args):
-            joined.append(f"{args[index]}={args[index + 1]}")
-            index += 2
-        else:
-            joined.append(args[index])
-            index += 1
-    return tuple(joined)
-
-
 WORKER_RUN_ID = "conformance_run_id"  # in each xdist worker's workerinput: the run id its records carry
 
 
@@ -262,70 +239,6 @@ def pytest_configure_node(node):
     """On the xdist controller, before a worker starts: the run id of the one results file, if there is one."""
     writer = node.config.conformance_results
     node.workerinput[WORKER_RUN_ID] = None if isinstance(writer, _NoResults) else writer.run_id
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """With --dist loadgroup (a worker's config.option.loadgroup): the items of a test module that use one of the
-    module's own module-scoped fixtures go to one worker together, so the fixture (a child pytest run, a page
-    built from one) runs once, not once per worker. An item that names its own xdist_group keeps it.
-
-    And the longest items first: the suite's own tests (tests/, which hold the child pytest runs, seconds to a minute
-    each) before the suite's cells (a second or less each), so that the run ends on short items in both workers
-    rather than with one worker idle while the other finishes a long one (CellScheduling keeps this order)."""
-    if not getattr(config.option, "loadgroup", False):
-        return
-    items.sort(key=lambda item: SELF_TESTS not in item.path.parents)  # stable: tests/ first, in their own order
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        module = getattr(item, "module", None)
-        if info is None or module is None:
-            continue
-        shared = [
-            name for name, definitions in info.name2fixturedefs.items()
-            if any(d.scope == "module" and getattr(d.func, "__module__", None) == module.__name__ for d in definitions)
-        ]
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(f"module {item.nodeid.split('::')[0]}"))
-
-
-def work_unit(nodeid: str, group: str) -> str:
-    """What goes to one worker under --dist loadgroup: the item's xdist group (`group`, the nodeid itself when it has
-    none), and for an ungrouped conformance or property item its cell key (adapter|spec|dtype|device, engine/cells.py):
-    the items of a cell key share the examples Hypothesis draws for it, so the grad item finds the adapter's and the
-    oracle's answers the loss item got (ConformanceSession caches them per cell key), and the property items the
-    answers on their base batches, instead of another worker computing them again."""
-    if group != nodeid or "[" not in nodeid:
-        return group
-    key, _, check = nodeid[nodeid.index("[") + 1:-1].rpartition("|")
-    if check in QUANTITIES or check.startswith("property:"):
-        return f"cell {key}"
-    return group
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    """On the xdist controller: --dist loadgroup's scheduling, with work units from `work_unit`, in collection order."""
-    if config.getoption("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class CellScheduling(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return work_unit(nodeid, super()._split_scope(nodeid))
-
-        def schedule(self) -> None:
-            """The work units in collection order (pytest_collection_modifyitems puts the long ones first), not in
-            xdist's largest-unit-first order, which would leave the long single items for the end."""
-            reorder, self.config.option.loadscopereorder = self.config.option.loadscopereorder, False
-            try:
-                super().schedule()
-            finally:
-                self.config.option.loadscopereorder = reorder
-
-    return CellScheduling(config, log)
 
 
 class StopAfterTheItem:

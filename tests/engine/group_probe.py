@@ -1,9 +1,10 @@
 """Tests that tests/engine/test_parallel.py runs under pytest-xdist (`-n 2 --dist loadgroup`). Six share a
-module-scoped fixture, which appends its process id to the file GROUP_PROBE_FILE names: engine/pytest_plugin.py
-puts them in one xdist group, so the fixture (in the suite's tests, a child pytest run) is set up once. The others
-stand for the items of a cell key, a loss, a grad and a property item each (ids ending in |loss], |grad] and
+module-scoped fixture, which appends its process id to the file GROUP_PROBE_FILE names: engine/workers.py puts them
+in one xdist group, so the fixture (in the suite's tests, a child pytest run) is set up once. The others stand for
+the items of a cell key, a loss, a grad and a property item each (ids ending in |loss], |grad] and
 |property:permutation], as the suite's do); each appends "<process id> <its id>" to the file GROUP_PROBE_CELLS names:
-the items of a cell key must run in one worker (engine/pytest_plugin.py `work_unit`). Not collected by default (the name is not test_*.py)."""
+the items of a cell key must run in one worker (engine/workers.py `work_unit`). Not collected by default (the name
+is not test_*.py)."""
 import os
 
 import pytest

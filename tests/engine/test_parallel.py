@@ -192,13 +192,13 @@ def group_probe(tmp_path_factory) -> dict[str, list[str]]:
 
 
 def test_tests_sharing_a_module_fixture_run_in_one_worker_which_sets_it_up_once(group_probe):
-    """engine/pytest_plugin.py groups them for --dist loadgroup. pytest 9.2 with pytest-xdist 3.8 drops every group
+    """engine/workers.py groups them for --dist loadgroup. pytest 9.2 with pytest-xdist 3.8 drops every group
     without a word (pytest-dev/pytest-xdist#1386): the reason pyproject.toml keeps pytest below 9.2."""
     assert len(group_probe["setups"]) == 1
 
 
 def test_the_conformance_and_property_items_of_a_cell_key_run_in_one_worker(group_probe):
-    """So that they reuse the answers on the examples they share (engine/pytest_plugin.py `work_unit`)."""
+    """So that they reuse the answers on the examples they share (engine/workers.py `work_unit`)."""
     workers = {}
     for line in group_probe["cells"]:
         pid, cell = line.split(" ", 1)
@@ -217,7 +217,7 @@ def test_the_mutation_score_a_worker_measured_is_in_the_summary():
 
 def test_a_results_file_outside_the_checkout_reaches_every_worker(tmp_path):
     """`--results PATH` as two words, PATH outside the checkout, no test path named: the workers get `--results=PATH`
-    (engine/pytest_plugin.py joined_option_values). As two words, a worker takes the file the controller has just
+    (engine/workers.py joined_option_values). As two words, a worker takes the file the controller has just
     created for a test path, finds no pyproject.toml above it, never loads the plugin and dies on --results."""
     results = tmp_path / "elsewhere" / "results.jsonl"
     results.parent.mkdir()
