@@ -206,6 +206,22 @@ def test_the_conformance_and_property_items_of_a_cell_key_run_in_one_worker(grou
     assert len(workers) == 12 and sum(len(pids) for pids in workers.values()) == 12, workers
 
 
+def test_under_loadgroup_the_suites_own_tests_come_before_its_cells():
+    """The long child runs first, the short cells fill in at the end of a run (engine/workers.py); a run without
+    --dist loadgroup keeps pytest's order."""
+    from types import SimpleNamespace
+
+    from engine.workers import pytest_collection_modifyitems
+
+    ids = ["suite/test_conformance.py::a", "tests/engine/test_x.py::b", "suite/test_properties.py::c",
+           "tests/faults/test_y.py::d"]
+    for loadgroup, expected in ((True, [ids[1], ids[3], ids[0], ids[2]]), (False, ids)):
+        items = [SimpleNamespace(nodeid=nodeid, get_closest_marker=lambda name: None, _fixtureinfo=None, module=None)
+                 for nodeid in ids]
+        pytest_collection_modifyitems(SimpleNamespace(option=SimpleNamespace(loadgroup=loadgroup)), items)
+        assert [item.nodeid for item in items] == expected, loadgroup
+
+
 def test_the_mutation_score_a_worker_measured_is_in_the_summary():
     """tests/mutants runs in one worker; the summary is printed by the controller (tests/conftest.py)."""
     done = subprocess.run([sys.executable, "-m", "pytest", "tests/engine/score_probe.py", "-p", "no:cacheprovider",
