@@ -19,14 +19,20 @@ from engine.targets import target as target_facts
 FRAMEWORK = "tensorflow"
 
 
-def load(module: str):
-    """Import `module` quietly: TF's C++ start-up log, and TF-Addons' end-of-life UserWarning, say nothing
-    a conformance run needs (the warning is silenced for that import only)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def import_torch_first() -> None:
+    """Import torch, where it is installed, before TensorFlow comes into the process: the other order can crash at
+    import (Keras's conftest). Here for scripts; in a pytest run, engine/pytest_plugin.py's import hook calls it."""
     try:
         importlib.import_module("torch")
     except ImportError:
         pass
+
+
+def load(module: str):
+    """Import `module` quietly: TF's C++ start-up log, and TF-Addons' end-of-life UserWarning, say nothing
+    a conformance run needs (the warning is silenced for that import only)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_torch_first()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow_addons(\.|$)")
         return importlib.import_module(module)

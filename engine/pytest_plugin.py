@@ -31,22 +31,20 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
+from adapters._tf import import_torch_first
 from adapters.inhouse import interpret_triton_without_a_gpu
 
 
-
 class TorchBeforeTensorFlow:
-    """An import hook: the first import of tensorflow in this process imports torch first, where it is installed
-    (the other order can crash at import: Keras's conftest). In a hook, not at this plugin's import: a process that
-    never imports TensorFlow (most of the suite's child pytest runs) does not pay torch's 2 s import either."""
+    """An import hook: the first import of tensorflow in this process imports torch first (adapters/_tf.py
+    import_torch_first), whoever imports it (a test module, a sweep, a library). In a hook, not at this plugin's
+    import: a process that never imports TensorFlow (most of the suite's child pytest runs) does not pay torch's 2 s
+    import either."""
 
     def find_spec(self, name, path=None, target=None):
         if name == "tensorflow":
             sys.meta_path.remove(self)
-            try:
-                importlib.import_module("torch")
-            except ImportError:
-                pass
+            import_torch_first()
         return None  # the usual finders find tensorflow itself
 
 
