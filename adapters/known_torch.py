@@ -206,4 +206,27 @@ ENTRIES: tuple[Divergence, ...] = (
             ),
         ),
     ),
+    Divergence(
+        id="quaterion-fallback-reads-the-cdist-diagonal-far-from-the-origin",
+        confirmed_by="tests/adapters/test_adapter_seeds.py::"
+        "test_quaterion_one_class_batch_far_from_the_origin_reads_the_cdist_diagonal_in_float64",
+        adapter=(QUATERION_FORMULA, QUATERION_HARD),
+        kind="precision",
+        reason="quaterion-fallback-reads-the-cdist-diagonal in float64: far from the origin the Gram expansion's "
+        "d(a, a) reaches float64's tolerance too. A one-class batch of 34 rows with coordinates of 8e4 (found by a "
+        "random example of the dev profile) gives 0.4999784 for the margin 0.5, 5.4 times the allowance; the "
+        "scaled loss divides the diagonal's error by mean(hn), where the spec reads no diagonal at all.",
+        link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); pytorch/pytorch#57690, #123082",
+        spec={"mining": "batch_hard", "distance": "euclidean", "scaled": True},
+        dtype="float64",
+        check="loss",
+        regressions=(
+            Regression(
+                *found("one_class_of_34_far_from_the_origin"), "one class of 34 rows 1.3e5 from the origin",
+                "no negative at all, and coordinates of 8e4: the masked-minimum fallback reads d(a, a), which "
+                "cdist's Gram expansion leaves at 1e-5 even in float64",
+                reaches={"mining": "batch_hard", "distance": "euclidean", "scaled": True},
+            ),
+        ),
+    ),
 )

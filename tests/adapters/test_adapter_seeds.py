@@ -103,6 +103,20 @@ def test_quaterion_one_class_batch_reads_the_cdist_diagonal():
     assert spec.margin - QUATERION.run(copies, one_class, spec, "float32", "cpu").loss > 1.5e-4
 
 
+def test_quaterion_one_class_batch_far_from_the_origin_reads_the_cdist_diagonal_in_float64():
+    """Confirms quaterion-fallback-reads-the-cdist-diagonal in float64: the dev run's one class of 34 rows with
+    coordinates of 8e4; the oracle's loss is the margin, Quaterion's formula gives 2.2e-5 less, past the 4e-6 the
+    conformance cell allows it (torch.testing's float64 table scaled to the batch, and the Gram allowance)."""
+    pytest.importorskip("torch")
+    spec = next(s for s in QUATERION.specs if s.distance == "euclidean")
+    from engine.batch import found
+
+    x, y = found("one_class_of_34_far_from_the_origin")
+    assert len(set(y)) == 1 and np.abs(x).max() > 8e4
+    assert reference.evaluate(x, y, spec).loss == pytest.approx(spec.margin, abs=1e-15)
+    assert spec.margin - QUATERION.run(x, y, spec, "float64", "cpu").loss > 1e-5
+
+
 def test_quaterion_diagonal_breaks_translation_invariance_in_float64():
     """Confirms quaterion-fallback-reads-the-cdist-diagonal-off-the-origin: the one-class batch of 40 rows,
     spread 0.03 around (3, ..., 3) (the regression batch on the registry entry), shifted by 8 per
