@@ -2,12 +2,19 @@
 and how the items are shared out between them with `--dist loadgroup` (what ./run.sh test and CI run)."""
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
 
 from engine.cells import QUANTITIES
 from engine.session import xdist_role
+from engine.targets import TARGETS
+
+# The xdist group of everything that starts torch.distributed process groups in the worker's own process: the cells
+# of the multi-process targets and the suite's tests of them (they name it). A worker holds one group per world
+# size, each a few interpreters that import torch; in one worker they start once, not once in each.
+PROCESS_GROUPS = "torch.distributed process groups"
 
 VALUED_OPTIONS = ("--adapter", "--results", "--adapter-timeout", "--cell-seconds")
 
@@ -29,12 +36,24 @@ def joined_option_values(args) -> tuple[str, ...]:
     return tuple(joined)
 
 
+def share_the_cores(workers, environ=os.environ) -> None:
+    """OMP_NUM_THREADS for the workers, which inherit the controller's environment, unless it is set: each worker's
+    torch gets its share of the cores. By default every worker's torch starts a thread per core, and OpenMP's
+    threads, waiting for work between two of its calls, spin on the cores the other workers need (on 2 cores the
+    same torch cells took 39% more CPU time that way)."""
+    if isinstance(workers, int) and workers > 0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // workers)))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    """On the controller, before any worker starts: the command line the workers get (`joined_option_values`)."""
+    """On the controller, before any worker starts: the command line the workers get (`joined_option_values`), and
+    their share of the cores (`share_the_cores`)."""
     if xdist_role(config) == "controller":
         config.invocation_params = replace(config.invocation_params,
                                            args=joined_option_values(config.invocation_params.args))
+        share_the_cores(config.getoption("numprocesses", None))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -69,13 +88,17 @@ def work_unit(nodeid: str, group: str) -> str:
     none), and for an ungrouped conformance or property item its cell key (adapter|spec|dtype|device, engine/cells.py):
     the items of a cell key share the examples Hypothesis draws for it, so the grad item finds the adapter's and the
     oracle's answers the loss item got (ConformanceSession caches them per cell key), and the property items the
-    answers on their base batches, instead of another worker computing them again."""
+    answers on their base batches, instead of another worker computing them again. A cell key of a multi-process
+    target goes to PROCESS_GROUPS instead (a unit that holds all of the key's items too)."""
     if group != nodeid or "[" not in nodeid:
         return group
     key, _, check = nodeid[nodeid.index("[") + 1:-1].rpartition("|")
-    if check in QUANTITIES or check.startswith("property:"):
-        return f"cell {key}"
-    return group
+    if not (check in QUANTITIES or check.startswith("property:")):
+        return group
+    device = key.rpartition("|")[2]
+    if device in TARGETS and TARGETS[device].processes > 1:
+        return PROCESS_GROUPS
+    return f"cell {key}"
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -14,8 +14,10 @@ from adapters.known_distributed import PML_DISTRIBUTED_BATCH
 from adapters.wrap import wrap_torch
 from engine import distributed
 from engine.harness import AdapterFailure, call_adapter
+from engine.workers import PROCESS_GROUPS
 
 pytest.importorskip("pytorch_metric_learning")
+pytestmark = pytest.mark.xdist_group(PROCESS_GROUPS)  # the worker that starts the cells' groups too
 
 BY_NAME = {a.name: a for a in dist_adapters.ADAPTERS}
 DEVICES = {"dist-gloo-2": 2, "dist-gloo-3": 3}

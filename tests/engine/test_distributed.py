@@ -19,10 +19,12 @@ from adapters import wrap_tensorflow, wrap_torch
 from engine import distributed
 from engine.cells import conformance_cells
 from engine.harness import AdapterFailure, call_adapter
+from engine.workers import PROCESS_GROUPS
 from engine.reproducer import reproducer
 from engine.strategies import batches
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.xdist_group(PROCESS_GROUPS)  # the worker that starts the cells' groups too
 from tests import distributed_losses as losses  # noqa: E402  (after the skip: it imports torch)
 from examples.my_distributed_loss import ADAPTER as EXAMPLE  # noqa: E402
 
