@@ -6,6 +6,8 @@ first: the project's measurements (notes/measured.md) were taken with that order
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib
 import os
 import warnings
@@ -91,6 +93,34 @@ def check_loss(loss, dtype, who: str) -> None:
         )
 
 
+def _loss_and_gradient(call: Callable, x, y, t, who: str):
+    """call(x, y, t) and its gradient by x, checked (check_loss); a loss that does not depend on x (a constant 0, say)
+    has a zero gradient, and a gather's gradient (IndexedSlices) comes back dense."""
+    tf = load("tensorflow")
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = call(x, y, t)
+    check_loss(loss, x.dtype, who)
+    grad = tape.gradient(loss, x)
+    return loss, tf.zeros_like(x) if grad is None else tf.convert_to_tensor(grad)
+
+
+_GRAPHS: dict = {}
+atexit.register(_GRAPHS.clear)  # while TensorFlow is whole: its functions' finalizers fail once it is torn down
+
+
+def _graph(call: Callable, who: str):
+    """`_loss_and_gradient` of `call` as one tf.function with reduce_retracing, as Keras's fit builds its train
+    function: a batch of a new size is traced once more with the batch dimension unknown, and that graph serves
+    every later size. One per function and bound arguments (the adapter binds its spec anew for every call)."""
+    bound = (call.func, call.args, tuple(call.keywords.items())) if isinstance(call, functools.partial) else (call,)
+    key = (who, *bound)
+    if key not in _GRAPHS:
+        tf = load("tensorflow")
+        _GRAPHS[key] = tf.function(functools.partial(_loss_and_gradient, call, who=who), reduce_retracing=True)
+    return _GRAPHS[key]
+
+
 def execute(
     call: Callable, who: str, embeddings: np.ndarray, labels: np.ndarray, triplets, dtype: str, device: str,
     graph: bool = False,
@@ -98,9 +128,10 @@ def execute(
     """Cast the float64 inputs to `dtype` on `device`, call `call(x, labels, triplets)` under a GradientTape,
     and return (loss, dL/dx) as float64 NumPy.
 
-    graph=False forces `tf.function`s to run eagerly (tf.config.run_functions_eagerly): with a new batch
-    shape on every call, graph mode retraces each time (163 ms a call against 10 ms eagerly, notes/measured.md).
-    graph=True runs them as the graphs users train with. The previous setting is restored afterwards.
+    graph=False forces `tf.function`s to run eagerly (tf.config.run_functions_eagerly): a tf.function of its own
+    would trace a graph for every new batch shape (163 ms a call against 10 ms eagerly, notes/measured.md).
+    graph=True runs the call and its gradient as one graph, as training with Keras does (`_graph`); tf.functions
+    inside it are traced into it. The previous setting is restored afterwards.
     """
     tf = load("tensorflow")
     tf_dtype = tf.as_dtype(dtype_facts(dtype).tensorflow)
@@ -111,14 +142,7 @@ def execute(
             x = tf.cast(tf.constant(embeddings, dtype=tf.float64), tf_dtype)
             y = tf.constant(labels, dtype=tf.int64)
             t = None if triplets is None else tf.constant(triplets, dtype=tf.int64)
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                loss = call(x, y, t)
-            check_loss(loss, tf_dtype, who)
-            grad = tape.gradient(loss, x)
+            loss, grad = (_graph(call, who) if graph else functools.partial(_loss_and_gradient, call, who=who))(x, y, t)
     finally:
         tf.config.run_functions_eagerly(eager_before)
-    if grad is None:  # the loss does not depend on the embeddings (a constant 0, say)
-        grad = tf.zeros_like(x)
-    grad = tf.convert_to_tensor(grad)  # a gather's gradient comes back as IndexedSlices
     return float(tf.cast(loss, tf.float64).numpy()), tf.cast(grad, tf.float64).numpy()

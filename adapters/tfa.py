@@ -15,9 +15,10 @@ What the suite knows (notes/tfa.md, sections 1.1-1.8):
   * `contrastive_loss(y, d)` takes precomputed distances; here they are TF-Addons' own pairwise distances
     of every unordered pair i < j, computed from the embeddings under the tape, and y = same label.
 
-The losses are `tf.function`s. The adapters run them eagerly (run_functions_eagerly), since a conformance
-run gives every call a new batch shape and graph mode would retrace each time; the two "(graph)" adapters
-run them as graphs, as training does, on one spec in float32 to keep the cost of retracing bounded.
+The losses are `tf.function`s. The adapters run them eagerly (run_functions_eagerly), as a user calling them
+outside a tf.function does; the two "(graph)" adapters, on one spec in float32, run them traced into one graph
+with their gradient, as Keras's fit does (adapters/_tf.py `_graph`: after the first batch the batch size is
+unknown to the graph, and TF-Addons' code must work from the dynamic shape).
 """
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ def hard_specs(distances):
 
 
 SEMIHARD_NOTES = "Ordered positive pairs, nearest farther negative else farthest; NaN without a positive pair."
+GRAPH_NOTES = " Run as a graph with its gradient, as Keras's fit does (reduce_retracing: the batch size unknown)."
 HARD_NOTES = "Mean over every anchor (hp = 0 without a positive); soft = log1p(exp(hp - hn))."
 
 ADAPTERS = [
@@ -125,7 +127,7 @@ ADAPTERS = [
         triplet_semihard_loss,
         name="tfa.triplet_semihard_loss (graph)",
         spec=semihard_specs(["euclidean"]),
-        notes=SEMIHARD_NOTES + " Run as a graph (a retrace per new batch shape).",
+        notes=SEMIHARD_NOTES + GRAPH_NOTES,
         source=SOURCE + "triplet.py",
         requires=REQUIRES,
         precision="gram",
@@ -135,7 +137,7 @@ ADAPTERS = [
         triplet_hard_loss,
         name="tfa.triplet_hard_loss (graph)",
         spec=Spec(mining="batch_hard", distance="euclidean", margin=1.0),
-        notes=HARD_NOTES + " Run as a graph (a retrace per new batch shape).",
+        notes=HARD_NOTES + GRAPH_NOTES,
         source=SOURCE + "triplet.py",
         requires=REQUIRES,
         precision="gram",

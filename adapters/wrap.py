@@ -56,8 +56,8 @@ def wrap_torch(fn: Callable, name: str, spec, dtypes=("float32",), devices=("cpu
 def wrap_tensorflow(fn: Callable, name: str, spec, dtypes=("float32",), devices=("cpu",), notes: str = "",
                     source: str = "", requires: tuple[str, ...] = (), graph: bool = False, **declared) -> Adapter:
     """An adapter around fn(embeddings: tf.Tensor[N, D], labels: tf.Tensor[N] int64) -> scalar tf.Tensor;
-    the gradient comes from tf.GradientTape. graph=False runs `tf.function`s eagerly (fast when every batch
-    has a new shape); graph=True runs them as graphs, as training does (slow: a retrace per new shape)."""
+    the gradient comes from tf.GradientTape. graph=False runs it eagerly, `tf.function`s inside it too; graph=True
+    traces it and its gradient into one tf.function with reduce_retracing, as Keras's fit does (adapters/_tf.py)."""
     if not isinstance(graph, bool):
         raise TypeError(f"wrap_tensorflow: graph must be True or False, got {graph!r}")
     return _build(_tf, _caller("wrap_tensorflow", fn, spec), functools.partial(_tf.execute, graph=graph), name=name,

@@ -119,6 +119,25 @@ def test_graph_mode_on_a_fixed_shape_matches_eager_mode_and_the_oracle(name):
     assert tf.config.functions_run_eagerly() is False  # the setting is restored
 
 
+def test_graph_true_runs_a_plain_function_as_a_graph_retracing_as_kerass_fit_does():
+    """graph=True traces the forward and the gradient into one tf.function with reduce_retracing, as Keras's fit
+    builds its train function: a plain Python function runs as a graph too, and batches of new sizes reuse the graph
+    traced for an unknown batch size instead of each tracing its own."""
+    traced = []
+
+    def loss(embeddings, labels):
+        traced.append((tf.executing_eagerly(), embeddings.shape.as_list()))
+        return tf.reduce_sum(embeddings ** 2)
+
+    adapter = wrap_tensorflow(loss, name="plain in a graph", spec=Spec(), graph=True)
+    for rows in (5, 6, 7, 8, 6):
+        out = adapter.run(X[:rows], Y[:rows], Spec(), "float32", "cpu")
+        assert out.loss == pytest.approx(np.sum(X[:rows] ** 2), rel=1e-6)
+        np.testing.assert_allclose(out.grad, 2 * X[:rows], rtol=1e-6)
+    assert [eagerly for eagerly, _ in traced] == [False] * len(traced)
+    assert [shape for _, shape in traced] == [[5, 6], [None, 6]]
+
+
 def test_low_precision_losses_come_back_in_the_input_dtype():
     """TF-Addons upcasts float16/bfloat16 to float32 and casts the loss back (PR #1683)."""
     for dtype in ("float16", "bfloat16"):
