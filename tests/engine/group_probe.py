@@ -1,5 +1,5 @@
 """Tests that tests/engine/test_parallel.py runs under pytest-xdist (`-n 2 --dist loadgroup`). Six share a
-module-scoped fixture, which appends its process id to the file GROUP_PROBE_FILE names: engine/workers.py puts them
+module-scoped fixture, which appends its process id and OMP_NUM_THREADS to the file GROUP_PROBE_FILE names: engine/workers.py puts them
 in one xdist group, so the fixture (in the suite's tests, a child pytest run) is set up once. The others stand for
 the items of a cell key, a loss, a grad and a property item each (ids ending in |loss], |grad] and
 |property:permutation], as the suite's do); each appends "<process id> <its id>" to the file GROUP_PROBE_CELLS names:
@@ -15,7 +15,7 @@ CELLS = 12
 @pytest.fixture(scope="module")
 def shared_setup():
     with open(os.environ["GROUP_PROBE_FILE"], "a", encoding="utf-8") as setups:
-        setups.write(f"{os.getpid()}\n")
+        setups.write(f"{os.getpid()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}\n")
 
 
 @pytest.mark.parametrize("index", range(6))

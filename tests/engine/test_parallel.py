@@ -185,8 +185,8 @@ def group_probe(tmp_path_factory) -> dict[str, list[str]]:
     files = {"setups": folder / "setups", "cells": folder / "cells"}
     done = subprocess.run([sys.executable, "-m", "pytest", "tests/engine/group_probe.py", "-p", "no:cacheprovider",
                            "-q", "-n", "2", "--dist", "loadgroup"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env=environment(GROUP_PROBE_FILE=str(files["setups"]),
-                                                       GROUP_PROBE_CELLS=str(files["cells"])))
+                          timeout=600, env=without_thread_limits(environment(GROUP_PROBE_FILE=str(files["setups"]),
+                                                                             GROUP_PROBE_CELLS=str(files["cells"]))))
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     return {name: path.read_text(encoding="utf-8").splitlines() for name, path in files.items()}
 
@@ -195,6 +195,26 @@ def test_tests_sharing_a_module_fixture_run_in_one_worker_which_sets_it_up_once(
     """engine/workers.py groups them for --dist loadgroup. pytest 9.2 with pytest-xdist 3.8 drops every group
     without a word (pytest-dev/pytest-xdist#1386): the reason pyproject.toml keeps pytest below 9.2."""
     assert len(group_probe["setups"]) == 1
+
+
+def without_thread_limits(env: dict[str, str]) -> dict[str, str]:
+    """`env` as a user's shell has it: no OMP_NUM_THREADS (the enclosing run's controller may have set one)."""
+    return {name: value for name, value in env.items() if name != "OMP_NUM_THREADS"}
+
+
+def test_each_worker_runs_torch_on_its_share_of_the_cores(group_probe):
+    """The controller gives its 2 workers OMP_NUM_THREADS = cores // 2 (engine/workers.py `share_the_cores`)."""
+    (line,) = group_probe["setups"]
+    threads = int(line.split("OMP_NUM_THREADS=")[1])
+    assert 1 <= threads and (threads == 1 or 2 * threads <= len(os.sched_getaffinity(0))), line
+
+
+def test_a_thread_count_the_user_set_is_kept():
+    from engine.workers import share_the_cores
+
+    for workers, environ, threads in ((2, {"OMP_NUM_THREADS": "3"}, "3"), ("auto", {}, None), (0, {}, None)):
+        share_the_cores(workers, environ)
+        assert environ.get("OMP_NUM_THREADS") == threads
 
 
 def test_the_conformance_and_property_items_of_a_cell_key_run_in_one_worker(group_probe):
