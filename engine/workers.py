@@ -36,14 +36,19 @@ def joined_option_values(args) -> tuple[str, ...]:
     return tuple(joined)
 
 
+def cores_per_process(processes: int) -> int:
+    """This machine's cores (those this process may use) shared among `processes` processes, at least 1 each."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // processes)
+
+
 def share_the_cores(workers, environ=os.environ) -> None:
     """OMP_NUM_THREADS for the workers, which inherit the controller's environment, unless it is set: each worker's
     torch gets its share of the cores. By default every worker's torch starts a thread per core, and OpenMP's
     threads, waiting for work between two of its calls, spin on the cores the other workers need (on 2 cores the
     same torch cells took 39% more CPU time that way)."""
     if isinstance(workers, int) and workers > 0:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // workers)))
+        environ.setdefault("OMP_NUM_THREADS", str(cores_per_process(workers)))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -3,7 +3,6 @@ and merged into one run (OUTDIR/conformance-<mode>.jsonl), and its summary line.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from engine.workers import cores_per_process
 from gpu.context import GRACE_S, ROOT, Context
 from reports.results import ResultsWriter, now
 from reports.schema import ENVELOPE, check
@@ -40,7 +40,7 @@ def conformance(ctx: Context, adapters: list[str], shards: int, budget: float, a
     env = dict(ctx.env)
     if shards > 1:  # the shards share the CPU: keep each framework's thread pool to its slice
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[name] = str(max(1, (os.cpu_count() or shards) // shards))
+            env[name] = str(cores_per_process(shards))
     adapter_args = [arg for spec in adapters for arg in ("--adapter", spec)]
     processes, logs = {}, {}
     began = time.monotonic()
