@@ -18,7 +18,7 @@ The function's arguments:
 It must return a 0-d floating tensor in the embeddings' dtype (NumPy: a real number); anything else
 raises a TypeError whose message says what came back, and the harness records it.
 
-On a distributed target (devices=("dist-gloo-2", ...), wrap_torch only) each rank, a spawned process, runs the
+On a distributed target (devices=("dist-gloo-2", ...), wrap_torch only) each rank, a process of its own, runs the
 function on its shard of the batch (engine/distributed.py; docs/distributed.md): it must be a module-level function
 of an importable module, and do its own all-gather, as it would under DDP (examples/my_distributed_loss.py).
 
@@ -129,7 +129,7 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, d
 
 
 def _check_distributed(adapter: Adapter, call: Callable) -> None:
-    """On a distributed target the ranks are spawned interpreters that receive the loss function by pickle, that is
+    """On a distributed target the ranks are processes of their own that receive the loss function by pickle, that is
     by its module and name, and shard the batch by rows: say so at construction, not on the first call."""
     distributed = [device for device in adapter.devices if processes(device) > 1]
     if not distributed:
@@ -138,7 +138,7 @@ def _check_distributed(adapter: Adapter, call: Callable) -> None:
     try:
         pickle.dumps(call)
     except Exception as exc:
-        raise TypeError(f"{who}: on {', '.join(distributed)} each rank is a spawned process that imports the loss "
+        raise TypeError(f"{who}: on {', '.join(distributed)} each rank is a process of its own that imports the loss "
                         f"function by its module and name, so it must be a module-level function of an importable "
                         f"module (not a lambda, closure or local function): {type(exc).__name__}: {exc}") from None
     triplets = [str(s) for s in adapter.specs if s.mining == "triplets"]

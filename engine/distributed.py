@@ -7,8 +7,10 @@ returning L_r and dL_r/dX_r for its own rows. DDP averages gradients across rank
 G = (1/W) concat_r dL_r/dX_r; the call returns Output(loss = L_0, grad = G), which the cell judges against the
 oracle's loss and gradient on the whole batch (docs/distributed.md).
 
-One process group per world size, started on the first call that needs it ("spawn": fresh interpreters, so no
-framework state is inherited; init_process_group("gloo") on a free localhost port), each rank waiting on its own
+One process group per world size, started on the first call that needs it (processes forked from the clean
+forkserver of engine/harness.py, which has imported torch once, so no framework state of this process is inherited
+and no rank imports torch again; "spawn" where there is no forkserver; init_process_group("gloo") on a free localhost
+port), each rank waiting on its own
 queue for jobs. A job is the adapter's bound loss function (pickled by reference: the rank imports its module, as
 harness isolation does), the rank's shard, the dtype and the target. A rank that raises, dies or gives no answer
 within the per-call timeout fails the call with a `RankFailure` naming the rank (the harness records it as the
@@ -20,7 +22,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime
-import multiprocessing
 import pickle
 import queue
 import socket
@@ -29,13 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .harness import process_death
+from .harness import CHILD_CONTEXT, process_death
 from .targets import processes as processes_of
 
-START_TIMEOUT_S = 120.0  # spawning W interpreters that import torch, on a loaded 2-core machine: tens of seconds
+START_TIMEOUT_S = 120.0  # a first forkserver importing torch, or W spawned ranks each importing it, on a loaded machine
 CLOSE_S = 10.0  # how long a rank may take to leave the group when asked, before it is killed
 POLL_S = 0.1  # how often the parent looks for dead ranks while it waits
-_CONTEXT = multiprocessing.get_context("spawn")
 
 
 class RankFailure(RuntimeError):
@@ -193,11 +193,11 @@ class _Group:
     def __init__(self, world_size: int):
         self.world_size = world_size
         self.job_id = 0
-        self.results = _CONTEXT.Queue()
-        self.jobs = [_CONTEXT.Queue() for _ in range(world_size)]
+        self.results = CHILD_CONTEXT.Queue()
+        self.jobs = [CHILD_CONTEXT.Queue() for _ in range(world_size)]
         port = _free_port()
         self.ranks = [
-            _CONTEXT.Process(target=_rank_main, args=(rank, world_size, port, self.jobs[rank], self.results),
+            CHILD_CONTEXT.Process(target=_rank_main, args=(rank, world_size, port, self.jobs[rank], self.results),
                              name=f"rank {rank} of {world_size}", daemon=True)
             for rank in range(world_size)
         ]

@@ -88,11 +88,13 @@ def _run_in_thread(adapter: Adapter, args: tuple, timeout: float, kwargs: dict |
     return box["value"]
 
 
-# forkserver: children fork from a clean server (no framework threads), cheaper than spawning an interpreter.
+# forkserver: children fork from a clean server (no framework threads), cheaper than spawning an interpreter. The
+# ranks of engine/distributed.py fork from the same server (a process has one), hence torch among what it preloads
+# (a server without torch installed skips it).
 _FORKSERVER = "forkserver" in multiprocessing.get_all_start_methods()
-_CONTEXT = multiprocessing.get_context("forkserver" if _FORKSERVER else "spawn")
+CHILD_CONTEXT = multiprocessing.get_context("forkserver" if _FORKSERVER else "spawn")
 if _FORKSERVER:
-    _CONTEXT.set_forkserver_preload(["adapters"])  # numpy and the oracle: what every child imports
+    CHILD_CONTEXT.set_forkserver_preload(["adapters", "torch", "torch.distributed"])
 
 
 def _child(sender, run, args: tuple) -> None:
@@ -132,8 +134,8 @@ def _run_in_process(adapter: Adapter, args: tuple, timeout: float) -> object:
             f"adapter {name!r} asks to be isolated, but its run function cannot be sent to a child process"
             f" ({type(exc).__name__}: {exc}); make run a module-level function"
         ) from exc
-    receiver, sender = _CONTEXT.Pipe(duplex=False)
-    child = _CONTEXT.Process(target=_child, args=(sender, adapter.run, args), name=f"adapter {name}", daemon=True)
+    receiver, sender = CHILD_CONTEXT.Pipe(duplex=False)
+    child = CHILD_CONTEXT.Process(target=_child, args=(sender, adapter.run, args), name=f"adapter {name}", daemon=True)
     child.start()
     sender.close()  # the child now holds the only writer, so its death reads as EOF here
     try:

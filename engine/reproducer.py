@@ -56,8 +56,8 @@ def reproducer(
     shards: tuple[int, ...] | None = None,
 ) -> str:
     """The source; `source` is CATALOG for a built-in adapter, else the --adapter MODULE:ATTR it came from.
-    On a distributed target the adapter's run starts the ranks itself (engine/distributed.py): they are spawned
-    interpreters, which import the script's main module again, hence the `if __name__ == "__main__":` guard."""
+    On a distributed target the adapter's run starts the ranks itself (engine/distributed.py): they are processes
+    of their own (forkserver or spawn), which import the script's main module again, hence the `if __name__ == "__main__":` guard."""
     call = f"adapter.run(embeddings, labels, spec, {dtype!r}, {device!r}, triplets)"
     run = [
         "oracle = reference.evaluate(embeddings, labels, spec, triplets)",

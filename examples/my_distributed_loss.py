@@ -9,7 +9,7 @@ ranks' gradients as DDP does, and judges rank 0's loss and that gradient against
 
     pytest --adapter examples.my_distributed_loss:ADAPTER
 
-The loss function must be a module-level function of an importable module: each rank is a spawned process that
+The loss function must be a module-level function of an importable module: each rank is a process of its own that
 imports it by name. Shards may be uneven (the suite draws them so), and all_gather needs equal sizes: pad to the
 largest shard, gather, and cut the padding off again.
 """

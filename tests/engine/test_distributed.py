@@ -117,6 +117,22 @@ def test_shutdown_stops_every_rank_and_an_exiting_process_leaves_none_behind():
     assert len(pids) == 2 and not any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
+def test_ranks_fork_from_the_clean_server_that_has_imported_torch_once():
+    """Not spawned interpreters that each import torch again (2-3 s of CPU a rank): the ranks are forked from
+    engine/harness.py's forkserver, a process started clean, whose preload holds torch."""
+    import multiprocessing
+
+    from engine.harness import CHILD_CONTEXT
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no forkserver on this platform: the ranks are spawned")
+    call_adapter(EXAMPLE, X, Y, EXAMPLE.specs[0], "float64", "dist-gloo-2")
+    parents = {int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) for pid in distributed.rank_pids()}
+    (server,) = parents
+    assert server != os.getpid() and CHILD_CONTEXT.get_start_method() == "forkserver"
+    assert "libtorch" in Path(f"/proc/{server}/maps").read_text()  # the server has torch loaded
+
+
 def test_bad_claims_are_refused_when_the_adapter_is_made():
     spec = losses.SPEC
     with pytest.raises(TypeError, match="must be a module-level function"):
