@@ -10,8 +10,7 @@ oracle's loss and gradient on the whole batch (docs/distributed.md).
 One process group per world size, started on the first call that needs it (processes forked from the clean
 forkserver of engine/harness.py, which has imported torch once, so no framework state of this process is inherited
 and no rank imports torch again; "spawn" where there is no forkserver; init_process_group("gloo") on a free localhost
-port), each rank waiting on its own
-queue for jobs. A job is the adapter's bound loss function (pickled by reference: the rank imports its module, as
+port), each rank waiting on its own queue for jobs. A job is the adapter's bound loss function (pickled by reference: the rank imports its module, as
 harness isolation does), the rank's shard, the dtype and the target. A rank that raises, dies or gives no answer
 within the per-call timeout fails the call with a `RankFailure` naming the rank (the harness records it as the
 cell's AdapterFailure); the group is then shut down, and the next call starts a fresh one. Groups are shut down at
@@ -198,7 +197,7 @@ class _Group:
         port = _free_port()
         self.ranks = [
             CHILD_CONTEXT.Process(target=_rank_main, args=(rank, world_size, port, self.jobs[rank], self.results),
-                             name=f"rank {rank} of {world_size}", daemon=True)
+                                  name=f"rank {rank} of {world_size}", daemon=True)
             for rank in range(world_size)
         ]
         for process in self.ranks:

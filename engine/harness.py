@@ -33,7 +33,7 @@ import numpy as np
 
 from adapters import Adapter, Output, Unavailable
 
-from .targets import TARGETS
+from .targets import is_distributed
 
 DEFAULT_TIMEOUT_S = 60.0
 _QUARANTINED: dict[str, str] = {}  # adapter name -> why it is no longer called
@@ -160,16 +160,11 @@ def _run_in_process(adapter: Adapter, args: tuple, timeout: float) -> object:
 
 def _run(adapter: Adapter, args: tuple, timeout: float, kwargs: dict | None = None) -> object:
     """The runner seam: every adapter call goes through here (see the module docstring)."""
-    if _distributed(args[4]):
+    if is_distributed(args[4]):
         return _run_sharded(adapter, args, timeout, kwargs)
     if adapter.extra.get("isolate"):
         return _run_in_process(adapter, args, timeout)
     return _run_in_thread(adapter, args, timeout)
-
-
-def _distributed(device: str) -> bool:
-    """Whether `device` is a distributed target (an unknown name is the adapter's to reject, as before)."""
-    return device in TARGETS and TARGETS[device].processes > 1
 
 
 def _run_sharded(adapter: Adapter, args: tuple, timeout: float, kwargs: dict | None) -> object:
@@ -231,7 +226,7 @@ def call_adapter(
     triplets = None if triplets is None else np.array(triplets, dtype=np.int64)
 
     args = (embeddings.copy(), labels.copy(), spec, dtype, device, None if triplets is None else triplets.copy())
-    if shards is not None and not _distributed(device):
+    if shards is not None and not is_distributed(device):
         raise ValueError(f"shards {tuple(shards)} given for {device!r}, a single-process target")
     kwargs = {} if shards is None else {"shards": tuple(int(s) for s in shards)}
     return _checked(adapter, _run(adapter, args, timeout, kwargs), embeddings.shape)

@@ -55,6 +55,11 @@ def processes(name: str) -> int:
     return target(name).processes
 
 
+def is_distributed(name: str) -> bool:
+    """Whether `name` is a known multi-process target (an unknown name is for its adapter or caller to reject)."""
+    return name in TARGETS and TARGETS[name].processes > 1
+
+
 def applies(name: str, dtype: str) -> bool:
     """Whether the target runs `dtype` at all (cuda-tf32 is float32's matmul mode): cells exist only where it does."""
     dtypes = target(name).dtypes

@@ -9,7 +9,7 @@ import pytest
 
 from engine.cells import QUANTITIES
 from engine.session import xdist_role
-from engine.targets import TARGETS
+from engine.targets import is_distributed
 
 # The xdist group of everything that starts torch.distributed process groups in the worker's own process: the cells
 # of the multi-process targets and the suite's tests of them (they name it). A worker holds one group per world
@@ -100,8 +100,7 @@ def work_unit(nodeid: str, group: str) -> str:
     key, _, check = nodeid[nodeid.index("[") + 1:-1].rpartition("|")
     if not (check in QUANTITIES or check.startswith("property:")):
         return group
-    device = key.rpartition("|")[2]
-    if device in TARGETS and TARGETS[device].processes > 1:
+    if is_distributed(key.rpartition("|")[2]):
         return PROCESS_GROUPS
     return f"cell {key}"
 
