@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.batch import Regression, found
+from engine.batch import Regression
 
 from .divergence import CONFORMANCE, Divergence
 
@@ -61,15 +61,26 @@ ENTRIES: tuple[Divergence, ...] = (
         "exp overflows, the loss is inf and the gradient NaN, where softplus is finite (the oracle: 28.06 on a "
         "4-point squared-L2 batch). Squared distances reach that on ordinary batches, euclidean ones on embeddings "
         "a hundred apart (unnormalised features); cosine distances stay below 2 and never do. The NaN gradient also "
-        "fails the properties that use it: a step against it (descent), a finite gradient (duplicates_finite).",
+        "fails the properties that use it: a step against it (descent), a finite gradient (duplicates_finite), and "
+        "the finite answer the others require where a tie or the dtype's rounding leaves the gradient uncompared "
+        "(permutation, relabelling, translation; every run meets it at the largest offset and the widest spread).",
         link="tensorflow/addons tensorflow_addons/losses/triplet.py triplet_hard_loss (soft branch)",
         spec={"mining": "batch_hard", "distance": ("euclidean", "squared_euclidean"), "normalize": False, "soft": True},
-        check=(CONFORMANCE, "property:descent", "property:duplicates_finite"),
+        check=(CONFORMANCE, "property:descent", "property:duplicates_finite", "property:permutation",
+               "property:relabelling", "property:translation"),
         regressions=(
             Regression(
                 np.array([[0.0], [100.0], [1.0], [-2.0]]), np.array([0, 0, 1, 1]), "hardest positive 100 away",
                 "anchor 0: hp - hn = 100 - 1 = 99 (euclidean; 9999 squared), past float32's exp range; softplus is 99",
                 reaches={"mining": "batch_hard", "soft": True}, properties=("descent", "duplicates_finite"),
+            ),
+            Regression(
+                np.array([[0.0], [100.0], [1.0], [-1.0]]), np.array([0, 0, 1, 1]),
+                "hardest positive 100 away, tied negatives",
+                "the same overflow where anchor 0's two negatives tie exactly: the gradient is not compared, and a NaN "
+                "there is a mismatch, since softplus is finite (found at the extremes of engine/strategies.py)",
+                reaches={"mining": "batch_hard", "soft": True},
+                properties=("permutation", "relabelling", "translation"),
             ),
         ),
     ),
@@ -168,102 +179,48 @@ ENTRIES: tuple[Divergence, ...] = (
         ),
     ),
     Divergence(
-        id="tfsim-no-positive-reads-the-gram-diagonal",
-        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_an_anchor_without_a_positive_reads_the_gram_diagonal",
+        id="tfsim-float16-squared-norms-overflow",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_float16_gram_expansion_overflows_past_a_norm_of_256",
         adapter="tfsim.TripletLoss*",
         kind="precision",
-        reason="An anchor without a positive takes hp = masked_max over its positives = (row minimum) - 1e-6, and the "
-        "row minimum is its own diagonal entry, which the Gram expansion leaves above 0 in float32 (sqrt of a 1e-7 "
-        "residual: 3.5e-4 for a unit row in D = 11), so hp is 3.5e-4 instead of 0 and the loss moves by that over "
-        "the batch size (8.6e-5 on the regression batch, 8x float32's tolerance).",
-        link="tensorflow/similarity tensorflow_similarity/losses/utils.py positive_distances, algebra.py masked_max; "
-        "distances.py EuclideanDistance (no zeroed diagonal)",
-        spec={"mining": "batch_hard", "distance": "euclidean"},
-        dtype="float32",
-        check="loss",
+        reason="squared_euclidean is the Gram expansion max(|a|^2 + |b|^2 - 2 a.b, 0) computed in the embeddings' dtype "
+        "(no upcast): in float16 |x|^2 overflows to inf past a row norm of 256, inf - inf is NaN, and the loss and the "
+        "gradient are NaN where every squared distance the spec computes is finite (rows 300 and 150 from the origin, "
+        "at most 153 apart). The Gram precision it declares covers the expansion's rounding, not its overflow; TF-Addons and "
+        "sentence-transformers upcast float16 to float32 first. Found by the float16 batches of norms past 256 "
+        "(engine/strategies.py magnitude_limit).",
+        link="tensorflow/similarity tensorflow_similarity/distances.py SquaredEuclideanDistance.call (0.17.1)",
+        spec={"distance": "squared_euclidean"},
+        dtype="float16",
+        check=("loss", "grad"),
         regressions=(
             Regression(
-                np.array([
-                    [0.1361313909292221, -0.001556362141855061, -0.07829294353723526, -0.22255326807498932, -0.0694664940237999, 0.0038240174762904644, -0.07196082174777985, 0.3319176733493805, 0.27558979392051697, -0.6983753442764282, -0.49187424778938293],
-                    [-0.4296607971191406, 0.12555737793445587, -0.11990033835172653, 0.4748615026473999, 0.48646190762519836, -0.10433503240346909, -0.1774509996175766, 0.37687447667121887, 0.1542947143316269, 0.3197060823440552, -0.112624891102314],
-                    [-0.23054468631744385, -0.3063347041606903, 0.08356308192014694, -0.0476452074944973, 0.4831658899784088, -0.0787854865193367, -0.4043712317943573, 0.4714328646659851, 0.37583670020103455, 0.07774439454078674, -0.26652660965919495],
-                    [0.544364333152771, 0.24657851457595825, -0.07357830554246902, 0.1956014782190323, -0.112300343811512, 0.11102500557899475, -0.07010777294635773, 0.3883601427078247, -0.29318296909332275, -0.37573426961898804, -0.43747419118881226],
-                ]),
-                np.array([1, 2, 2, 0]), "two anchors without a positive, unit rows in D = 11",
-                "found by Hypothesis: row 3's Gram diagonal is 3.5e-4 in float32, read as its hardest positive",
-                reaches={"mining": "batch_hard", "distance": "euclidean"},
+                np.array([[300.0, 0.0], [301.0, 1.0], [300.0, 2.0], [303.0, 0.0], [150.0, 0.0], [151.0, 1.0]]),
+                np.array([0, 0, 1, 1, 2, 2]), "four rows 300 from the origin, two 150 from it",
+                "|x|^2 = 9e4 overflows float16, so a Gram expansion computed in float16 gives NaN (loss and gradient), "
+                "though every squared distance is at most 23409",
+                reaches={"distance": "squared_euclidean"},
             ),
         ),
     ),
     Divergence(
-        id="tfa-semihard-angular-gradient-zero-where-the-loss-is-nan",
-        confirmed_by="tests/adapters/test_adapter_tfa.py::"
-        "test_semihard_gives_a_zero_gradient_to_a_nan_loss_at_the_distance_clamp",
-        adapter="tfa.triplet_semihard_loss*",
-        kind="edge_case",
-        reason="Without a positive pair the loss is 0/0 = NaN (empty=nan), and the oracle's gradient is NaN too (what "
-        "autograd gives for 0/0). Under \"angular\", when every distance the numerator reads sits at "
-        "angular_distance's clamp at 0 (rows that are one direction), TF's gradient of the clamped distances is 0 and "
-        "0 * inf stays 0: a zero gradient for a NaN loss (bfloat16's upcast path gives NaN). Found by the thorough "
-        "hunt on two identical rows of different labels.",
-        link="tensorflow/addons tensorflow_addons/losses/triplet.py triplet_semihard_loss; metric_learning.py "
-        "angular_distance (clip_by_value at 0)",
-        spec={"mining": "semi_hard", "distance": "cosine", "empty": "nan"},
-        dtype=("float32", "float16"),  # bfloat16's upcast path gives NaN
-        check="grad",
-        regressions=(
-            Regression(
-                np.array([[-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125],
-                          [-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125]]),
-                np.array([0, 1]), "one row twice, two labels",
-                "no positive pair, and the one distance at the angular clamp: TF-Addons' gradient is 0, not NaN",
-                reaches={"mining": "semi_hard", "empty": "nan"},
-            ),
-        ),
-    ),
-    Divergence(
-        id="tfa-semihard-l2-gradient-zero-where-the-loss-is-nan",
-        confirmed_by="tests/adapters/test_adapter_tfa.py::"
-        "test_semihard_gives_a_zero_gradient_to_a_nan_loss_at_the_distance_clamp",
-        adapter="tfa.triplet_semihard_loss*",
-        kind="edge_case",
-        reason="The same zero gradient for a NaN loss under L2 and squared-L2: pairwise_distance clamps the Gram "
-        "expansion with maximum(d2, 0) and masks what is left at 0, so when the expansion of two identical rows "
-        "rounds to 0 or below, the gradient through it is 0 (a positive residue gives NaN, as the spec does). On "
-        "the hunt's row in float32; its float16 rounding leaves a residue. Found by the thorough hunt.",
-        link="tensorflow/addons tensorflow_addons/losses/metric_learning.py pairwise_distance (maximum at 0, error "
-        "mask); triplet.py triplet_semihard_loss",
-        spec={"mining": "semi_hard", "distance": ("euclidean", "squared_euclidean"), "empty": "nan"},
-        dtype="float32",
-        check="grad",
-        regressions=(
-            Regression(
-                *found("one_row_twice_at_the_l2_clamp"), "another row twice, two labels",
-                "no positive pair, and the Gram expansion of the two rows at or below 0: TF-Addons' L2 gradient is 0",
-                reaches={"mining": "semi_hard", "empty": "nan"},
-            ),
-        ),
-    ),
-    Divergence(
-        id="tfa-angular-gradient-near-the-origin",
-        confirmed_by="tests/adapters/test_adapter_tfa.py::test_angular_gradient_of_a_row_near_the_origin_in_one_dimension",
-        adapter="tfa.contrastive_loss",
+        id="tfsim-soft-margin-overflow-stops-descent",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_soft_margin_overflow_leaves_no_step_to_descend",
+        adapter="tfsim.TripletLoss*",
         kind="precision",
-        reason="angular_distance normalises with l2_normalize, x * rsqrt(sum x^2), and the gradient of that "
-        "projection, 1/|x| - x x^T/|x|^3, cancels to what the rounding leaves, amplified by 1/|x|. In one "
-        "dimension every cosine distance is 0 or 2 and the spec's gradient is exactly 0; for a row of norm 7.3e-4 "
-        "TF-Addons' float32 gradient is -2^-7 (16 ulps of 1/|x| times dL/du = 4), beyond float32's gradient "
-        "tolerance, where the implementations that normalise in torch stay within it (the mean over the pairs divides it "
-        "back within). Found by the thorough hunt.",
-        link="tensorflow/addons tensorflow_addons/losses/metric_learning.py angular_distance (tf.math.l2_normalize)",
-        spec={"mining": "contrastive", "distance": "cosine", "reduction": "sum"},
-        dtype="float32",
-        check="grad",
+        reason="The overflow of tfsim-soft-margin-overflows seen by the descent property: once one anchor's exp(-x) "
+        "overflows the loss is inf, and a step against the (finite, nonzero) gradient of the other anchors cannot "
+        "lower it, where the spec's loss falls (133.35 euclidean on the regression batch). Found at the largest "
+        "magnitudes (engine/strategies.py, the wide scale geometry at its extreme).",
+        link="tensorflow/similarity tensorflow_similarity/losses/utils.py logsumexp (0.17.1)",
+        spec={"mining": "batch_hard", "distance": ("euclidean", "squared_euclidean"), "soft": True},
+        check="property:descent",
         regressions=(
             Regression(
-                *found("cosine_d1_row_near_the_origin"), "one dimension, a row 7.3e-4 from the origin",
-                "every cosine distance 0 or 2, the spec's gradient 0; TF-Addons' is -2^-7 at the row near the origin",
-                reaches={"mining": "contrastive", "distance": "cosine"},
+                np.array([[0.0], [0.1], [1000.0], [1000.1], [2000.0], [1100.0]]), np.array([0, 0, 1, 1, 2, 2]),
+                "two tight classes 1000 apart and a wide one",
+                "anchors 0 to 3: x = hp - hn near -1000, past exp's range in float64; anchor 5: x = 800, gradient 1",
+                reaches={"mining": "batch_hard", "soft": True}, properties=("descent",),
             ),
         ),
     ),

@@ -4,6 +4,12 @@
 How PML maps onto the vocabulary (notes/torch.md, section 1; src/pytorch_metric_learning/...):
   * the loss is relu(d_ap - d_an + margin) per mined triplet, reduced by `AvgNonZeroReducer` (mean over
     the terms > 0, a graph-connected 0 when there are none): reduction mean_nonzero, empty zero;
+  * `smooth_loss=True` takes softplus(d_ap - d_an + margin) instead: with margin=0 that is soft (the soft
+    margin drops m), still reduced by AvgNonZeroReducer, so mean_nonzero over soft terms: every term counts
+    in exact arithmetic, and a term the dtype rounds to 0 (float32: x < -87.3, where softplus falls below
+    the smallest normal number; torch keeps subnormals, TF flushes them) drops out of PML's count. Both are
+    admissible (reference/gaps.py soft_underflow, engine/ambiguity.py `underflow_resolution`); a term the
+    dtype holds as a normal number must count;
   * its distance `LpDistance(normalize_embeddings=True)` L2-normalises first (normalize=True); with
     normalize_embeddings=False it does not; `power=2` squares the distance (squared_euclidean);
     `CosineSimilarity` is a similarity (PML inverts the margin: relu(s_an - s_ap + m)), which is exactly
@@ -66,7 +72,7 @@ def semihard_miner(distance, spec):
 
 def triplet_margin_loss(make_miner):
     """fn(embeddings, labels, spec) running TripletMarginLoss(margin=m, distance) on the triplets `make_miner`
-    selects (all valid triplets when it gives no miner)."""
+    selects (all valid triplets when it gives no miner); smooth_loss=True for a soft spec, whose margin is 0."""
 
     def loss(embeddings, labels, spec):
         from pytorch_metric_learning import losses
@@ -74,7 +80,8 @@ def triplet_margin_loss(make_miner):
         distance = distance_for(spec)
         miner = make_miner(distance, spec)
         mined = None if miner is None else miner(embeddings, labels)
-        return losses.TripletMarginLoss(margin=spec.margin, distance=distance)(embeddings, labels, mined)
+        triplet_loss = losses.TripletMarginLoss(margin=spec.margin, smooth_loss=spec.soft, distance=distance)
+        return triplet_loss(embeddings, labels, mined)
 
     return loss
 
@@ -123,5 +130,14 @@ ADAPTERS = [
         "Miner and loss share one margin (0.2, the miner's default): triplets with 0 < d_an - d_ap <= m, "
         "mean over the non-zero terms.",
         "miners/triplet_margin_miner.py",
+    ),
+    pml_adapter(
+        "pml.TripletMarginLoss(smooth_loss=True)",
+        no_miner,
+        specs(0.0, mining="batch_all", soft=True),
+        "smooth_loss=True with margin=0: softplus(d_ap - d_an) over every valid triplet, AvgNonZeroReducer's mean "
+        "over the terms > 0 (every softplus is, until the dtype rounds it to 0: the soft count, reference/gaps.py "
+        "soft_underflow). PML's default margin 0.05 would give softplus(d_ap - d_an + 0.05), which no Spec is.",
+        "losses/triplet_margin_loss.py",
     ),
 ]

@@ -4,9 +4,10 @@ The oracle reports, per kind of decision (reference/gaps.py: a tie, the hinge, s
 d_an > d_ap, zero distance ...), how far the input is from a point where the selection or the gradient
 jumps (its decision gap, in distance units). An implementation computing in `dtype` cannot resolve a gap
 below AMBIGUITY_FACTOR * delta, delta the rounding of engine/tolerances.py's model where the decision is
-taken (the kind's `resolved_at`); such an input is ambiguous for that dtype. Except where the input is one
-every implementation computes exactly (engine/exactness.py): there no decision is ambiguous, and one the input
-sits exactly on (an exact tie) is decided by the spec's own rule. See `decisions`.
+taken (the kind's `resolved_at`; a soft term's count is resolved in value units, `underflow_resolution`); such
+an input is ambiguous for that dtype. Except where the input is one every implementation computes exactly
+(engine/exactness.py): there no decision is ambiguous, and one the input sits exactly on (an exact tie) is
+decided by the spec's own rule. See `decisions`.
 """
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ AMBIGUITY_FACTOR = 2.0
 # max(|x|, 1e-12), tf.math.l2_normalize by sqrt(max(|x|^2, 1e-12)), so norms below 1e-6 may differ;
 # and |x|^2 loses its precision below the dtype's smallest normal number.
 NORMALIZE_CLAMP = 1e-6
+
+
+def zero_norm_resolution(dtype: str) -> float:
+    """The smallest row norm `dtype` tells from zero (in embedding units): above the libraries' clamps
+    (NORMALIZE_CLAMP), and |x|^2 a normal number with room. engine/strategies.py keeps its small rows above it."""
+    return max(NORMALIZE_CLAMP, AMBIGUITY_FACTOR * float(np.sqrt(dtype_facts(dtype).smallest_normal)))
 
 
 def decision_distance(answer: Answer) -> float:
@@ -68,12 +75,29 @@ def decision_resolution(answer: Answer, dtype: str, precision: str = DEFAULT,
     for kind, gap in answer.result.gaps.items():
         where = GAP_KINDS[kind].resolved_at
         if where == "norm":  # embedding units: the input rows' norms
-            resolution[kind] = max(NORMALIZE_CLAMP, AMBIGUITY_FACTOR * np.sqrt(dtype_facts(dtype).smallest_normal))
+            resolution[kind] = zero_norm_resolution(dtype)
         elif where == "gap":  # the decision is taken at the gap itself
             resolution[kind] = AMBIGUITY_FACTOR * delta(gap)
+        elif where == "value":  # a soft term: the hinge's resolution about the dtype's underflow, in value units
+            resolution[kind] = underflow_resolution(dtype, AMBIGUITY_FACTOR * at_decisions)
         else:
             resolution[kind] = AMBIGUITY_FACTOR * at_decisions
     return resolution
+
+
+def underflow_resolution(dtype: str, argument_resolution: float) -> float:
+    """The smallest soft term every correct `dtype` implementation holds above 0, hence counts: softplus(x_lambda + r),
+    x_lambda = ln(e^lambda - 1) (about ln lambda: -87.3 in float32) the argument whose softplus is lambda.
+
+    lambda is the dtype's smallest normal number. A softplus below it is 0 in some correct implementations and not
+    in others: TensorFlow flushes subnormals to 0 (its softplus(-88) is 0 in float32), torch keeps them down to
+    2^-149, and FTZ/DAZ depend on the machine and on what else the process loaded (engine/dtypes.py has the facts,
+    no machine's number). The term's argument x = d_ap - d_an is read within r = the hinge's resolution (the same
+    rounding that makes a hinge within r of 0 ambiguous), and softplus is increasing: a term counts for certain
+    where softplus(x - r) >= lambda, i.e. where its value is at least softplus(x_lambda + r). The gap it is held
+    against is the smallest term's value (reference/gaps.py SOFT_UNDERFLOW)."""
+    underflow = np.log(np.expm1(dtype_facts(dtype).smallest_normal))
+    return float(np.logaddexp(0.0, underflow + argument_resolution))
 
 
 @dataclass(frozen=True)

@@ -75,18 +75,23 @@ def edge_case_cells(adapters: list[Adapter], cases: tuple[str, ...]) -> list[Cel
     ]
 
 
-def property_cells(adapters: list[Adapter], properties: dict) -> list[Cell]:
-    """Per adapter x claimed spec x property that applies to the spec, in the most precise dtype the adapter
-    runs for that spec on the CPU (a property compares the adapter with itself: noise only hides a violation)."""
-    return [
-        Cell(adapter, spec, most_precise(runnable_dtypes(adapter, spec, "cpu") or adapter.dtypes), "cpu",
-             f"property:{name}")
-        for adapter in adapters
-        if "cpu" in adapter.devices
-        for spec in adapter.specs
-        for name, applies in properties.items()
-        if applies(spec)
-    ]
+def property_cells(adapters: list[Adapter], properties: dict, preferred_dtypes: dict | None = None) -> list[Cell]:
+    """Per adapter x claimed spec x property that applies to both (`properties[name](adapter, spec)`), in the most
+    precise dtype the adapter runs for that spec on the CPU (a property compares the adapter with itself: noise only
+    hides a violation), or in the property's `preferred_dtypes[name]` where the adapter runs that one."""
+    preferred_dtypes = preferred_dtypes or {}
+    cells = []
+    for adapter in adapters:
+        if "cpu" not in adapter.devices:
+            continue
+        for spec in adapter.specs:
+            runnable = runnable_dtypes(adapter, spec, "cpu") or list(adapter.dtypes)
+            for name, holds_for in properties.items():
+                if holds_for(adapter, spec):
+                    dtype = preferred_dtypes.get(name)
+                    cells.append(Cell(adapter, spec, dtype if dtype in runnable else most_precise(runnable), "cpu",
+                                      f"property:{name}"))
+    return cells
 
 
 def runnable_dtypes(adapter: Adapter, spec: Spec, device: str) -> list[str]:

@@ -10,8 +10,9 @@ compared, and the loss is compared with every admissible outcome: where the orac
 continuous across the ambiguous decisions (ties in a max/min, zero distance, the hinge of a mean)
 that is the oracle's loss itself; where it jumps (semi-hard's strict d_an > d_ap, the semi_hard_all
 window, the count of mean_nonzero), the near decisions are enumerated by nudging the distances involved
-each way and running the oracle's strategy on them. More than MAX_NEAR_DISTANCES such distances: the
-loss is not compared either, and the example counts as ambiguous.
+each way and running the oracle's strategy on them; a soft term a dtype may round to 0 (the count of
+mean_nonzero over soft terms) reads no distance to nudge: it is counted or not. More than MAX_NEAR_DISTANCES
+such distances: the loss is not compared either, and the example counts as ambiguous.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reference import GAP_KINDS, valid_triplets
-from reference.gaps import HINGE, SEMI_HARD_SELECTION, WINDOW_LOWER, WINDOW_UPPER
+from reference.gaps import HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, WINDOW_LOWER, WINDOW_UPPER
 
 from .dtypes import dtype as dtype_facts, ulp
 from .oracle import Answer
@@ -143,13 +144,24 @@ def admissible_losses(answer: Answer, ambiguous: dict) -> list[tuple[float, floa
     near decision reads are nudged past it both ways. Up to MAX_NEAR_DISTANCES distances, every
     combination is run; beyond, only the two extremes (all up, all down), where they bound the rest
     (`_monotone`). The extra atol of an outcome covers the nudge itself (|dL/dD| times the nudge).
-    The loss is accepted anywhere in the hull of these outcomes.
+    A soft term below the dtype's underflow (SOFT_UNDERFLOW) moves no distance: in each outcome it is counted
+    or not (`_count_extremes`). The loss is accepted anywhere in the hull of these outcomes.
     """
     jumping = {kind: res for kind, (gap, res) in ambiguous.items() if value_jumps(kind, answer.spec)}
     if not jumping:
         return [(answer.loss, 0.0)]
     if any(GAP_KINDS[kind].unresolved for kind in jumping):
         return None
+    underflow = jumping.pop(SOFT_UNDERFLOW, None)
+    outcomes = _nudged_outcomes(answer, jumping) if jumping else [(answer.loss, answer.result.values, 0.0)]
+    if outcomes is None or underflow is None:
+        return None if outcomes is None else [(loss, extra) for loss, _, extra in outcomes]
+    return [(end, extra) for loss, values, extra in outcomes for end in _count_extremes(loss, values, underflow)]
+
+
+def _nudged_outcomes(answer: Answer, jumping: dict) -> list[tuple[float, np.ndarray, float]] | None:
+    """[(loss, term values, extra atol)]: the oracle's own, then one per pattern of nudges past the near decisions
+    of the `jumping` kinds (kind -> resolution); None where the patterns cannot be enumerated."""
     widest: dict[tuple[int, int], float] = {}  # distance -> twice the largest margin it decides
     directions: dict[tuple[int, int], set] = {}
     for kind, resolution in jumping.items():
@@ -168,15 +180,33 @@ def admissible_losses(answer: Answer, ambiguous: dict) -> list[tuple[float, floa
         patterns = [top, tuple(-sign for sign in top)]
     else:
         return None
-    outcomes = [(answer.loss, 0.0)]
+    outcomes = [(answer.loss, answer.result.values, 0.0)]
     for signs in patterns:
         nudged = dist.copy()
         for (i, j), size, sign in zip(entries, sizes, signs):
             nudged[i, j] = nudged[j, i] = max(dist[i, j] + sign * size, 0.0)
         outcome = answer.at_distances(nudged)
         weight = np.abs(outcome.grad_dist) + np.abs(outcome.grad_dist.T)
-        outcomes.append((outcome.loss, float(sum(weight[e] * size for e, size in zip(entries, sizes)))))
+        outcomes.append((outcome.loss, outcome.values, float(sum(weight[e] * size for e, size in zip(entries, sizes)))))
     return outcomes
+
+
+def _count_extremes(loss: float, values: np.ndarray, resolution: float) -> tuple[float, float]:
+    """The smallest and largest mean_nonzero loss over the counts a dtype may make of soft `values`: a term of at
+    least `resolution` counts (engine/ambiguity.py `underflow_resolution`), each smaller one may or may not, and
+    none counted gives 0. A term raises the mean exactly when it exceeds it, so for k of them counted the
+    largest mean counts the k largest and the smallest mean the k smallest: the ends over every k are the hull."""
+    if not len(values):
+        return loss, loss
+    certain, undecided = values[values >= resolution], np.sort(values[values < resolution])
+
+    def means(order: np.ndarray) -> np.ndarray:
+        sums = certain.sum() + np.concatenate([[0.0], np.cumsum(order)])
+        counts = len(certain) + np.arange(len(order) + 1)
+        return sums / np.maximum(counts, 1)  # a count of 0 has the sum 0: mean_nonzero's 0
+
+    both = np.concatenate([means(undecided), means(undecided[::-1])])
+    return float(both.min()), float(both.max())
 
 
 def _same_non_finite(a: float, b: float) -> bool:

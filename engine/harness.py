@@ -33,6 +33,7 @@ import numpy as np
 
 from adapters import Adapter, Output, Unavailable
 
+from . import machine
 from .targets import is_distributed
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -68,10 +69,12 @@ def _timed_out(name: str, timeout: float, aftermath: str = "") -> AdapterFailure
 
 def _run_in_thread(adapter: Adapter, args: tuple, timeout: float, kwargs: dict | None = None) -> object:
     box: dict[str, object] = {}
+    settings = machine.configured()  # read here: the caller's `machine.varied` holds while this call runs
 
     def target() -> None:
         try:
-            box["value"] = adapter.run(*args, **(kwargs or {}))
+            with machine.applied(settings):  # in the adapter's own thread: denormal flushing is per thread
+                box["value"] = adapter.run(*args, **(kwargs or {}))
         except BaseException as exc:  # the adapter may raise anything, SystemExit included
             box["error"] = exc
 

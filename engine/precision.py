@@ -19,7 +19,9 @@ error of a squared distance between the rows p_i, p_j the distances are measured
     cosine (both)       err_ij = 2 u                   (1 - u_i.u_j on unit rows is itself a dot product)
 
 and a distance d_ij carries delta_ij = err_ij (squared_euclidean, cosine) or err_ij / (d_ij + sqrt(err_ij))
-(euclidean: err / d, and sqrt(err) at d = 0).
+(euclidean: err / d, and sqrt(err) at d = 0). The diagonal is one of them: a fallback's constant 0 (batch_hard's
+hp for an anchor without a positive) may be read as the anchor's own distance d(a, a), exactly 0 from differences,
+sqrt(err_aa) = sqrt(2 u |a|^2) by the Gram expansion (engine/tolerances.py `own_distance_rounding`).
 """
 from __future__ import annotations
 

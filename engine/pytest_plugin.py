@@ -180,8 +180,13 @@ def pytest_configure(config):
         config.conformance_adapters, config.conformance_adapter_sources = load_user_adapters(user)
     else:
         config.conformance_adapters, config.conformance_adapter_sources = catalog(), {}
+    from engine import machine
     from engine.session import xdist_role
 
+    try:
+        settings_in_force = machine.in_force()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     role = xdist_role(config)
     path = config.getoption("results")
     config.conformance_started = time.time()
@@ -205,6 +210,7 @@ def pytest_configure(config):
                 "cell_seconds": config.getoption("cell_seconds"),
             },
             adapters=[a.name for a in config.conformance_adapters],
+            machine_settings=settings_in_force,
             **({"notes": f"pytest-xdist: {workers} workers; the controller wrote every worker's records"}
                if workers else {}),
         )

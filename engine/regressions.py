@@ -48,6 +48,21 @@ OWN: tuple[Regression, ...] = (
         "the triplet (0, 1, 2) has d_ap - d_an + m = 1 - 2 + 1 = 0 exactly: mean_nonzero does not count it",
         reaches={"reduction": "mean_nonzero"},
     ),
+    # The same count over soft terms: every softplus is > 0 and counts, unless the dtype cannot hold it (below its
+    # smallest normal number, reference/gaps.py soft_underflow): then either count is admissible, else it must count.
+    Regression(
+        np.array([[-82.749], [54.932], [-82.749], [-82.749]]), np.array([2, 2, 1, 1]), "soft terms float32 rounds to 0",
+        "from anchors 2 and 3 the negative 54.932 gives softplus(-137.681) = 1.6e-60, below float32's smallest normal "
+        "number: pytorch-metric-learning 2.9's smooth_loss (AvgNonZeroReducer) leaves both out of its count, 46.36 "
+        "where the spec's 8 terms give 34.77 (gradient 4/3 of the spec's): admissible in float32, not in float64",
+        reaches={"soft": True, "reduction": "mean_nonzero"},
+    ),
+    Regression(
+        np.array([[0.0], [80.0], [0.0], [0.0]]), np.array([2, 2, 1, 1]), "a soft term float32 holds as a normal number",
+        "softplus(-80) = 1.8e-35, 1500 times float32's smallest normal number: it counts, in every dtype that holds "
+        "it; omoindrot's and Quaterion's count of terms > 1e-16 leaves it out and divides by 6 for the spec's 8",
+        reaches={"soft": True, "reduction": "mean_nonzero"},
+    ),
     Regression(
         *found("semi_hard_wide_spread"), "15 near semi-hard decisions, wide spread",
         "the thorough hunt: 15 rows of two classes, |x| up to 111 in D = 11, where 15 distances sit within the Gram "
@@ -90,6 +105,36 @@ OWN: tuple[Regression, ...] = (
         "left), and the edge is within float32's rounding: either is admissible (engine/compare.py "
         "`measure_loss_against` accepts a NaN that a nudge of the decision gives)",
         reaches={"mining": "semi_hard_all"},
+    ),
+    Regression(
+        *found("one_row_twice_at_the_l2_clamp"), "one row twice, two labels",
+        "the thorough hunt: no positive pair, so the loss is NaN (empty=nan) and the spec defines no gradient; "
+        "TF-Addons' gradient is 0 where its Gram expansion of the two rows rounds to 0 or below and NaN where it "
+        "leaves a residue, which depends on the CPU's matmul: the gradient is not compared (engine/judge.py), the "
+        "translation property included",
+        reaches={"mining": "semi_hard", "empty": "nan"}, properties=("translation",),
+    ),
+    Regression(
+        np.array([
+            [0.1361313909292221, -0.001556362141855061, -0.07829294353723526, -0.22255326807498932, -0.0694664940237999, 0.0038240174762904644, -0.07196082174777985, 0.3319176733493805, 0.27558979392051697, -0.6983753442764282, -0.49187424778938293],
+            [-0.4296607971191406, 0.12555737793445587, -0.11990033835172653, 0.4748615026473999, 0.48646190762519836, -0.10433503240346909, -0.1774509996175766, 0.37687447667121887, 0.1542947143316269, 0.3197060823440552, -0.112624891102314],
+            [-0.23054468631744385, -0.3063347041606903, 0.08356308192014694, -0.0476452074944973, 0.4831658899784088, -0.0787854865193367, -0.4043712317943573, 0.4714328646659851, 0.37583670020103455, 0.07774439454078674, -0.26652660965919495],
+            [0.544364333152771, 0.24657851457595825, -0.07357830554246902, 0.1956014782190323, -0.112300343811512, 0.11102500557899475, -0.07010777294635773, 0.3883601427078247, -0.29318296909332275, -0.37573426961898804, -0.43747419118881226],
+        ]),
+        np.array([1, 2, 2, 0]), "two anchors without a positive, unit rows in D = 11",
+        "found by Hypothesis on TF-Similarity: rows 0 and 3 have no positive and an open hinge, and an implementation "
+        "that reads their hp = 0 as its Gram diagonal gets sqrt of the residue of |a|^2 + |a|^2 - 2 a.a, which "
+        "depends on the CPU's summation order (3.5e-4 on one float32 machine, 0 on another): within the Gram "
+        "precision's rounding of d(a, a) (engine/tolerances.py `own_distance_rounding`; tests/engine/test_gram_diagonal.py)",
+        reaches={"mining": "batch_hard", "distance": "euclidean"},
+    ),
+    Regression(
+        *found("cosine_d1_row_near_the_origin"), "one dimension, a row 7.3e-4 from the origin",
+        "the thorough hunt: every cosine distance is 0 or 2 and the spec's gradient 0, but normalising the row near "
+        "the origin leaves its unit row's rounding times 1 / |x| in the gradient (engine/tolerances.py "
+        "`projection_rounding`): TF-Addons' fast rsqrt gave -2^-7 on an AVX2 CPU and 2^-11 on an AVX-512 one, "
+        "both within its declared precision gram-fast-rsqrt",
+        reaches={"distance": "cosine"},
     ),
 )
 

@@ -41,6 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reference.distances import pairwise_backward
+from reference.terms import NO_INDEX, hinge_or_soft, lookup
+
 from .dtypes import dtype as dtype_facts
 from .oracle import Answer
 from .precision import DEFAULT, squared_error, to_distance
@@ -112,8 +115,39 @@ def loss_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
     if not np.isfinite(answer.loss):
         return 0.0
     delta = distance_rounding(answer, dtype, precision, target)
-    spread = np.sum(np.abs(answer.grad_dist) * delta) + curvature_rounding(answer, delta)
+    spread = np.sum(np.abs(answer.grad_dist) * delta) + curvature_rounding(answer, delta) \
+        + own_distance_rounding(answer, delta)
     return float(spread) + term_rounding(answer, dtype) + kink_rounding(answer, dtype, precision, target)
+
+
+def own_distance_rounding(answer: Answer, delta: np.ndarray) -> float:
+    """sum_t |dL/dv_t| delta_aa over the terms that read a fallback's constant 0 (NO_INDEX: batch_hard's hp for an
+    anchor without a positive, semi_hard's negative for an anchor without one), which dL/dD has no entry for.
+
+    A masked maximum over an empty mask falls back to the row minimum, the anchor's own distance d(a, a)
+    (TF-Addons zeroes that diagonal, TF-Similarity does not), so an implementation may read the 0 as d(a, a),
+    rounded like any distance it computes: exactly 0 from differences (delta_aa = 0 in the direct model), but by
+    the Gram expansion whatever |a|^2 + |a|^2 - 2 a.a leaves, a residue that depends on the order the machine's
+    matmul sums in (0 on one CPU, 1e-7 |a|^2 on another), amplified by the square root: euclidean delta_aa =
+    sqrt(2 u |a|^2), 1.8e-3 for a unit row in D = 11 in float32. Two norms and a dot product, each within
+    gamma_D |a|^2 of |a|^2 in any summation order, and one rounding at 2 |a|^2 leave at most (4 D + 2) eps |a|^2 <
+    2 err_aa: sqrt(2) delta_aa, inside SAFETY, on the machine that rounds worst."""
+    spec, result = answer.spec, answer.result
+    selection = result.selection
+    if selection.ndim != 2 or selection.shape[1] != 3 or not len(selection):
+        return 0.0
+    a, p, n = selection.T
+    reads = (p == NO_INDEX).astype(float) + (n == NO_INDEX)
+    if not reads.any():
+        return 0.0
+    dist = result.distances
+    hn = lookup(dist, a, n)
+    scale = float(hn.mean()) if spec.scaled else 1.0  # [(hp - hn) / mean(hn) + m]+: hp's slope is 1 / mean(hn)
+    if not scale > 0:
+        return 0.0
+    _, slope = hinge_or_soft((lookup(dist, a, p) - hn) / scale, spec.soft, spec.margin)
+    own = np.diagonal(delta)[a]
+    return float(np.sum(np.abs(result.weights) * slope / scale * reads * own))
 
 
 def curvature_rounding(answer: Answer, delta: np.ndarray) -> float:
@@ -147,8 +181,9 @@ def kink_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
     is one-sided there. An inactive term (dL/dD = 0) within rounding of its hinge may come out active; a term
     whose two reads are one distance cancels in dL/dD, but not in an implementation that reads the two apart (a
     masked row maximum that meets the anchor's own distance, which the Gram expansion leaves at about
-    sqrt(err) instead of 0). Either moves the loss by up to its reads' rounding. Negligible at float32's
-    rounding; it matters where the rounding is large (TF32 matmuls, half precision)."""
+    sqrt(err) instead of 0). Either moves the loss by up to its reads' rounding; a fallback's 0 reads as d(a, a)
+    (`own_distance_rounding`). Negligible at float32's rounding, except for that diagonal under the Gram
+    expansion; it matters where the rounding is large (TF32 matmuls, half precision)."""
     spec, result = answer.spec, answer.result
     if spec.soft or not np.isfinite(answer.loss) or result.selection.ndim != 2 or result.selection.shape[1] != 3 \
             or not len(result.selection):
@@ -157,9 +192,7 @@ def kink_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
     dist = result.distances
     a, p, n = result.selection.T
     has_positive = p >= 0
-    positive = np.maximum(p, 0)
-    hp = np.where(has_positive, dist[a, positive], 0.0)
-    hn = dist[a, n]
+    hp, hn = lookup(dist, a, p), lookup(dist, a, n)
     slope = 1.0
     if spec.scaled:  # [(hp - hn) / mean(hn) + m]+: the kink where hp - hn + m mean(hn) = 0
         mean_hn = float(hn.mean())
@@ -167,7 +200,8 @@ def kink_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
             return 0.0
         slope = 1.0 / mean_hn
     kink = hp - hn + spec.margin * (hn.mean() if spec.scaled else 1.0)
-    reads = np.where(has_positive, delta[a, positive], 0.0) + delta[a, n]
+    own = np.diagonal(delta)[a]  # a fallback's 0 read as d(a, a) (own_distance_rounding)
+    reads = np.where(has_positive, delta[a, np.maximum(p, 0)], own) + np.where(n >= 0, delta[a, np.maximum(n, 0)], own)
     near = (np.abs(kink) <= 2.0 * reads) | (has_positive & (p == n))
     return float(slope * np.sum(np.abs(result.weights)[near] * reads[near]))
 
@@ -191,8 +225,29 @@ def grad_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
         slope = np.sqrt(np.clip(1.0 - (1.0 - dist) ** 2, 0.0, None))
     if answer.spec.normalize or distance == "cosine":
         slope = slope / np.where(answer.norms > 0, answer.norms, np.inf)[:, None]
-    rows = np.sum(weight * slope * relative, axis=1) + slope_rounding(answer, dtype, delta, slope)
+    rows = np.sum(weight * slope * relative, axis=1) + slope_rounding(answer, dtype, delta, slope) \
+        + projection_rounding(answer, dtype, target)
     return float(np.max(rows, initial=0.0))
+
+
+def projection_rounding(answer: Answer, dtype: str, target: str | None) -> np.ndarray:
+    """Per row: what normalising leaves in the gradient (normalize, cosine). dL/dx_i = (g - u_i (u_i . g)) / |x_i|,
+    g = dL/du_i, whose two terms cancel along u_i; each carries the unit row's rounding (u, and 1 / |x_i| from a
+    square root and a division, or a reciprocal square root: eps), so 2 (u + eps) |g| / |x_i| is left, however
+    exact the distances: in one dimension every cosine distance is 0 or 2 and the spec's gradient exactly 0, yet a
+    row of norm 7.3e-4 keeps its unit row's rounding times 1370 (TF-Addons' l2_normalize, whose rsqrt is the CPU's
+    estimate refined by a Newton step, gave -2^-7 there on an AVX2 CPU and 2^-11 on an AVX-512 one)."""
+    spec = answer.spec
+    if not (spec.normalize or spec.distance == "cosine"):
+        return np.zeros(len(answer.norms))
+    dist, unit = answer.result.distances, answer.points
+    if spec.distance == "cosine":  # dD_ij/du_i = -u_j (the clamp at 0 passes nothing), before any projection
+        weight = np.where(dist > 0, answer.grad_dist + answer.grad_dist.T, 0.0)
+        along_unit_rows = -weight @ unit
+    else:  # distances between the unit rows themselves
+        along_unit_rows = pairwise_backward(unit, dist, answer.grad_dist, spec.distance)
+    rounding = unit_roundoff(answer, dtype, target) + dtype_facts(dtype).eps
+    return 2.0 * rounding * np.linalg.norm(along_unit_rows, axis=1) / np.where(answer.norms > 0, answer.norms, np.inf)
 
 
 def slope_rounding(answer: Answer, dtype: str, delta: np.ndarray, slope: np.ndarray) -> np.ndarray:

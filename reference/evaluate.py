@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .distances import normalize_backward, normalize_rows, pairwise, pairwise_backward
-from .gaps import ZERO_DISTANCE, ZERO_NORM
+from .gaps import ZERO_DISTANCE, ZERO_NORM, in_distance_units
 from .spec import Spec
 from .strategies import STRATEGIES
 from .terms import Outcome, smallest
@@ -26,7 +26,8 @@ class Result:
     selection  one row per term: (a, p, n) or, for contrastive, (i, j); -1 marks a constant-0 distance
     values     each term's loss;  weights: each term's coefficient in `loss`
     gaps       decision kind -> the smallest margin of this input from that kind of decision point
-    gap        min(gaps): below what a dtype resolves, the input is ambiguous for that dtype
+    gap        min(gaps) over the kinds measured in the embedding space (distances, norms): how far the rows may
+               move before a decision flips; a soft term's value (soft_underflow) is no such distance
     """
 
     spec: Spec
@@ -79,7 +80,7 @@ def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Result:
         values=outcome.values,
         weights=outcome.weights,
         gaps=gaps,
-        gap=smallest(list(gaps.values())),
+        gap=smallest([value for kind, value in gaps.items() if in_distance_units(kind)]),
     )
 
 

@@ -7,7 +7,10 @@ kind's name elsewhere:
     loss_jumps      whether the loss value itself (not only its gradient) jumps across the decision
     resolved_at     where the rounding that could flip it is measured: "decisions" (the distances the
                     selected terms read), "gap" (the gap is itself a distance: near 0 it is its own
-                    scale), "norm" (an embedding's length: x / |x| is undefined at 0)
+                    scale), "norm" (an embedding's length: x / |x| is undefined at 0), "value" (the gap is
+                    a term's value, not a distance: a soft term is > 0 in exact arithmetic, and what a
+                    dtype rounds to 0 is set by its smallest normal number, seen through the rounding of
+                    the term's argument; engine/ambiguity.py `underflow_resolution`)
     unresolved      within rounding of it, anything may come out (0/0, an undefined direction)
     exact_when      when an exact tie is decided by the spec's own rule rather than by rounding:
                     "squares"  the decision compares distances, so it is exact wherever the squared
@@ -16,7 +19,7 @@ kind's name elsewhere:
                     "values"   the decision compares a distance with the margin, so it needs the distances
                                themselves exact (squared distances on a lattice; euclidean ones that are
                                perfect squares) and the margin on the same lattice;
-                    "never"    rounding decides (a zero norm, a division by mean(hn)).
+                    "never"    rounding decides (a zero norm, a division by mean(hn), a soft term's underflow).
     subgradient     at an exact decision the gradient is one of several one-sided ones (a hinge's kink,
                     a tie in a max or min): any of them is admissible. Otherwise the spec's rule picks
                     the terms, and their gradient is defined.
@@ -25,6 +28,11 @@ The "squares"/"values" rule: on inputs every implementation computes exactly (sm
 differences or by the Gram expansion alike), a tie is not a rounding accident but a point where the spec's
 strict `>`, its window edges and the `> 0` count of mean_nonzero are the semantics. The engine decides which
 inputs qualify for which dtype (engine/exactness.py).
+
+The `> 0` count over soft terms is the same rule, with the decision point moved: softplus(x) > 0 for every finite
+x, so in exact arithmetic every soft term counts (reference/terms.py `reduce`); a dtype rounds the term to 0 where
+x lies below the log of its smallest normal number (-87.3 in float32), and whether an x within the hinge's
+resolution of that point counts is the dtype's decision, never an exact one (SOFT_UNDERFLOW).
 """
 from __future__ import annotations
 
@@ -39,7 +47,7 @@ class GapKind:
     name: str
     meaning: str
     loss_jumps: Callable[[Spec], bool]
-    resolved_at: str  # "decisions" | "gap" | "norm"
+    resolved_at: str  # "decisions" | "gap" | "norm" | "value"
     exact_when: str  # "squares" | "values" | "never"
     subgradient: bool
     unresolved: bool = False
@@ -63,6 +71,7 @@ WINDOW_UPPER = "window_upper"
 ZERO_DISTANCE = "zero_distance"
 ZERO_NORM = "zero_norm"
 COLLAPSE = "collapse"
+SOFT_UNDERFLOW = "soft_underflow"
 
 GAP_KINDS: dict[str, GapKind] = {
     kind.name: kind
@@ -106,8 +115,22 @@ GAP_KINDS: dict[str, GapKind] = {
             COLLAPSE, "scaled batch_hard: mean(hn), the divisor (0 at full collapse: 0/0 or +-inf)",
             loss_jumps=_always, resolved_at="gap", exact_when="never", subgradient=True, unresolved=True,
         ),
+        GapKind(
+            SOFT_UNDERFLOW, "mean_nonzero with soft terms: the smallest term softplus(d_ap - d_an), in value units; "
+            "every soft term is > 0 and counts, but a dtype rounds one below its smallest normal number to 0 (TF "
+            "flushes subnormals, torch keeps them down to 2^-149 in float32): the hinge's > 0 count, at the dtype's "
+            "underflow instead of at 0",
+            loss_jumps=lambda spec: spec.reduction == "mean_nonzero",
+            resolved_at="value", exact_when="never", subgradient=False,
+        ),
     )
 }
+
+
+def in_distance_units(name: str) -> bool:
+    """Whether a kind's gap is measured in the embedding space (a distance, or a norm), where a move of the rows
+    can cross it; a soft term's value is not, and no move crosses it in exact arithmetic."""
+    return GAP_KINDS[name].resolved_at != "value"
 
 
 def gap_kind(name: str) -> GapKind:

@@ -55,7 +55,10 @@ class Spec:
     margin     m >= 0; ignored, and stored as 0, when ``soft`` is set
     soft       softplus(d_ap - d_an) instead of the hinge [d_ap - d_an + m]+ (Hermans et al. 2017)
     scaled     batch_hard only: [(hp - hn) / mean(hn) + m]+ (Quaterion's collapse prevention)
-    reduction  mean over the strategy's units, mean over non-zero terms only, or sum
+    reduction  mean over the strategy's units, mean over non-zero terms only, or sum. mean_nonzero counts the
+               terms > 0 in exact arithmetic: a hinge term at exactly 0 is left out, a soft term (softplus > 0
+               everywhere) always counts, though a dtype may drop one below its smallest normal number
+               (reference/terms.py `reduce`)
     anchors    batch_hard only: average over every anchor, or only anchors with a positive and a negative
     empty      what a batch with no unit at all returns: NaN (TF-Addons semi-hard) or 0
     """

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .gaps import HINGE
+from .gaps import HINGE, SOFT_UNDERFLOW
 
 NO_INDEX = -1  # in a selection: "this distance is the constant 0" (a fallback, not a pair)
 
@@ -26,11 +26,17 @@ class Outcome:
     gaps: dict[str, float] = field(default_factory=dict)  # decision kind -> its smallest margin
 
 
-def reduce(values: np.ndarray, reduction: str, empty: str) -> tuple[float, np.ndarray]:
+def reduce(values: np.ndarray, reduction: str, empty: str, positive: np.ndarray | None = None
+           ) -> tuple[float, np.ndarray]:
     """Spec.reduction and Spec.empty.
 
     mean          mean over every unit the strategy produced (zeros included; TF-Addons, torch)
-    mean_nonzero  mean over terms > 0, 0 when none (omoindrot; pytorch-metric-learning AvgNonZeroReducer)
+    mean_nonzero  mean over terms > 0, 0 when none (omoindrot; pytorch-metric-learning AvgNonZeroReducer).
+                  `positive`: which terms are > 0 in exact arithmetic, where float64's `values > 0` is not it. A
+                  soft term softplus(x) is > 0 for every finite x, so every soft term counts (mean_nonzero over
+                  soft terms is their mean), also one float64 rounds to 0 (x < -745). A dtype that rounds one
+                  to 0 below its smallest normal number may leave it out: a decision within the dtype's
+                  rounding (reference/gaps.py SOFT_UNDERFLOW), as a hinge within rounding of 0 is.
     sum           plain sum
     A strategy that produced no unit returns NaN for empty="nan" (TF-Addons semi-hard's 0/0), else 0.
     """
@@ -41,7 +47,7 @@ def reduce(values: np.ndarray, reduction: str, empty: str) -> tuple[float, np.nd
     elif reduction == "mean":
         weights = np.full(len(values), 1.0 / len(values))
     else:
-        active = values > 0
+        active = values > 0 if positive is None else positive
         weights = active / max(int(active.sum()), 1)
     return float(weights @ values), weights
 
@@ -69,12 +75,15 @@ def triplet_outcome(dist: np.ndarray, triplets: np.ndarray, spec, gaps: dict[str
     a, p, n = (triplets[:, k] for k in range(3)) if len(triplets) else (np.zeros(0, int),) * 3
     excess = lookup(dist, a, p) - lookup(dist, a, n)
     values, slope = hinge_or_soft(excess, spec.soft, spec.margin)
-    loss, weights = reduce(values, spec.reduction, spec.empty)
+    positive = np.ones(len(values), dtype=bool) if spec.soft else None  # softplus > 0: every soft term counts
+    loss, weights = reduce(values, spec.reduction, spec.empty, positive)
     grad_dist = np.zeros_like(dist)
     scatter(grad_dist, a, p, weights * slope)
     scatter(grad_dist, a, n, -weights * slope)
     if not spec.soft:
         gaps = {**gaps, HINGE: smallest(np.abs(excess + spec.margin))}
+    elif spec.reduction == "mean_nonzero":  # the count's decision: how far the smallest term is above 0
+        gaps = {**gaps, SOFT_UNDERFLOW: smallest(values)}
     return Outcome(loss, grad_dist, np.asarray(triplets, dtype=np.int64).reshape(-1, 3), values, weights, gaps)
 
 

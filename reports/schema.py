@@ -161,6 +161,8 @@ RUN = Record("run", "The header: the first line of a run (ResultsWriter.header).
     required("environment", "string", 'the tox environment (TOX_ENV_NAME); "" outside tox. Labels the run'),
     optional("hypothesis", HYPOTHESIS, "pytest runs: the Hypothesis settings"),
     optional("adapters", "array", "pytest runs: the adapters the run judges", items="string"),
+    optional("machine_settings", "object", "pytest runs: the machine settings applied to every adapter call "
+             "(engine/machine.py) and the variables that choose the frameworks' kernels and threads"),
     optional("frameworks", "object", "{distribution: version}; without it the page lists the adapters' versions"),
     optional("devices", "array", 'execution targets: a string ("cuda:0 NVIDIA H100 80GB HBM3") or an object of words',
              items="string|object"),
@@ -194,6 +196,9 @@ COMPARISON = Record("comparison", "One conformance cell: adapter x spec x dtype 
     optional("ambiguous_examples", "integer", "examples accepted among admissible outcomes, or not compared"),
     optional("exact_tie_examples", "integer", "examples that sat exactly on a decision the spec's own rule decided "
              "(an integer lattice, exact in the dtype)"),
+    optional("ambiguous_kinds", "object", "{decision kind: examples} of the ambiguous examples, per kind that kept "
+             "this quantity from the oracle's own value (reference/gaps.py; the loss: kinds across which it jumps, "
+             "e.g. soft_underflow, a soft term of mean_nonzero the dtype may round to 0 and leave out of the count)"),
     optional("precision", "string", "how precisely the adapter declares it computes distances (engine/precision.py): "
              '"direct" is the default every adapter is held to; "gram" a declared widening', choices=tuple(PRECISIONS)),
     optional("max_abs", "number|null", "largest |implementation - oracle| over the compared examples"),

@@ -4,9 +4,13 @@
                        and leaves the loss alone
     relabelling        renaming the classes changes nothing
     translation        euclidean and squared distances: shifting every point by one vector changes nothing
+    scale_invariance   cosine and normalized distances: multiplying every row by a power of two changes nothing
+                       (the gradient scales by its inverse), down to the smallest rows the dtype tells from zero
     descent            a small step against the returned gradient lowers the loss
     margins_hold       when every triplet already satisfies its margin, loss and gradient are zero
     duplicates_finite  batches with exact duplicate points give a finite gradient (unless the spec says NaN)
+    machine_settings   torch adapters, in float32: denormals flushed, deterministic algorithms, another thread
+                       count give the same answer (engine/machine.py)
 
 One item per adapter x claimed spec x property that applies, in the most precise dtype the adapter runs on
 the CPU, not one the registry lists as rejected (an id like
@@ -16,6 +20,8 @@ ambiguity could legitimately change the answer, steps stay inside the decision g
 are the conformance ones (two results of one dtype may each be off by atol: the sum is allowed).
 Known violations are registry entries (adapters/known_*.py) with check "property:<name>".
 """
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import event, reject, settings, strategies as st
@@ -27,14 +33,17 @@ from engine.cells import params, property_cells
 from engine.checks import add_note, for_each_batch
 from engine.compare import measure
 from engine.dtypes import round_to_dtype, ulp
-from engine.harness import AdapterFailure
-from engine.judge import ORACLE, comparison
+from engine import machine
+from engine.harness import AdapterFailure, call_adapter
+from engine.judge import ORACLE, comparison, finite_where_required
 from engine.regressions import regression_examples
-from engine.strategies import batches
+from engine.strategies import batches, extremes, magnitude_limit, small_row_floor
 from engine.tolerances import Tolerance, tolerance
 from reference.gaps import COLLAPSE
 
-EXAMPLES = {"dev": 10, "ci": 10, "report": 10}  # per property item; other profiles use their max_examples / 10
+# per property item, besides the regression batches and the strategy's extremes (ci: 3 drawn, as the conformance
+# cells, engine/checks.py); other profiles use their max_examples / 10
+EXAMPLES = {"dev": 10, "ci": 3, "report": 10}
 
 
 def _translatable(spec):
@@ -53,19 +62,25 @@ def _margins_can_hold(spec):
     return not (spec.mining == "semi_hard_all" and spec.empty == "nan")  # its empty window is NaN
 
 
-PROPERTIES = {
-    "permutation": lambda spec: True,
-    "relabelling": lambda spec: spec.mining != "triplets",
-    "translation": _translatable,
-    "descent": lambda spec: True,
-    "margins_hold": _margins_can_hold,
-    "duplicates_finite": lambda spec: True,
+PROPERTIES = {  # name -> whether it applies to (adapter, spec)
+    "permutation": lambda adapter, spec: True,
+    "relabelling": lambda adapter, spec: spec.mining != "triplets",
+    "translation": lambda adapter, spec: _translatable(spec),
+    "scale_invariance": lambda adapter, spec: spec.distance == "cosine" or spec.normalize,
+    "descent": lambda adapter, spec: True,
+    "margins_hold": lambda adapter, spec: _margins_can_hold(spec),
+    "duplicates_finite": lambda adapter, spec: True,
+    # the settings engine/machine.py varies are torch's; TensorFlow's oneDNN needs a new process (tox)
+    "machine_settings": lambda adapter, spec: adapter.framework == "torch",
 }
+# float32, where most training runs and where denormals start at 1.2e-38, not float64's 2.2e-308
+PREFERRED_DTYPES = {"machine_settings": "float32"}
 
 
 def pytest_generate_tests(metafunc):
     if "cell" in metafunc.fixturenames:
-        metafunc.parametrize("cell", params(property_cells(metafunc.config.conformance_adapters, PROPERTIES)))
+        cells = property_cells(metafunc.config.conformance_adapters, PROPERTIES, PREFERRED_DTYPES)
+        metafunc.parametrize("cell", params(cells))
 
 
 def examples_per_property():
@@ -86,12 +101,17 @@ def assert_same_answer(cell, before, after, reference_answer, what, undo_rows=No
     for quantity in ("loss", "grad"):
         if quantity == "grad" and before.grad is None:
             continue
-        # two answers of the adapter: only what the judging rule compares with the oracle's value is comparable
-        if comparison(quantity, decisions(reference_answer, cell.compute_dtype, cell.precision), cell.spec) != ORACLE:
-            event(f"ambiguous: {quantity} not compared")
-            continue
         first = before.loss if quantity == "loss" else before.grad
         second = after.loss if quantity == "loss" else after.grad[undo_rows] if undo_rows is not None else after.grad
+        # two answers of the adapter: only what the judging rule compares with the oracle's value is comparable;
+        # elsewhere either side of a decision is admissible, but not a NaN where every admissible answer is finite
+        decided = decisions(reference_answer, cell.compute_dtype, cell.precision)
+        if comparison(quantity, decided, reference_answer) != ORACLE:
+            for which, answer in (("on the base batch", first), (f"after {what}", second)):
+                errors = finite_where_required(quantity, answer, reference_answer, decided, cell.dtype)
+                assert errors is None, f"{cell}: {which}: {errors.mismatch}"
+            event(f"ambiguous: {quantity} not compared")
+            continue
         errors = measure(quantity, second, first, _pair_tolerance(quantity, cell, reference_answer), cell.dtype)
         assert errors.ok, f"{cell}: {what} changed the {quantity}: {errors.mismatch}"
 
@@ -127,6 +147,9 @@ def translation(conformance, cell, batch):
     reach = float(np.max(np.abs(batch.embeddings))) or 1.0
     step = 2.0 ** np.ceil(np.log2(4 * reach))
     shift = step * rng.integers(-2, 3, size=batch.embeddings.shape[1])
+    if 3 * step > magnitude_limit(cell.dtype, batch.embeddings.shape[1]):  # the strategy's own bound on coordinates
+        event("translation: no room to shift within the dtype's range")
+        return
     grid = float(ulp(np.array(3 * step), cell.dtype))  # spacing of the dtype at the shifted magnitude
     base = np.round(batch.embeddings / grid) * grid
     original = Batch(base, batch.labels, batch.triplets, batch.layout + ", on the shift grid")
@@ -134,6 +157,34 @@ def translation(conformance, cell, batch):
     assert np.array_equal(round_to_dtype(shifted.embeddings, cell.dtype), shifted.embeddings)
     before, after = conformance.call(cell, original), conformance.call(cell, shifted)
     assert_same_answer(cell, before, after, conformance.oracle(shifted, cell.spec), f"shifting by {shift.tolist()}")
+
+
+def scale_invariance(conformance, cell, batch):
+    """Multiply every row by 2^k, exact in the dtype: cosine and normalized distances read directions only, so a
+    correct implementation's loss is the same and its gradient 2^-k times it, beyond rounding. k takes the smallest
+    row down to the small-row floor (engine/strategies.py), where a normalisation that adds an epsilon or clamps
+    stops being one, or the largest up to the floor's reciprocal (1e4 in float32). Not up to the largest magnitudes
+    (the conformance cells' wide scale): there the chain rule through |x|^2 passes |dL/du| / |x|^2, subnormal at
+    |x| = 1e18 in float32, and differentiating x / |x| so is not wrong."""
+    x = batch.embeddings
+    norms = np.linalg.norm(x, axis=1)
+    floor = small_row_floor(cell.dtype)
+    if not (norms > 0).any():
+        event("scale_invariance: every row is zero")
+        return
+    lowest = int(np.ceil(np.log2(floor / norms[norms > 0].min())))
+    highest = int(np.floor(np.log2(min(1 / floor, magnitude_limit(cell.dtype, x.shape[1]) / 2) / norms.max())))
+    ends = [k for k in (lowest, highest) if k != 0]
+    exponent = int(_rng(batch).choice(ends)) if ends else 0
+    scaled = Batch(x * 2.0**exponent, batch.labels, batch.triplets, batch.layout + f", scaled by 2^{exponent}")
+    if lowest > highest or not ends or not np.array_equal(round_to_dtype(scaled.embeddings, cell.dtype),
+                                                          scaled.embeddings):
+        event("scale_invariance: no power of two keeps the rows exact and between the floor and its reciprocal")
+        return
+    before, after = conformance.call(cell, batch), conformance.call(cell, scaled)
+    if after.grad is not None:  # in the base batch's units: d/dx f(2^k x) = 2^k f'(2^k x)
+        after = replace(after, grad=after.grad * 2.0**exponent)
+    assert_same_answer(cell, before, after, conformance.oracle(batch, cell.spec), f"scaling every row by 2^{exponent}")
 
 
 def _safe_step(cell, reference_answer) -> float:
@@ -150,6 +201,12 @@ def _safe_step(cell, reference_answer) -> float:
     return gap / 16
 
 
+def _norm(vector) -> float:
+    """|vector|, without squaring past float64's range (a gradient of 1e154, the largest magnitudes' in float64)."""
+    largest = float(np.max(np.abs(vector), initial=0.0))
+    return largest * float(np.linalg.norm(vector / largest)) if 0 < largest < np.inf else largest
+
+
 def descent(conformance, cell, batch):
     if not cell.adapter.gradient:
         pytest.skip("loss only")
@@ -158,7 +215,7 @@ def descent(conformance, cell, batch):
         event("descent: ambiguous or NaN, not stepped")
         return
     before = conformance.call(cell, batch)
-    size = float(np.linalg.norm(before.grad))
+    size = _norm(before.grad)
     assert np.isfinite(size), f"{cell}: no step to take: the gradient is not finite where the oracle's loss " \
         f"{reference_answer.loss!r} is (the adapter's loss: {before.loss!r})"
     if size == 0:
@@ -208,13 +265,26 @@ def duplicates_finite(conformance, cell, batch):
     )
 
 
+def machine_settings(conformance, cell, batch):
+    """Asked again with the settings a user's CPU may bring (engine/machine.py `variations`: all at once, one call
+    more per example), the adapter gives its default answer: a verdict made on one machine holds on the others."""
+    settings = machine.variations()
+    with machine.varied(*settings):
+        after = call_adapter(cell.adapter, batch.embeddings, batch.labels, cell.spec, cell.dtype, cell.device,
+                             batch.triplets, timeout=conformance.timeout)
+    assert_same_answer(cell, conformance.call(cell, batch), after, conformance.oracle(batch, cell.spec),
+                       f"running with {', '.join(settings)}")
+
+
 CHECKS = {
     "permutation": permutation,
     "relabelling": relabelling,
     "translation": translation,
+    "scale_invariance": scale_invariance,
     "descent": descent,
     "margins_hold": margins_hold,
     "duplicates_finite": duplicates_finite,
+    "machine_settings": machine_settings,
 }
 
 
@@ -249,9 +319,13 @@ def separated_batches(draw, spec, dtype):
 
 
 def strategy_for(name, cell):
+    """The property's batches, and each of their geometries at its extreme (engine/strategies.py `extremes`), which
+    it runs beside its regression batches."""
     if name == "margins_hold":
-        return separated_batches(cell.spec, cell.dtype)
-    return batches(cell.spec, cell.dtype, cell.precision, duplicates=True if name == "duplicates_finite" else None)
+        return separated_batches(cell.spec, cell.dtype), []
+    options = {"duplicates": True if name == "duplicates_finite" else None}
+    return (batches(cell.spec, cell.dtype, cell.precision, **options),
+            extremes(cell.spec, cell.dtype, cell.precision, **options))
 
 
 def test_property(cell, conformance, request):
@@ -274,5 +348,6 @@ def test_property(cell, conformance, request):
                          f"transformation) with:\n" + run.reproducer_for(batch))
             raise
 
-    regressions = regression_examples(cell.spec, name, cell.dtype)
-    for_each_batch(cell, check, strategy_for(name, cell), regressions, examples_per_property())
+    strategy, extreme = strategy_for(name, cell)
+    for_each_batch(cell, check, strategy, regression_examples(cell.spec, name, cell.dtype) + extreme,
+                   examples_per_property())

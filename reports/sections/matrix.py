@@ -132,6 +132,16 @@ def dtype_model_text(tolerance: dict, dtype: str) -> str:
     return f"judged with matmul inputs at {bits} mantissa bits; the plain {dtype} model could not be compared"
 
 
+def examples_text(row) -> str:
+    """"20 examples, 3 ambiguous (soft_underflow 3)": the cell's examples, and per decision kind (reference/gaps.py)
+    those that kind made ambiguous, i.e. decided within the dtype's rounding (older records: the total only)."""
+    ambiguous = describe.number(row.ambiguous_examples) or 0
+    kinds = row.ambiguous_kinds
+    by_kind = ", ".join(f"{kind} {count}" for kind, count in kinds.items()) if isinstance(kinds, dict) else ""
+    return f"{int(row.examples)} examples" + (f", {int(ambiguous)} ambiguous" if ambiguous else "") + (
+        f" ({by_kind})" if ambiguous and by_kind else "")
+
+
 def _chip_title(row) -> str:
     tolerance = row.tolerance if isinstance(row.tolerance, dict) else {}
     lines = [f"{QUANTITY_WORDS.get(row.quantity, row.quantity)}: {VERDICT_LABELS[row.verdict]}"]
@@ -141,8 +151,7 @@ def _chip_title(row) -> str:
     if "matmul_mantissa_bits" in tolerance:  # a reduced-precision matmul target (cuda-tf32): the plain model too
         lines.append(dtype_model_text(tolerance, row.dtype))
     if describe.number(row.examples):
-        ambiguous = describe.number(row.ambiguous_examples) or 0
-        lines.append(f"{int(row.examples)} examples" + (f", {int(ambiguous)} ambiguous" if ambiguous else ""))
+        lines.append(examples_text(row))
     if text_of(row.reason):
         lines.append(text_of(row.reason))
     if text_of(row.divergence):

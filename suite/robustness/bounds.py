@@ -66,7 +66,9 @@ The gradient. g_i = sum_j S_ij dd_ij/dx_i with S = G + G^T, so per row
 The gradient error is measured as the largest element of g_impl - g_oracle, which a row's norm bounds.
 
 Decisions. Selections (max, min, semi-hard's strict >, the semi_hard_all window) and the hinge are
-piecewise: the first-order bounds hold where no decision lies within the resolution 2 max_ij Delta_ij.
+piecewise: the first-order bounds hold where no decision lies within the resolution 2 max_ij Delta_ij (for the
+count of soft terms under mean_nonzero, a term within that resolution of the dtype's underflow, in value units:
+engine/ambiguity.py `underflow_resolution`).
 Where one does, the batch is ambiguous for the dtype (a careful implementation may decide either way):
 the loss is judged against every admissible outcome (engine/compare.py `admissible_losses`, as
 the conformance tests do), and the gradient, which jumps there, is recorded but not judged.
@@ -86,6 +88,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.ambiguity import underflow_resolution
 from engine.dtypes import dtype as dtype_facts
 from engine.oracle import Answer
 from reference import GAP_KINDS
@@ -154,6 +157,12 @@ def _slopes(answer: Answer, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ones_like(dist), error
 
 
+def _in_units_of(kind: str, resolution: float, dtype: str) -> float:
+    """The resolution in the units of the kind's gap: a distance, or, for a soft term's count, the value of the
+    smallest term `dtype` holds above 0 with its argument read `resolution` off (engine/ambiguity.py)."""
+    return underflow_resolution(dtype, resolution) if GAP_KINDS[kind].resolved_at == "value" else resolution
+
+
 def expectation(answer: Answer, received: np.ndarray, dtype: str, eps: float | None = None) -> Expectation:
     """The loss and gradient bounds for the exact answer `answer` of a batch the implementation received as
     `received`, in `dtype` (machine epsilon `eps`, default the dtype's)."""
@@ -165,9 +174,9 @@ def expectation(answer: Answer, received: np.ndarray, dtype: str, eps: float | N
     off_diagonal = ~np.eye(len(delta), dtype=bool)
     resolution = 2.0 * float(delta[off_diagonal].max())
     ambiguous = {
-        kind: (gap, resolution)
+        kind: (gap, resolved)
         for kind, gap in answer.result.gaps.items()
-        if kind in JUDGED and gap < resolution
+        if kind in JUDGED and gap < (resolved := _in_units_of(kind, resolution, dtype))
     }
 
     weights, values = np.abs(answer.result.weights), np.abs(answer.result.values)

@@ -15,7 +15,8 @@ implementation's; float16 and bfloat16 hold the translated batch exactly only up
 their offset sweeps stop there. Each seed in BATCH_SEEDS is vetted (tests/robustness/test_robustness_
 baselines.py): on the offset and scale sweeps no selection or hinge decision of any catalogued adapter's
 sweep spec lies within the float32 resolution at any level, so float32 and float64 gradients are judged
-there everywhere. The near-duplicate sweep makes ties on purpose (a third anchor's nearest negative is
+there everywhere (but for a soft mean_nonzero spec scaled by 10^2 and more, whose smallest terms fall below
+float32's smallest normal in any batch: its count is then the dtype's, reference/gaps.py soft_underflow). The near-duplicate sweep makes ties on purpose (a third anchor's nearest negative is
 either point of a collapsing pair): its loss is judged against every admissible outcome, and its
 gradient, where a tie lies within the resolution, is recorded but not judged.
 

@@ -1,11 +1,18 @@
 """pytorch-metric-learning adapters: the mapping onto the vocabulary, and why ContrastiveLoss has none."""
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 
 import reference
 from adapters import pml
+from hypothesis import strategies as st
+
+from engine.cells import Cell
+from engine.checks import for_each_batch
+from engine.regressions import OWN
+from engine.session import ConformanceSession
 from reference import Spec
 
 torch = pytest.importorskip("torch")
@@ -78,3 +85,38 @@ def test_contrastive_loss_maps_onto_no_spec():
         for reduction in ("mean", "mean_nonzero", "sum"):
             spec = Spec(mining="contrastive", normalize=normalize, margin=1.0, reduction=reduction)
             assert abs(reference.evaluate(X, Y, spec).loss - value) > 0.05, spec
+
+
+SMOOTH = ADAPTERS["pml.TripletMarginLoss(smooth_loss=True)"]
+
+
+def test_smooth_loss_with_margin_0_is_the_soft_term_and_its_default_margin_is_not():
+    """smooth_loss: softplus(d_ap - d_an + m); the soft spec drops m, so only margin=0 maps onto it."""
+    spec = next(s for s in SMOOTH.specs if s.distance == "euclidean" and not s.normalize)
+    x = torch.tensor(X, requires_grad=True)
+    lp = distances.LpDistance(normalize_embeddings=False)
+    default = losses.TripletMarginLoss(smooth_loss=True, distance=lp)(x, torch.tensor(Y)).item()
+    oracle = reference.evaluate(X, Y, spec)
+    assert SMOOTH.run(X, Y, spec, "float64", "cpu").loss == pytest.approx(oracle.loss, abs=1e-12)
+    assert abs(default - oracle.loss) > 1e-3
+
+
+@pytest.mark.parametrize("dtype, ambiguous", [("float32", 1), ("float64", 0)])
+def test_a_smooth_loss_cell_on_terms_float32_rounds_to_0_conforms(dtype, ambiguous):
+    """The issue's batch: softplus(-137.7) = 1.6e-60. PML's float32 leaves the two terms out of AvgNonZero's count
+    (the mean over 6, 4/3 of the spec's over 8); below float32's smallest normal that is admissible, and the cell
+    says which decision it accepted; float64 holds them, counts them, and is compared with the oracle's own value."""
+    spec = next(s for s in SMOOTH.specs if s.distance == "euclidean" and not s.normalize)
+    batch = next(r for r in OWN if r.layout == "soft terms float32 rounds to 0").batch(spec)
+    held = batch.rounded(dtype).embeddings
+    s = float(held[1, 0] - held[0, 0])
+    assert SMOOTH.run(held, batch.labels, spec, dtype, "cpu").loss == pytest.approx(
+        (2 * s + 4 * math.log(2)) / (6 if ambiguous else 8), rel=1e-6)  # the count PML makes, by hand
+    session = ConformanceSession(writer=None, sources={SMOOTH.name: "adapters.pml"}, timeout=60.0)
+    for quantity in ("loss", "grad"):
+        cell = Cell(SMOOTH, spec, dtype, "cpu", quantity)
+        run = session.start(cell, f"pml::{cell}")
+        for_each_batch(cell, run.check, st.just(batch), max_examples=1)  # a Discrepancy where it does not conform
+        assert run.examples == 1 and run.summary()["ambiguous_kinds"].get("soft_underflow", 0) == ambiguous
+        if quantity == "loss":  # among the admissible counts in float32, against the oracle's own value in float64
+            assert run.compared == 1 - ambiguous

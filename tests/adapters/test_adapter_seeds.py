@@ -143,6 +143,7 @@ def test_quaterion_cosine_diagonal_over_a_tiny_mean():
 def test_quaterion_masked_minimum_tie_follows_the_row_order():
     """Confirms masked-minimum-tie-follows-the-row-order: on the entry's batch (no tie in the spec's sense: the oracle's
     gradient is one and the same), permuting the rows moves the gradient of Quaterion's formula by 0.19."""
+    pytest.importorskip("torch")
     x = np.array([[1.0, 0.0], [0.0, 1.0], [0.96, 0.28], [0.0, -1.0]])
     y = np.array([0, 0, 0, 1])
     order = np.array([1, 2, 3, 0])

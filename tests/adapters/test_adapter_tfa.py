@@ -194,39 +194,57 @@ def test_contrastive_float16_sum_overflows_where_the_mean_fits():
     assert adapter.run(x, y, spec, "float32", "cpu").loss == pytest.approx(1750.0, rel=1e-6)
 
 
-def test_semihard_gives_a_zero_gradient_to_a_nan_loss_at_the_distance_clamp():
-    """Confirms tfa-semihard-angular-gradient-zero-where-the-loss-is-nan and tfa-semihard-l2-gradient-zero-where-the-
-    loss-is-nan: one row twice with two labels has no positive pair
-    (loss NaN by the spec, oracle gradient NaN). Where the one distance sits at TF-Addons' clamp at 0 the gradient is
-    0: always under "angular"; under L2 when the Gram expansion of the two rows rounds to 0 or below (the second
-    row), not when it leaves a positive residue (the first, whose gradient is NaN)."""
+def test_semihard_gradient_of_a_nan_loss_is_zero_or_nan_by_the_sign_of_a_gram_residue():
+    """Why the gradient of semi_hard's NaN loss (no positive pair) is not compared (engine/judge.py): for one row twice
+    with two labels, TF-Addons' gradient is NaN where its Gram expansion of the pair is 0 or above and 0 where it rounds
+    below 0 (pairwise_distance's maximum(d2, 0) then sends the upstream inf to the constant). Which one a row gets
+    depends on the CPU's matmul (oneDNN's or Eigen's kernel, its vector width and summation order), so only this holds
+    on every machine: in one dimension the expansion is exactly 0 (one product, the same in the norm and the matmul)
+    and the gradient NaN; in more, each gradient is all NaN or all 0, never another value."""
     adapter = ADAPTERS["tfa.triplet_semihard_loss"]
-    angular = next(s for s in adapter.specs if s.distance == "cosine")
     euclidean = next(s for s in adapter.specs if s.distance == "euclidean")
-    residue = [-0.4324342906475067, 2.976555585861206, -1.9780031442642212, -2.020050048828125]
-    clamped = [-0.7576872110366821, 0.5999760031700134, -0.1514168679714203, 0.2073928713798523]
-    y = np.array([0, 1])
-    for row in (residue, clamped):
-        x = np.array([row, row])
-        assert np.isnan(reference.evaluate(x, y, angular).grad).all()
-        out = adapter.run(x, y, angular, "float32", "cpu")
-        assert np.isnan(out.loss) and np.all(out.grad == 0.0)
-    assert np.isnan(adapter.run(np.array([residue, residue]), y, euclidean, "float32", "cpu").grad).all()
-    assert np.all(adapter.run(np.array([clamped, clamped]), y, euclidean, "float32", "cpu").grad == 0.0)
+    rng = np.random.default_rng(3)
+    for d in (1, 4):
+        rows = rng.normal(size=(20, d)) * 10.0 ** rng.uniform(-1, 2, (20, 1))
+        for row in rows.astype(np.float32).astype(np.float64):
+            x = np.array([row, row])
+            assert np.isnan(reference.evaluate(x, [0, 1], euclidean).loss)
+            out = adapter.run(x, np.array([0, 1]), euclidean, "float32", "cpu")
+            assert np.isnan(out.loss)
+            assert np.isnan(out.grad).all() if d == 1 else (np.isnan(out.grad).all() or not out.grad.any()), out.grad
 
 
-def test_angular_gradient_of_a_row_near_the_origin_in_one_dimension():
-    """Confirms tfa-angular-gradient-near-the-origin: in one dimension the spec's cosine gradient is exactly 0;
-    TF-Addons' float32 gradient at the row of norm 7.3e-4 is -2^-7 (l2_normalize's projection cancels to its
-    rounding times 1/|x|), while torch's normalisation (inhouse.torch) stays within float32's 2e-3."""
-    torch = pytest.importorskip("torch")
+def test_angular_gradient_of_a_row_near_the_origin_is_within_the_normalisations_rounding():
+    """In one dimension the spec's cosine gradient is exactly 0, but normalising a row of norm 7.3e-4 leaves its unit
+    row's rounding times 1 / |x| in the gradient (engine/tolerances.py `projection_rounding`). TF-Addons' l2_normalize
+    takes 1 / |x| from the CPU's rsqrt estimate refined by a Newton step: -2^-7 on an AVX2 machine (once registered
+    as a divergence, from that machine's residual), 2^-11 on an AVX-512 one. Both are within that rounding, and so is
+    this machine's and torch's; a gradient eight times the AVX2 one is not."""
+    from engine.ambiguity import decisions
     from engine.batch import found
-    from inhouse.torch_losses import metric_loss
+    from engine.judge import judge
+    from engine.oracle import answer
+    from engine.tolerances import tolerance
 
     x, y = found("cosine_d1_row_near_the_origin")
     spec = Spec(mining="contrastive", distance="cosine", margin=1.0, reduction="sum", empty="zero")
-    assert not reference.evaluate(x, y, spec).grad.any()
-    assert ADAPTERS["tfa.contrastive_loss"].run(x, y, spec, "float32", "cpu").grad[6, 0] == -(2.0**-7)
+    expected = answer(x, y, spec)
+    assert not expected.grad.any()
+    allowed = tolerance("grad", "float32", expected)
+
+    def conforms(grad):
+        return judge("grad", grad, expected, decisions(expected, "float32"), allowed, "float32").ok
+
+    for seen in (-(2.0**-7), 2.0**-11):
+        grad = np.zeros_like(expected.grad)
+        grad[6, 0] = seen
+        assert conforms(grad)
+    assert not conforms(grad * 2.0**7)  # 2^-4
+    assert conforms(ADAPTERS["tfa.contrastive_loss"].run(x, y, spec, "float32", "cpu").grad)  # this machine's CPU
+    torch = pytest.importorskip("torch")
+    from inhouse.torch_losses import metric_loss
+
     points = torch.tensor(x, dtype=torch.float32, requires_grad=True)
     metric_loss(points, y, spec).backward()
-    assert points.grad.abs().max() < 2e-3
+    assert conforms(points.grad.double().numpy())
+

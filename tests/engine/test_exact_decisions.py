@@ -57,7 +57,7 @@ def test_an_exact_tie_is_decided_not_ambiguous_and_a_wrong_tie_rule_fails_the_lo
     expected = answer(*TIED, SEMI_HARD)
     decided = decisions(expected, "float32")
     assert not decided.ambiguous and SEMI_HARD_SELECTION in decided.ties
-    assert comparison("loss", decided, SEMI_HARD) == ORACLE
+    assert comparison("loss", decided, expected) == ORACLE
     greater_or_equal = 1.75  # the same batch with -2 taken for anchor 0 (d_an >= d_ap)
     errors = judge("loss", greater_or_equal, expected, decided, tolerance("loss", "float32", expected), "float32")
     assert expected.loss == 1.25 and not errors.ok
@@ -68,8 +68,8 @@ def test_at_an_exact_kink_the_gradient_is_any_subgradient():
                       reference.Spec(mining="batch_all", reduction="mean_nonzero"))
     decided = decisions(expected, "float32")
     assert HINGE in decided.ties
-    assert comparison("grad", decided, expected.spec) == NOT_COMPARED
-    assert comparison("loss", decided, expected.spec) == ORACLE
+    assert comparison("grad", decided, expected) == NOT_COMPARED
+    assert comparison("loss", decided, expected) == ORACLE
 
 
 def test_near_a_tie_off_the_lattice_stays_ambiguous():

@@ -23,6 +23,7 @@ import pytest
 pytest.importorskip("xdist", reason="pytest-xdist (a dev dependency) runs the parallel runs")
 
 from engine.session import ConformanceSession  # noqa: E402
+from tests.child_pytest import environment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PATHS = ("suite/test_conformance.py", "suite/test_edge_cases.py")
@@ -31,14 +32,6 @@ RUN = ("-p", "tests.engine.parallel_run", "--adapter", "tests.fake_adapters:ORAC
        "-p", "no:cacheprovider", "-p", "no:randomly")
 ENTRIES = ("parallel-flipped-gradient", "parallel-fixed-upstream")  # tests/engine/parallel_run.py
 VOLATILE = ("run_id", "duration_s")  # what may differ between two runs of one tree
-
-
-def environment(**extra: str) -> dict[str, str]:
-    """This environment for a child pytest: CI=true (the derandomised profile, as CI has it), none of the variables
-    an enclosing xdist worker or the user's PYTEST_ADDOPTS would hand down."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST") and k != "PYTEST_ADDOPTS"}
-    env.update(CI="true", **extra)
-    return env
 
 
 @dataclass

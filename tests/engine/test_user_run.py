@@ -26,8 +26,10 @@ def test_a_users_run_collects_only_the_checks_of_the_named_adapters():
     assert all("my-batch-hard|" in item for item in items)
     files = {item.split("::")[0] for item in items}
     assert files == {"suite/test_conformance.py", "suite/test_properties.py", "suite/test_edge_cases.py"}
-    # 2 specs x 2 dtypes x (loss, grad); 2 specs x 6 edge cases; 2 specs x the 6 properties that apply
-    assert len(items) == 8 + 12 + 12
+    # 2 specs x 2 dtypes x (loss, grad); 2 specs x 6 edge cases; 2 specs x the 7 properties that apply (a torch
+    # adapter's euclidean hinge: permutation, relabelling, translation, descent, margins_hold, duplicates_finite,
+    # machine_settings)
+    assert len(items) == 8 + 12 + 14
 
 
 def test_a_named_path_is_collected_for_the_user_too():

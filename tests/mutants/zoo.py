@@ -18,8 +18,10 @@ DTYPES = ("float32", "float64")
 SEMI_HARD = Spec(mining="semi_hard", margin=1.0, empty="nan")
 WINDOW = Spec(mining="semi_hard_all", margin=1.0, reduction="mean")
 HARD = Spec(mining="batch_hard", margin=1.0)
+COSINE_HARD = Spec(mining="batch_hard", distance="cosine", margin=0.5)
 SOFT_HARD = Spec(mining="batch_hard", soft=True)
 ALL_NONZERO = Spec(mining="batch_all", margin=1.0, reduction="mean_nonzero")
+SOFT_ALL_NONZERO = Spec(mining="batch_all", soft=True, reduction="mean_nonzero")
 
 
 def distances(x: torch.Tensor) -> torch.Tensor:
@@ -30,11 +32,36 @@ def distances(x: torch.Tensor) -> torch.Tensor:
 
 
 def gram_distances(x: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances by the Gram expansion |a|^2 + |b|^2 - 2 a.b, in the input's dtype."""
+    """Euclidean distances by the Gram expansion |a|^2 + |b|^2 - 2 a.b, in the input's dtype; the NaN of an overflow
+    (inf - inf) goes through, as in the libraries' expansions (a mask of d^2 > 0 would read it as a distance 0)."""
     norms = (x * x).sum(dim=1)
     squared = (norms[:, None] + norms[None, :] - 2.0 * x @ x.T).clamp_min(0.0)
-    apart = squared > 0
+    apart = squared != 0
     return torch.where(apart, torch.where(apart, squared, torch.ones_like(squared)).sqrt(), torch.zeros_like(squared))
+
+
+def denormal_guarded_distances(x: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances as sqrt(d^2 + 1e-40), a guard against sqrt's infinite slope at 0 that works in float32
+    only while denormals are kept: flushed to zero (FTZ/DAZ), duplicates get 0 * inf = NaN."""
+    return (((x[:, None, :] - x[None, :, :]) ** 2).sum(dim=-1) + 1e-40).sqrt()
+
+
+def tiled_distances(x: torch.Tensor) -> torch.Tensor:
+    """From differences below 64 rows, by the Gram expansion from 64 on (a kernel that switches to one matmul at its
+    tile size, as torch.cdist does above 25 rows): right on every batch below the switch."""
+    return gram_distances(x) if len(x) >= 64 else distances(x)
+
+
+def gram_in_float32(x: torch.Tensor) -> torch.Tensor:
+    """The Gram expansion of half-precision rows computed in float32 (the fix for its overflow above |x| = 256)."""
+    return gram_distances(x.float())
+
+
+def cosine_distances(x: torch.Tensor, epsilon: float = 0.0) -> torch.Tensor:
+    """1 - cos between the rows x / sqrt(|x|^2 + epsilon), clamped at 0 (epsilon 0: the unit rows)."""
+    norms = ((x * x).sum(dim=1, keepdim=True) + epsilon).sqrt()
+    unit = torch.where(norms > 0, x / torch.where(norms > 0, norms, torch.ones_like(norms)), torch.zeros_like(x))
+    return (1.0 - unit @ unit.T).clamp_min(0.0)
 
 
 def masks(labels: torch.Tensor):
@@ -87,7 +114,8 @@ def batch_all_loss(x, labels, spec, counted=torch.gt, include_self=False):
     if include_self:
         positive = positive | torch.eye(len(labels), dtype=torch.bool)
     valid = positive[:, :, None] & negative[:, None, :]
-    terms = torch.relu(d[:, :, None] - d[:, None, :] + spec.margin)
+    excess = d[:, :, None] - d[:, None, :]
+    terms = torch.nn.functional.softplus(excess) if spec.soft else torch.relu(excess + spec.margin)
     count = (valid & counted(terms, 0)).sum()
     return torch.where(valid, terms, torch.zeros_like(terms)).sum() / count.clamp_min(1)
 
@@ -149,6 +177,9 @@ WRONG = [
           "semi_hard_all window d_an - d_ap < m instead of <= m"),
     wrong(lambda x, y, s: batch_all_loss(x, y, s, counted=torch.ge), "mean-nonzero-counts-zeros", ALL_NONZERO,
           "mean_nonzero counts the terms >= 0 instead of > 0"),
+    wrong(lambda x, y, s: batch_all_loss(x, y, s, counted=lambda terms, _: terms > 1e-16), "soft-count-above-1e-16",
+          SOFT_ALL_NONZERO, "counts the soft terms > 1e-16 (omoindrot's and Quaterion's count): drops terms the dtype "
+          "holds as normal numbers"),
     wrong(lambda x, y, s: batch_all_loss(x, y, s, include_self=True), "batch-all-anchor-as-positive", ALL_NONZERO,
           "counts the anchor as its own positive (a == p)"),
     wrong(lambda x, y, s: batch_hard_loss(x, y, s, valid_only=True), "batch-hard-valid-anchors", HARD,
@@ -159,6 +190,18 @@ WRONG = [
           "soft margin as log(1 + exp(hp - hn)): inf in float32 once hp - hn > 88.7", dtypes=("float32",)),
     wrong(lambda x, y, s: batch_hard_loss(x, y, s, measure=gram_distances), "gram-float16-undeclared", HARD,
           "the Gram expansion in float16 without declaring it", dtypes=("float16",)),
+    wrong(lambda x, y, s: batch_hard_loss(x, y, s, measure=gram_distances), "gram-float16-overflows", HARD,
+          "the Gram expansion computed in float16, declared (precision='gram'): |x|^2 overflows above |x| = 256, where "
+          "every distance may be small", dtypes=("float16",), precision="gram"),
+    wrong(lambda x, y, s: batch_hard_loss(x, y, s, measure=tiled_distances), "gram-from-64-rows-undeclared", HARD,
+          "switches to the Gram expansion at 64 rows without declaring it: right below, lost far from the origin "
+          "above"),
+    wrong(lambda x, y, s: batch_hard_loss(x, y, s, measure=lambda z: cosine_distances(z, 1e-10)), "normalise-epsilon",
+          COSINE_HARD, "normalises by sqrt(|x|^2 + 1e-10): right for rows of norm 1e-2 and beyond, 0.5% short at 1e-4",
+          dtypes=("float32",)),
+    wrong(lambda x, y, s: batch_hard_loss(x, y, s, measure=denormal_guarded_distances), "denormal-guard", HARD,
+          "guards sqrt at distance 0 with a float32 denormal: right on this machine, NaN where denormals are "
+          "flushed"),
     wrong(contrastive_half, "contrastive-half", Spec(mining="contrastive", margin=1.0),
           "halves every term (the 1/2 of some papers), which the spec (TF-Addons) has not"),
 ]
@@ -168,8 +211,12 @@ RIGHT = [
     right(semi_hard_masked, "semi-hard-masked", SEMI_HARD, "masked minima over an [a, p, n] tensor"),
     right(window_loss, "window-enumerated", WINDOW, "every valid triplet enumerated, the window as a mask"),
     right(batch_all_loss, "batch-all-masked", ALL_NONZERO, "an [a, p, n] mask and the count of terms > 0"),
+    right(batch_all_loss, "soft-batch-all-masked", SOFT_ALL_NONZERO,
+          "softplus over an [a, p, n] mask, the count of terms > 0 (a term float32 rounds to 0 drops out)"),
     right(batch_hard_loss, "batch-hard-masked", HARD, "masked max and min over differences"),
     right(batch_hard_loss, "soft-softplus", SOFT_HARD, "torch's softplus, stable for large arguments"),
-    right(lambda x, y, s: batch_hard_loss(x, y, s, measure=gram_distances), "gram-float16-declared", HARD,
-          "the Gram expansion in float16, declared (precision='gram')", dtypes=("float16",), precision="gram"),
+    right(lambda x, y, s: batch_hard_loss(x, y, s, measure=gram_in_float32).to(x.dtype), "gram-float16-in-float32",
+          HARD,
+          "the Gram expansion of float16 rows computed in float32, declared (precision='gram', compute_dtype)",
+          dtypes=("float16",), precision="gram", compute_dtype={"float16": "float32"}),
 ]

@@ -15,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 import reference
 from reference import Spec, SpecError
+from reference.gaps import in_distance_units
 
 # --- specs ----------------------------------------------------------------------------------------
 
@@ -240,7 +241,9 @@ VALUE_CONTINUOUS = frozenset({"tie_positive", "tie_negative", "zero_distance", "
 
 
 def undecided(result: reference.Result, resolution: float) -> set[str]:
-    return {kind for kind, gap in result.gaps.items() if gap <= resolution}
+    """The kinds within `resolution` (a distance) of a decision. A soft term's count (soft_underflow) is measured in
+    value units, and two float64 computations both hold a softplus down to 1e-308: no distance rounding flips it."""
+    return {kind for kind, gap in result.gaps.items() if in_distance_units(kind) and gap <= resolution}
 
 
 def loss_is_decided(result: reference.Result, resolution: float) -> bool:

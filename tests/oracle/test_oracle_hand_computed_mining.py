@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from oracle_helpers import check, points
+from oracle_helpers import EXACT, check, points
 
 from reference import Spec
 
@@ -65,6 +65,31 @@ def test_mean_nonzero_weights_only_the_active_terms():
 def test_mean_nonzero_is_0_when_no_term_is_active_whatever_empty_says():
     # x = 0, 1, 10, 11: every negative is at least 8 beyond the positive, so all 8 terms are 0
     check(points(0, 1, 10, 11), [0, 0, 1, 1], Spec(mining="batch_all", reduction="mean_nonzero", empty="nan"), loss=0.0)
+
+
+def test_mean_nonzero_counts_every_soft_term():
+    # BATCH_ALL_X: d_ap - d_an per triplet, in BATCH_ALL_TERMS' order: 1-4, 1-6, 1-3, 1-5, 2-4, 2-3, 2-6, 2-5.
+    # softplus is > 0 everywhere: all 8 count, mean_nonzero is their mean, and the count's gap is the smallest term,
+    # a value: the decision gap in the embedding space stays the smallest distance a term reads, d01 = 1.
+    excess = [-3, -5, -2, -4, -2, -1, -4, -3]
+    result = check(
+        BATCH_ALL_X,
+        BATCH_ALL_LABELS,
+        Spec(mining="batch_all", soft=True, reduction="mean_nonzero"),
+        loss=sum(softplus(z) for z in excess) / 8,
+        terms=[(t, softplus(z)) for (t, _), z in zip(BATCH_ALL_TERMS, excess)],
+        weights=[1 / 8] * 8,
+    )
+    assert result.gaps["soft_underflow"] == pytest.approx(softplus(-5), rel=EXACT) and result.gap == 1.0
+
+
+def test_mean_nonzero_counts_a_soft_term_float64_rounds_to_0():
+    # x = 0, 800 (label 0) and 0, 0 (label 1): d_ap - d_an = 800 from anchors 0, 0 from anchors 1, 2, 3 (log 2 each,
+    # four terms), -800 from anchors 2, 3 to the negative 800: softplus(-800) = e^-800 > 0, which float64 rounds to
+    # 0. It still counts: 8 terms, not 6.
+    result = check(points(0, 800, 0, 0), [0, 0, 1, 1], Spec(mining="batch_all", soft=True, reduction="mean_nonzero"),
+                   loss=(2 * 800 + 4 * math.log(2)) / 8, weights=[1 / 8] * 8)
+    assert result.gaps["soft_underflow"] == 0.0
 
 
 # --- batch_hard ----------------------------------------------------------------------------------------

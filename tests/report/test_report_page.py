@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
+from reference import Spec
 from reports import page
+from reports.results import ResultsWriter
 from reports.synthetic import ATTRIBUTE, SCRIPT
 from reports.reader import read_results
 
@@ -69,3 +71,19 @@ def test_a_discrepancy_is_laid_out_with_its_counterexample_and_copyable_reproduc
 def test_page_size_stays_small(demo_page):
     path, _, _ = demo_page
     assert path.stat().st_size < 600_000
+
+
+def test_a_cell_says_which_decisions_it_took_within_the_dtypes_rounding(tmp_path):
+    """ambiguous_kinds (an optional field: a record without it still reads) names, per decision kind, the examples
+    it made ambiguous: a smooth-loss cell whose soft terms float32 rounded to 0 says soft_underflow on its chip."""
+    spec = Spec(mining="batch_all", soft=True, reduction="mean_nonzero")
+    writer = ResultsWriter(tmp_path / "run.jsonl")
+    writer.header()
+    common = dict(adapter="pml.TripletMarginLoss(smooth_loss=True)", framework="torch", spec=spec.to_dict(),
+                  spec_label=str(spec), device="cpu", verdict="pass", examples=20, ambiguous_examples=3)
+    writer.write("comparison", **common, dtype="float32", quantity="loss", ambiguous_kinds={"soft_underflow": 3})
+    writer.write("comparison", **common, dtype="float64", quantity="loss")  # written before the field existed
+    writer.close()
+    html, _ = page.render(read_results([tmp_path / "run.jsonl"]))
+    lines = re.findall(r"20 examples[^\n\"]*", html)  # a line of each chip's hover text
+    assert sorted(lines) == ["20 examples, 3 ambiguous", "20 examples, 3 ambiguous (soft_underflow 3)"]

@@ -4,7 +4,8 @@ nothing; one that no implementation could meet would flag everything. Their reco
 so the report draws them beside the real implementations.
 
 Also the vetting the sweeps rely on: on the offset and scale sweeps no decision of any catalogued
-adapter's sweep spec lies within float32's resolution, so float32 gradients are judged at every level.
+adapter's sweep spec lies within float32's resolution, so float32 gradients are judged at every level (but for
+the count of soft terms under mean_nonzero, which no batch keeps above float32's underflow once scaled by 10^2).
 The near-duplicate sweep creates ties on purpose (two points of one class almost coincide, so a third
 anchor's nearest negative is either of them); there the loss is judged against every admissible outcome.
 """
@@ -16,6 +17,7 @@ from adapters import catalog
 from baselines import DIFFERENCE, GRAM, RECENTRED, SPEC
 from engine.dtypes import round_to_dtype
 from engine.oracle import answer
+from reference.gaps import in_distance_units
 from suite.robustness.bounds import expectation
 from suite.robustness.sweeps import BATCH_SEEDS, FULL_LEVELS, base_batch, measure_level, sweep_specs, transformed, triplets_for
 
@@ -69,7 +71,11 @@ def test_the_batches_are_vetted_no_decision_within_float32_resolution(name):
             for label, spec in specs.items():
                 exact = answer(exact_input if name == "offset" else received, batch.labels, spec,
                                triplets_for(spec, batch.labels))
-                found = expectation(exact, received, "float32").ambiguous
+                # a soft term's count is no choice of batch: scaled by 10^2 and more, every batch has soft terms below
+                # float32's smallest normal (soft_underflow, in value units); its loss is judged among the admissible
+                # counts and its gradient is not, at those levels
+                found = {kind: gap for kind, gap in expectation(exact, received, "float32").ambiguous.items()
+                         if in_distance_units(kind)}
                 if found:
                     ambiguous.append(f"seed {seed}, level {level:g}, {label}: {found}")
     assert not ambiguous, "\n".join(ambiguous)

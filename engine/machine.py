@@ -1,0 +1,95 @@
+"""The settings of a user's machine that can change a framework's arithmetic, and applying them to adapter calls.
+
+    flush_denormal  denormal numbers read and written as 0 (torch.set_flush_denormal: the FTZ and DAZ bits of the
+                    thread that runs the adapter; some BLAS builds and -ffast-math programs set them)
+    deterministic   torch.use_deterministic_algorithms(True) (other kernels, other summation orders)
+    threads=N       torch.set_num_threads(N) (a reduction split another way)
+
+TensorFlow picks its oneDNN kernels when it loads (TF_ENABLE_ONEDNN_OPTS), so only a new process varies them:
+`tox -e machine-variation` runs the ci profile under each combination and compares the verdicts (engine/verdicts.py).
+Within one run, the property `machine_settings` (suite/test_properties.py) asks a torch adapter again under each
+setting and holds its answer to the default one: a verdict must not depend on the machine it was made on.
+
+CONFORMANCE_MACHINE_SETTINGS="flush_denormal,deterministic,threads=1" applies settings to every call of a run.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+
+ENVIRONMENT = "CONFORMANCE_MACHINE_SETTINGS"
+KNOWN = ("flush_denormal", "deterministic", "threads")
+FRAMEWORK_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS")
+
+_lock = threading.Lock()
+_varied: tuple[str, ...] = ()  # what `varied` adds to the run's settings, for the calls made inside it
+
+
+def parse(text: str) -> tuple[str, ...]:
+    """The settings named in `text` (comma-separated), checked: a typo must not run the defaults silently."""
+    settings = tuple(part.strip() for part in text.split(",") if part.strip())
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name not in KNOWN or (name == "threads") != bool(value) or (value and not value.isdigit()):
+            raise ValueError(f"{ENVIRONMENT}: unknown setting {setting!r}; known: flush_denormal, deterministic, "
+                             f"threads=N")
+    return settings
+
+
+def configured() -> tuple[str, ...]:
+    """The run's settings (from the environment) and those of an enclosing `varied`."""
+    return parse(os.environ.get(ENVIRONMENT, "")) + _varied
+
+
+def in_force() -> dict[str, str]:
+    """What the results header records: the run's settings and the environment variables that choose the
+    frameworks' kernels and threads (unset ones left out)."""
+    found = {name: os.environ[name] for name in FRAMEWORK_VARIABLES if name in os.environ}
+    return {"settings": ",".join(configured()), **found}
+
+
+def variations() -> tuple[str, ...]:
+    """Each setting away from this run's: denormals flushed, deterministic algorithms, and another thread count than
+    the one in force (1, or 2 where the run has one thread)."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else 1
+    return "flush_denormal", "deterministic", f"threads={1 if threads > 1 else 2}"
+
+
+@contextlib.contextmanager
+def varied(*settings: str):
+    """Adapter calls made inside run under `settings` too (one caller at a time: they are process-wide)."""
+    global _varied
+    with _lock:
+        before, _varied = _varied, _varied + parse(",".join(settings))
+        try:
+            yield
+        finally:
+            _varied = before
+
+
+@contextlib.contextmanager
+def applied(settings: tuple[str, ...]):
+    """Run the enclosed code (in the calling thread) under `settings`, restoring torch's state after. Settings are
+    torch's: without torch imported in this process nothing applies (a NumPy or TensorFlow-only run)."""
+    torch = sys.modules.get("torch")
+    if not settings or torch is None:
+        yield
+        return
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    try:
+        for setting in settings:
+            name, _, value = setting.partition("=")
+            if name == "flush_denormal":
+                torch.set_flush_denormal(True)
+            elif name == "deterministic":
+                torch.use_deterministic_algorithms(True)
+            else:
+                torch.set_num_threads(int(value))
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)

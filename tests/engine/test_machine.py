@@ -1,0 +1,68 @@
+"""Machine settings (engine/machine.py) and the machine-variation run (engine/machine_variation.py): the settings
+apply to an adapter's call and are undone after it, a typo is an error, the five runs meet every pair of settings,
+and a verdict that changes with a setting is listed."""
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import machine, machine_variation
+from engine.harness import call_adapter
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("text", ["flush_denormals", "threads", "threads=two", "deterministic=1"])
+def test_an_unknown_setting_is_an_error_that_names_the_known_ones(text):
+    with pytest.raises(ValueError, match="known: flush_denormal, deterministic, threads=N"):
+        machine.parse(text)
+
+
+def test_a_run_with_an_unknown_setting_stops_with_a_usage_error():
+    env = dict(os.environ, **{machine.ENVIRONMENT: "flush_denormals"})
+    done = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "tests/engine/machine_probe.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 4 and "unknown setting 'flush_denormals'" in done.stderr, done.stderr[-1000:]
+
+
+def test_the_settings_apply_inside_the_adapters_call_and_are_undone_after_it():
+    torch = pytest.importorskip("torch")
+    import adapters
+    import reference
+
+    seen = {}
+
+    def loss(x, y):
+        seen["denormal"] = float(torch.tensor(1e-40, dtype=torch.float32) * 1.0)
+        seen["deterministic"] = torch.are_deterministic_algorithms_enabled()
+        seen["threads"] = torch.get_num_threads()
+        return (x * 0).sum()
+
+    adapter = adapters.wrap_torch(loss, name="probe.settings", spec=reference.Spec(mining="batch_hard"))
+    threads = torch.get_num_threads()
+    with machine.varied("flush_denormal", "deterministic", f"threads={threads + 1}"):
+        call_adapter(adapter, [[0.0], [1.0]], [0, 1], adapter.specs[0], "float32", "cpu")
+    assert seen == {"denormal": 0.0, "deterministic": True, "threads": threads + 1}
+    call_adapter(adapter, [[0.0], [1.0]], [0, 1], adapter.specs[0], "float32", "cpu")
+    assert seen["denormal"] > 0 and seen["deterministic"] is False and seen["threads"] == threads
+
+
+def test_every_two_settings_meet_in_each_pair_of_values():
+    for first, second in itertools.combinations(range(len(machine_variation.FACTORS)), 2):
+        met = {(row[first], row[second]) for row in machine_variation.DESIGN}
+        assert met == {(0, 0), (0, 1), (1, 0), (1, 1)}, (first, second)
+
+
+def test_a_verdict_that_changes_with_tensorflows_kernels_is_listed(tmp_path, capsys):
+    """Two runs of the design (oneDNN off and on, the rest as in DESIGN) over the probe adapter."""
+    status = machine_variation.main(
+        ["--out", str(tmp_path), "--workers", "0", "--adapter", "tests.engine.machine_probe:ADAPTERS",
+         "suite/test_conformance.py", "-k", "loss"],
+        design=machine_variation.DESIGN[1:3])
+    printed = capsys.readouterr().out
+    assert status == 1
+    assert "CHANGED suite.test_conformance::test_conformance[probe.onednn-dependent|" in printed
+    assert "onednn0-threads2-deterministic-ftz=failed" in printed and "onednn1-threads1-deterministic-ftz=passed" in printed
