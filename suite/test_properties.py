@@ -98,6 +98,7 @@ def _pair_tolerance(quantity, cell, reference_answer) -> Tolerance:
 def assert_same_answer(cell, before, after, reference_answer, what, undo_rows=None):
     """The adapter's answers on two inputs that must give the same loss and (rows undone) gradient."""
     __tracebackhide__ = True
+    decided = decisions(reference_answer, cell.compute_dtype, cell.precision)
     for quantity in ("loss", "grad"):
         if quantity == "grad" and before.grad is None:
             continue
@@ -105,7 +106,6 @@ def assert_same_answer(cell, before, after, reference_answer, what, undo_rows=No
         second = after.loss if quantity == "loss" else after.grad[undo_rows] if undo_rows is not None else after.grad
         # two answers of the adapter: only what the judging rule compares with the oracle's value is comparable;
         # elsewhere either side of a decision is admissible, but not a NaN where every admissible answer is finite
-        decided = decisions(reference_answer, cell.compute_dtype, cell.precision)
         if comparison(quantity, decided, reference_answer) != ORACLE:
             for which, answer in (("on the base batch", first), (f"after {what}", second)):
                 errors = finite_where_required(quantity, answer, reference_answer, decided, cell.dtype)
