@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import importlib
 
-from .contract import DEVICES, DTYPES, Adapter, Output
+from contract.adapter import DTYPES, Adapter, Output, Unavailable
+from contract.targets import TARGETS
 from .frameworks import unavailable
-from .wrap import Unavailable, wrap_numpy, wrap_tensorflow, wrap_torch
+from .wrap import wrap_numpy, wrap_tensorflow, wrap_torch
 
 FAMILIES = ("torch_native", "pml", "tfa", "seeds", "sentence_transformers", "tf_similarity", "quaterion", "inhouse",
             "distributed")
@@ -23,8 +24,8 @@ def catalog() -> list[Adapter]:
 
 
 __all__ = [
-    "DEVICES",
     "DTYPES",
+    "TARGETS",
     "Adapter",
     "Output",
     "Unavailable",

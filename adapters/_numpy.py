@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.dtypes import dtype as dtype_facts
+from contract.dtypes import dtype as dtype_facts
 
 FRAMEWORK = "numpy"
 

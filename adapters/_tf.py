@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.dtypes import dtype as dtype_facts
-from engine.targets import target as target_facts
+from contract.dtypes import dtype as dtype_facts
+from contract.targets import target as target_facts
 
 FRAMEWORK = "tensorflow"
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.dtypes import dtype as dtype_facts
-from engine.targets import target as target_facts
+from contract.dtypes import dtype as dtype_facts
+from contract.targets import target as target_facts
 
 FRAMEWORK = "torch"
 
@@ -59,7 +59,7 @@ def target(device: str) -> str:
     return f"cuda:{index} {torch.cuda.get_device_name(index)}{tf32}"
 
 
-TF32_BITS = 10  # the only reduced matmul precision torch switches for float32 (engine/targets.py cuda-tf32)
+TF32_BITS = 10  # the only reduced matmul precision torch switches for float32 (contract/targets.py cuda-tf32)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,5 @@
 """Losses over a batch sharded across processes: pytorch-metric-learning's distributed wrappers and our in-house
-losses on the all-gathered batch, on the targets dist-gloo-2 and dist-gloo-3 (engine/targets.py).
+losses on the all-gathered batch, on the targets dist-gloo-2 and dist-gloo-3 (contract/targets.py).
 
 What a call means (docs/distributed.md): rank r runs the loss on its shard X_r and returns L_r and dL_r/dX_r; the
 call reports rank 0's loss and G = (1/W) concat_r dL_r/dX_r, what DDP's gradient averaging trains on, and both are
@@ -32,7 +32,7 @@ from reference import Spec
 from . import pml
 from .wrap import wrap_torch
 
-DEVICES = ("dist-gloo-2", "dist-gloo-3")
+TARGETS = ("dist-gloo-2", "dist-gloo-3")
 DTYPES = ("float64", "float32")
 # Each distributed example is a round trip through W processes (about 15 ms at W = 2, 30 ms at W = 3 on 2 cores):
 # PML's default distance (L2-normalised euclidean) and cosine, not all four of adapters/pml.py's forms.
@@ -94,7 +94,7 @@ def _pml_adapter(miner: str, efficient: bool):
         name=pml_name(miner, efficient),
         spec=_pml_specs(miner),
         dtypes=DTYPES,
-        devices=DEVICES,
+        targets=TARGETS,
         notes=f"pytorch-metric-learning's distributed wrappers (efficient={efficient}), {miner}, on W gloo ranks; "
         + ("the whole gathered batch on every rank, returned times W." if not efficient else
            "a rank's anchors are its own rows, its candidates the gathered batch; returned times W.")
@@ -123,7 +123,7 @@ def _inhouse_adapter():
         name="inhouse.torch.distributed",
         spec=_inhouse_specs(),
         dtypes=DTYPES,
-        devices=DEVICES,
+        targets=TARGETS,
         notes="inhouse.torch's metric_loss on the batch gathered with torch.distributed.nn.functional.all_gather "
         "(padded for uneven shards): every rank's loss is the whole-batch loss, and its backward sums each rank's "
         "gradient back to the rows' owner.",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import _numpy, _tf, _torch
-from .contract import Adapter
+from contract.adapter import Adapter
 
 PLUMBING = {module.FRAMEWORK: module for module in (_torch, _tf, _numpy)}
 

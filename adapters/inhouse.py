@@ -32,12 +32,12 @@ from reference import (
     Spec,
 )
 
-from engine.targets import target as target_facts
+from contract.targets import target as target_facts
 
-from .contract import HALF_IN_FLOAT32
+from contract.adapter import HALF_IN_FLOAT32
 from .wrap import Unavailable, wrap_torch
 
-DEVICES = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (engine/targets.py)
+TARGETS = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (contract/targets.py)
 MARGINS = (0.2, 1.0)
 
 
@@ -109,7 +109,7 @@ def _torch_adapter(specs: tuple[Spec, ...]):
         name="inhouse.torch",
         spec=list(specs),
         dtypes=("float64", "float32", "float16", "bfloat16"),
-        devices=DEVICES,
+        targets=TARGETS,
         notes=_TORCH_NOTES.format(claimed=f"a covering set of {len(specs)} specs" if specs != ALL_SPECS
                                   else "the full product", total=len(ALL_SPECS)),
         source="inhouse/torch_losses.py",
@@ -194,7 +194,7 @@ def _triton_adapter(specs: tuple[Spec, ...]):
         name="inhouse.triton",
         spec=list(specs),
         dtypes=("float64", "float32", "float16", "bfloat16"),
-        devices=DEVICES,
+        targets=TARGETS,
         notes=_TRITON_NOTES.format(
             not_covered=", ".join(TRITON_NOT_COVERED),
             claimed="every spec they implement" if specs == TRITON_ALL_SPECS

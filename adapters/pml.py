@@ -99,7 +99,7 @@ def pml_adapter(name, make_miner, spec, notes, source):
         name=name,
         spec=spec,
         dtypes=("float64", "float32"),
-        devices=("cpu", "cuda", "cuda-tf32"),  # cuda-tf32: float32 cells only (engine/targets.py)
+        targets=("cpu", "cuda", "cuda-tf32"),  # cuda-tf32: float32 cells only (contract/targets.py)
         notes=notes,
         source=SOURCE + source,
         requires=("pytorch_metric_learning",),

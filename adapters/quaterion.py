@@ -94,7 +94,7 @@ def quaterion_adapter(name, fn, spec, notes):
         name=name,
         spec=spec,
         dtypes=("float64", "float32"),
-        devices=("cpu", "cuda"),
+        targets=("cpu", "cuda"),
         notes=notes + " float16/bfloat16 not claimed: torch.cdist has no CPU kernel for them.",
         source=SOURCE,
         precision="gram",  # torch.cdist: the Gram expansion above 25 rows

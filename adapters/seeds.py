@@ -102,7 +102,7 @@ ADAPTERS = [
         name="seed003.quaterion-formula(hard)",
         spec=[Spec(mining="batch_hard", distance=d, margin=0.5, scaled=True) for d in ("euclidean", "cosine")],
         dtypes=("float64", "float32"),
-        devices=("cpu", "cuda"),
+        targets=("cpu", "cuda"),
         notes="Seed 003's system, re-derived from Quaterion's published formula (the real library: adapters/quaterion.py, "
         "tox -e quaterion). Collapse prevention: [(hp - hn) / mean(hn) + m]+ over every anchor, Quaterion's default "
         "margin 0.5; NaN at exact collapse. Cosine is Quaterion's (1 - cos) / 2, which the scaling cancels.",

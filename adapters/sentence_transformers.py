@@ -101,7 +101,7 @@ def st_adapter(fn, name, spec, notes, source):
         name=name,
         spec=spec,
         dtypes=DTYPES,
-        devices=("cpu", "cuda"),
+        targets=("cpu", "cuda"),
         notes=notes + " float16/bfloat16: the loss comes back as float32 and is cast to the input dtype.",
         source=SOURCE + source,
         requires=REQUIRES,

@@ -4,7 +4,7 @@ and `contrastive_loss` (tensorflow/addons tensorflow_addons/losses/{triplet,cont
 What the suite knows (notes/tfa.md, sections 1.1-1.8):
   * distance_metric "L2" = euclidean, "squared-L2" = squared_euclidean, "angular" = cosine (1 - cos,
     clamped at 0); L2 via the Gram expansion with a masked 1e-16 inside the sqrt, 0 and gradient 0 at
-    zero distance. Declared (precision="gram", engine/precision.py): the Gram expansion's rounding,
+    zero distance. Declared (precision="gram", contract/precision.py): the Gram expansion's rounding,
     and "angular"'s l2_normalize by Eigen's fast rsqrt, whose accuracy depends on the CPU's vector instructions.
   * float16 and bfloat16 are upcast to float32 and the loss is cast back; float64 is rejected (the
     distance code hard-codes float32): claimed anyway, and registered as "unsupported", so the
@@ -28,7 +28,7 @@ import numpy as np
 from reference import Spec
 
 from ._tf import load
-from .contract import HALF_IN_FLOAT32
+from contract.adapter import HALF_IN_FLOAT32
 from .wrap import wrap_tensorflow
 
 SOURCE = "tensorflow/addons tensorflow_addons/losses/"

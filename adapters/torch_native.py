@@ -16,7 +16,7 @@ from reference import Spec
 
 from .wrap import wrap_torch
 
-DEVICES = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (engine/targets.py)
+TARGETS = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (contract/targets.py)
 
 
 def triplet_margin_loss(embeddings, labels, triplets, spec):
@@ -78,7 +78,7 @@ ADAPTERS = [
         name="torch.TripletMarginLoss",
         spec=[Spec(mining="triplets", margin=m, reduction="mean", empty="nan") for m in (1.0, 0.2)],
         dtypes=("float64", "float32", "float16", "bfloat16"),
-        devices=DEVICES,
+        targets=TARGETS,
         notes="Explicit triples, mean over them (NaN for none). Distances carry eps = 1e-6 inside the norm: "
         "d(x, x) = 1e-6 * sqrt(D). Margin must be > 0.",
         source="pytorch/pytorch aten/src/ATen/native/Loss.cpp triplet_margin_loss; Distance.cpp pairwise_distance",
@@ -88,7 +88,7 @@ ADAPTERS = [
         name="seed001.MarginRankingLoss-hard",
         spec=[Spec(mining="batch_hard", distance=d, margin=0.3) for d in ("euclidean", "cosine")],
         dtypes=("float64", "float32"),
-        devices=DEVICES,
+        targets=TARGETS,
         notes="Seed 001's hard-triplet loss: max over the anchor's class (itself included, so no positive "
         "gives hp = 0), min over other classes, nn.MarginRankingLoss(0.3). A batch of one class raises "
         "(min of an empty tensor).",
@@ -103,7 +103,7 @@ ADAPTERS = [
             Spec(mining="batch_hard", distance="squared_euclidean", margin=1.0),
         ],
         dtypes=("float64", "float32"),
-        devices=DEVICES,
+        targets=TARGETS,
         notes="Vectorised batch hard on torch.cdist (Gram expansion above 25 rows), mean over all anchors.",
         precision="gram",
         source="torch.cdist (aten/src/ATen/native/Distance.cpp); masks as in TF-Addons triplet_hard_loss",

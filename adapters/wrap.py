@@ -18,7 +18,7 @@ The function's arguments:
 It must return a 0-d floating tensor in the embeddings' dtype (NumPy: a real number); anything else
 raises a TypeError whose message says what came back, and the harness records it.
 
-On a distributed target (devices=("dist-gloo-2", ...), wrap_torch only) each rank, a process of its own, runs the
+On a distributed target (targets=("dist-gloo-2", ...), wrap_torch only) each rank, a process of its own, runs the
 function on its shard of the batch (engine/distributed.py; docs/distributed.md): it must be a module-level function
 of an importable module, and do its own all-gather, as it would under DDP (examples/my_distributed_loss.py).
 
@@ -34,26 +34,22 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.targets import processes
+from contract.adapter import Adapter, Output, Unavailable
+from contract.targets import processes
 
 from . import _numpy, _tf, _torch
-from .contract import Adapter, Output
 
 
-class Unavailable(RuntimeError):
-    """`run` was asked for something this machine lacks (the framework, or a CUDA device): a skip, not a failure."""
-
-
-def wrap_torch(fn: Callable, name: str, spec, dtypes=("float32",), devices=("cpu",), notes: str = "",
+def wrap_torch(fn: Callable, name: str, spec, dtypes=("float32",), targets=("cpu",), notes: str = "",
                source: str = "", requires: tuple[str, ...] = (), **declared) -> Adapter:
     """An adapter around fn(embeddings: Tensor[N, D], labels: Tensor[N]) -> scalar Tensor; the gradient
     comes from autograd. `requires` names further modules the function imports (a skip when absent);
-    `declared` are further Adapter fields: precision="gram" (engine/precision.py), compute_dtype={...}."""
+    `declared` are further Adapter fields: precision="gram" (contract/precision.py), compute_dtype={...}."""
     return _build(_torch, _caller("wrap_torch", fn, spec), _torch.execute, name=name, spec=spec, dtypes=dtypes,
-                  devices=devices, notes=notes, source=source, requires=requires, **declared)
+                  targets=targets, notes=notes, source=source, requires=requires, **declared)
 
 
-def wrap_tensorflow(fn: Callable, name: str, spec, dtypes=("float32",), devices=("cpu",), notes: str = "",
+def wrap_tensorflow(fn: Callable, name: str, spec, dtypes=("float32",), targets=("cpu",), notes: str = "",
                     source: str = "", requires: tuple[str, ...] = (), graph: bool = False, **declared) -> Adapter:
     """An adapter around fn(embeddings: tf.Tensor[N, D], labels: tf.Tensor[N] int64) -> scalar tf.Tensor;
     the gradient comes from tf.GradientTape. graph=False runs it eagerly, `tf.function`s inside it too; graph=True
@@ -61,7 +57,7 @@ def wrap_tensorflow(fn: Callable, name: str, spec, dtypes=("float32",), devices=
     if not isinstance(graph, bool):
         raise TypeError(f"wrap_tensorflow: graph must be True or False, got {graph!r}")
     return _build(_tf, _caller("wrap_tensorflow", fn, spec), functools.partial(_tf.execute, graph=graph), name=name,
-                  spec=spec, dtypes=dtypes, devices=devices, notes=notes, source=source, requires=requires,
+                  spec=spec, dtypes=dtypes, targets=targets, notes=notes, source=source, requires=requires,
                   extra={"mode": "graph" if graph else "eager"}, **declared)
 
 
@@ -76,14 +72,14 @@ def wrap_numpy(fn: Callable, grad: Callable | None = None, *, name: str, spec, d
         return loss_call(x, y, t, spec), (None if grad_call is None else grad_call(x, y, t, spec))
 
     return _build(_numpy, call, functools.partial(_numpy.execute, gradient=grad_call is not None), name=name,
-                  spec=spec, dtypes=dtypes, devices=("cpu",), notes=notes, source=source,
+                  spec=spec, dtypes=dtypes, targets=("cpu",), notes=notes, source=source,
                   gradient=grad_call is not None, **declared)
 
 
 # --- shared construction -----------------------------------------------------------------------------
 
 
-def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, devices, notes, source,
+def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, targets, notes, source,
            requires=(), gradient=True, extra=None, precision="direct", compute_dtype=None) -> Adapter:
     """The Adapter around call(x, labels, triplets, spec): `plumbing` is the framework's module (_torch, _tf,
     _numpy: missing, device_problem, version, target) and `execute` runs the call in that framework. The
@@ -100,8 +96,8 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, d
         """`shards`: on a distributed target, the rows each rank holds (engine/distributed.py; None: the even split)."""
         if spec not in adapter.specs:
             raise ValueError(f"adapter {name!r} does not claim {spec}; it claims: {'; '.join(map(str, adapter.specs))}")
-        if dtype not in adapter.dtypes or device not in adapter.devices:
-            raise ValueError(f"adapter {name!r} claims dtypes {adapter.dtypes} and devices {adapter.devices}, "
+        if dtype not in adapter.dtypes or device not in adapter.targets:
+            raise ValueError(f"adapter {name!r} claims dtypes {adapter.dtypes} and targets {adapter.targets}, "
                              f"not {dtype} on {device}")
         reason = available(device)
         if reason:
@@ -122,7 +118,7 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, d
         return Output(loss=loss, grad=grad, version=plumbing.version(requires), target=plumbing.target(device))
 
     adapter = Adapter(name=name, framework=plumbing.FRAMEWORK, specs=spec, run=run, available=available,
-                      dtypes=dtypes, devices=devices, gradient=gradient, notes=notes, source=source,
+                      dtypes=dtypes, targets=targets, gradient=gradient, notes=notes, source=source,
                       precision=precision, compute_dtype=dict(compute_dtype or {}), extra=dict(extra or {}))
     _check_distributed(adapter, call)
     return adapter
@@ -131,7 +127,7 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, d
 def _check_distributed(adapter: Adapter, call: Callable) -> None:
     """On a distributed target the ranks are processes of their own that receive the loss function by pickle, that is
     by its module and name, and shard the batch by rows: say so at construction, not on the first call."""
-    distributed = [device for device in adapter.devices if processes(device) > 1]
+    distributed = [device for device in adapter.targets if processes(device) > 1]
     if not distributed:
         return
     who = f"adapter {adapter.name!r}"

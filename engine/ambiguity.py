@@ -17,10 +17,10 @@ import numpy as np
 
 from reference import GAP_KINDS
 
-from .dtypes import dtype as dtype_facts
+from contract.dtypes import dtype as dtype_facts
 from .exactness import exact_kinds
 from .oracle import Answer
-from .precision import DEFAULT, rounding_at
+from contract.precision import DEFAULT, rounding_at
 from .tolerances import unit_roundoff
 
 # A decision gap below AMBIGUITY_FACTOR * delta may be taken either way by a correct implementation.
@@ -91,7 +91,7 @@ def underflow_resolution(dtype: str, argument_resolution: float) -> float:
 
     lambda is the dtype's smallest normal number. A softplus below it is 0 in some correct implementations and not
     in others: TensorFlow flushes subnormals to 0 (its softplus(-88) is 0 in float32), torch keeps them down to
-    2^-149, and FTZ/DAZ depend on the machine and on what else the process loaded (engine/dtypes.py has the facts,
+    2^-149, and FTZ/DAZ depend on the machine and on what else the process loaded (contract/dtypes.py has the facts,
     no machine's number). The term's argument x = d_ap - d_an is read within r = the hinge's resolution (the same
     rounding that makes a hinge within r of 0 ambiguous), and softplus is increasing: a term counts for certain
     where softplus(x - r) >= lambda, i.e. where its value is at least softplus(x_lambda + r). The gap it is held

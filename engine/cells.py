@@ -2,7 +2,7 @@
 
 A cell's id reads `adapter|spec|dtype|device|check`, e.g.
 `tfa.triplet_semihard_loss|semi_hard euclidean m=1 mean empty=nan|float32|cpu|loss`. A cell that a
-known divergence covers (adapters.divergences.matching) becomes a strict xfail at collection: the
+known divergence covers (registry.matching) becomes a strict xfail at collection: the
 divergence must reproduce, and an unexpected pass fails the run. Edge-case and property items use the
 same registry with the checks "edge:<case>" and "property:<name>".
 """
@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from adapters import Adapter, divergences
+import registry as divergences
+from contract.adapter import Adapter
 from reference import Spec
 
-from .dtypes import most_precise
-from .targets import applies
+from contract.dtypes import most_precise
+from contract.targets import applies
 
 QUANTITIES = ("loss", "grad")
 
@@ -44,7 +45,7 @@ class Cell:
 
     @property
     def precision(self) -> str:
-        """How precisely the adapter declares it computes distances (engine/precision.py; default "direct")."""
+        """How precisely the adapter declares it computes distances (contract/precision.py; default "direct")."""
         return self.adapter.precision
 
     def divergences(self) -> list:
@@ -58,7 +59,7 @@ def conformance_cells(adapters: list[Adapter]) -> list[Cell]:
         for adapter in adapters
         for spec in adapter.specs
         for dtype in adapter.dtypes
-        for device in adapter.devices
+        for device in adapter.targets
         if applies(device, dtype)
         for quantity in QUANTITIES
     ]
@@ -69,7 +70,7 @@ def edge_case_cells(adapters: list[Adapter], cases: tuple[str, ...]) -> list[Cel
     return [
         Cell(adapter, spec, adapter.dtypes[0], "cpu", f"edge:{case}")
         for adapter in adapters
-        if "cpu" in adapter.devices
+        if "cpu" in adapter.targets
         for spec in adapter.specs
         for case in cases
     ]
@@ -82,7 +83,7 @@ def property_cells(adapters: list[Adapter], properties: dict, preferred_dtypes: 
     preferred_dtypes = preferred_dtypes or {}
     cells = []
     for adapter in adapters:
-        if "cpu" not in adapter.devices:
+        if "cpu" not in adapter.targets:
             continue
         for spec in adapter.specs:
             runnable = runnable_dtypes(adapter, spec, "cpu") or list(adapter.dtypes)

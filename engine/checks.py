@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from hypothesis import Phase, event, example, given, settings, target
 
-from adapters import Output
+from contract.adapter import Output
 
 from .ambiguity import Decisions, decisions
-from .batch import Batch
+from contract.batch import Batch
 from .cells import Cell
 from .compare import Errors, value_jumps
 from .harness import AdapterFailure
@@ -26,7 +26,7 @@ from .judge import ORACLE, comparison, judge
 from .oracle import Answer
 from .regimes import regimes
 from .reproducer import reproducer
-from .targets import matmul_eps, target as target_facts
+from contract.targets import matmul_eps, target as target_facts
 from .tolerances import Tolerance, tolerance
 
 TARGET_CEILING = 1e12  # target() needs a finite score; a NaN mismatch scores this
@@ -290,7 +290,7 @@ class CellRun:
 # a sample of 10 missed; the mutation zoo (tests/mutants) and the agreement with the hunt
 # (tests/engine/test_thorough_agreement.py) are measured at this count, every run.
 EXAMPLES_PER_CELL = {"dev": 20, "ci": 3, "report": 20}  # report: the main job's, as deep as dev, derandomised
-# On a distributed target (engine/targets.py, processes > 1) an example is a round trip through W processes and their
+# On a distributed target (contract/targets.py, processes > 1) an example is a round trip through W processes and their
 # collectives: about 15 ms at W = 2 and 30 ms at W = 3 on 2 cores, against well under 1 ms in one process. 10 each
 # (ci: 3 beside the 7 extremes, as above) keeps CI's distributed cells (pytest suite -k dist-gloo) within a few
 # minutes; the shard layouts and batches still vary across them, and `thorough` runs its full count.

@@ -24,7 +24,7 @@ import numpy as np
 from reference import GAP_KINDS, valid_triplets
 from reference.gaps import HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, WINDOW_LOWER, WINDOW_UPPER
 
-from .dtypes import dtype as dtype_facts, ulp
+from contract.dtypes import dtype as dtype_facts, ulp
 from .oracle import Answer
 from .tolerances import Tolerance
 

@@ -1,6 +1,6 @@
 """Running a loss over a batch sharded across processes (torch.distributed, gloo), judged as DDP trains.
 
-A call on a target with `processes` W > 1 (engine/targets.py, dist-gloo-2 and dist-gloo-3) splits the global batch
+A call on a target with `processes` W > 1 (contract/targets.py, dist-gloo-2 and dist-gloo-3) splits the global batch
 X, y into W contiguous shards (`shards`: rows per rank, in the global row order; the even split by default), and
 rank r runs the adapter's loss on its shard through the adapter's own cast/backward code (adapters/_torch.execute),
 returning L_r and dL_r/dX_r for its own rows. DDP averages gradients across ranks, so training follows
@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.adapter import Unavailable
 from .harness import CHILD_CONTEXT, process_death
-from .targets import processes as processes_of
+from contract.targets import processes as processes_of
 
 START_TIMEOUT_S = 120.0  # a first forkserver importing torch, or W spawned ranks each importing it, on a loaded machine
 CLOSE_S = 10.0  # how long a rank may take to leave the group when asked, before it is killed
@@ -232,8 +233,6 @@ class _Group:
             if answered != job_id:  # cannot happen: a failed job's group is shut down; ignored all the same
                 continue
             if kind == "unavailable":  # the rank lacks what the adapter needs: a skip, as in one process
-                from adapters import Unavailable
-
                 raise Unavailable(value)
             if kind == "error":
                 time.sleep(CLOSE_S / 20)  # a peer that died is the cause, and the others' errors the consequence
@@ -288,8 +287,6 @@ def _rank_main(rank: int, world_size: int, port: int, jobs, results) -> None:
             execute, call, who, x, y, dtype, device = pickle.loads(payload)
             answer = ("value", execute(call, who, x, y, None, dtype, device))
         except BaseException as exc:  # the loss may raise anything; the parent decides what it means
-            from adapters import Unavailable
-
             answer = ("unavailable", str(exc)) if isinstance(exc, Unavailable) else ("error", _described(exc))
         results.put((job_id, rank, *answer))
     with contextlib.suppress(Exception):

@@ -18,7 +18,7 @@ import numpy as np
 
 from reference import GAP_KINDS
 
-from .dtypes import dtype as dtype_facts
+from contract.dtypes import dtype as dtype_facts
 from .oracle import Answer
 
 

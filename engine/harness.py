@@ -31,10 +31,10 @@ import traceback
 
 import numpy as np
 
-from adapters import Adapter, Output, Unavailable
+from contract.adapter import Adapter, Output, Unavailable
 
 from . import machine
-from .targets import is_distributed
+from contract.targets import is_distributed
 
 DEFAULT_TIMEOUT_S = 60.0
 _QUARANTINED: dict[str, str] = {}  # adapter name -> why it is no longer called

@@ -222,7 +222,7 @@ def pytest_configure(config):
 
     checks.CELL_SECONDS = config.getoption("cell_seconds")
 
-    config.addinivalue_line("markers", "divergence(*ids): the known divergences (adapters/divergences.py) a test covers")
+    config.addinivalue_line("markers", "divergence(*ids): the known divergences (registry/__init__.py) a test covers")
     # pytest-xdist registers it too; here so that a test module may name its group where xdist is not loaded
     config.addinivalue_line("markers", "xdist_group(name): run these tests in one xdist worker (--dist loadgroup)")
     config.conformance_session = ConformanceSession.from_config(config)

@@ -14,7 +14,7 @@ import numpy as np
 from reference import GAP_KINDS, Spec, label_masks
 from reference.gaps import TIE_NEGATIVE
 
-from .batch import Batch
+from contract.batch import Batch
 from .oracle import Answer
 from .strategies import TRIPLET_MININGS
 

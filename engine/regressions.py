@@ -1,17 +1,17 @@
 """Regression batches: every behaviour a search once found becomes an explicit example that every cell it
 reaches runs first, so that the derandomised profile meets it on every run.
 
-A batch that pins a known divergence lives on its registry entry (adapters/known_*.py, `regressions=`);
+A batch that pins a known divergence lives on its registry entry (registry/known_*.py, `regressions=`);
 the ones here pin behaviour that is not a divergence (a correct implementation must pass them).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from adapters.divergences import REGISTRY
+from registry import REGISTRY
 from reference import Spec
 
-from .batch import Batch, Regression, found
+from contract.batch import Batch, Regression, found
 
 OWN: tuple[Regression, ...] = (
     Regression(

@@ -5,7 +5,7 @@ import numpy as np
 
 from reference import Spec
 
-from .targets import processes
+from contract.targets import processes
 
 CATALOG = "catalog"  # the adapter is a built-in: adapters.catalog() finds it
 

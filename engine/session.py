@@ -30,11 +30,13 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from adapters import Adapter, divergences, unavailable
+import registry as divergences
+from adapters import unavailable
+from contract.adapter import Adapter
 
 from reference import scope_in_words
 
-from .batch import Batch
+from contract.batch import Batch
 from .cells import Cell
 from .checks import CellRun
 from .harness import AdapterFailure, AdapterUnavailable, call_adapter

@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 from reference import Spec, valid_triplets
 
 from .ambiguity import zero_norm_resolution
-from .batch import Batch
-from .dtypes import dtype as dtype_facts, most_precise
-from .precision import DEFAULT
+from contract.batch import Batch
+from contract.dtypes import dtype as dtype_facts, most_precise
+from contract.precision import DEFAULT
 
 MAX_N = 64
 MAX_D = 16

@@ -9,7 +9,7 @@ correct implementation, so atol grows with a first-order estimate of this batch'
 
     atol = max(table atol, SAFETY * estimate)         scale = atol / table atol   (>= 1, in the record)
 
-The estimate carries each distance's rounding delta_ij (engine/precision.py: a direct computation of the
+The estimate carries each distance's rounding delta_ij (contract/precision.py: a direct computation of the
 spec by default; the Gram expansion's only where the adapter declares it) through the loss with the oracle's
 dL/dD: sum_ij |dL/dD_ij| delta_ij, plus each term's own arithmetic, eps (m + its distances + |term|) weighted
 as the reduction weighs it, plus the rounding of the distances read by the terms where dL/dD is one-sided: a
@@ -22,7 +22,7 @@ The model uses the dtype the implementation computes in: the dtype under test, u
 declares another in Adapter.compute_dtype = {dtype: compute dtype} (our in-house code computes float16 and
 bfloat16 in float32 and casts the result back); the tables are the dtype under test's.
 
-An execution target may round matmul inputs below the dtype (engine/targets.py `Target.matmul_mantissa_bits`;
+An execution target may round matmul inputs below the dtype (contract/targets.py `Target.matmul_mantissa_bits`;
 cuda-tf32: TF32 keeps 10 explicit mantissa bits and accumulates in float32). Each product of a dot product then
 carries 2 * 2^-bits (both inputs rounded) while the D products and two terms still accumulate in the dtype:
 
@@ -44,10 +44,10 @@ import numpy as np
 from reference.distances import pairwise_backward
 from reference.terms import NO_INDEX, hinge_or_soft, lookup
 
-from .dtypes import dtype as dtype_facts
+from contract.dtypes import dtype as dtype_facts
 from .oracle import Answer
-from .precision import DEFAULT, squared_error, to_distance
-from .targets import matmul_eps
+from contract.precision import DEFAULT, squared_error, to_distance
+from contract.targets import matmul_eps
 
 # atol = max(table atol, SAFETY * first-order estimate). The estimate bounds a distance's rounding
 # (Higham's gamma_{D+2} for a sum of D products and two more terms); SAFETY leaves room for the
@@ -89,7 +89,7 @@ GRADIENTS = {
 }
 SCALING = (
     "atol = max(table atol, {safety:g} x first-order rounding estimate of this batch: "
-    "{what}, delta_ij = {precision} rounding of d_ij, engine/precision.py)"
+    "{what}, delta_ij = {precision} rounding of d_ij, contract/precision.py)"
 )
 
 
@@ -301,6 +301,6 @@ def tolerance(quantity: str, dtype: str, answer: Answer, compute_dtype: str | No
     reduced = matmul_eps(target, compute_dtype)
     if reduced is not None:
         computed_in += (f", on {target}: matmul inputs rounded to 2^{round(np.log2(reduced)):d}, "
-                        f"u = (D + 2) eps + 2 x {reduced:.3g} (engine/targets.py)")
+                        f"u = (D + 2) eps + 2 x {reduced:.3g} (contract/targets.py)")
     source = f"{table.source}; " + SCALING.format(safety=SAFETY, what=what, precision=precision) + computed_in
     return Tolerance(atol=atol, rtol=table.rtol, source=source, scale=atol / table.atol)

@@ -9,7 +9,7 @@ import pytest
 
 from engine.cells import QUANTITIES
 from engine.session import xdist_role
-from engine.targets import is_distributed
+from contract.targets import is_distributed
 
 # The xdist group of everything that starts torch.distributed process groups in the worker's own process: the cells
 # of the multi-process targets and the suite's tests of them (they name it). A worker holds one group per world

@@ -45,5 +45,5 @@ ADAPTER = adapters.wrap_torch(
     name="my-distributed-batch-hard",
     spec=reference.Spec(mining="batch_hard", distance="euclidean", margin=0.2),
     dtypes=("float64", "float32"),
-    devices=("dist-gloo-2", "dist-gloo-3"),
+    targets=("dist-gloo-2", "dist-gloo-3"),
 )

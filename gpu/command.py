@@ -11,7 +11,7 @@ one runs:
   conformance  the conformance cells of the torch-based adapters (torch natives, pytorch-metric-learning,
                inhouse.torch, inhouse.triton compiled for the GPU, and every --adapter) on the targets cuda
                (float32 matmuls in float32, TF32 off) and cuda-tf32 (TF32 on, judged by the TF32 rounding model,
-               engine/targets.py); float64, float32, float16, bfloat16. Pytest runs in --shards processes that
+               contract/targets.py); float64, float32, float16, bfloat16. Pytest runs in --shards processes that
                share the GPU, each a slice of the cells (gpu/plugin.py); they are stopped (SIGINT: each keeps
                every record it wrote) at --conformance-budget, and merged into one run:
                OUTDIR/conformance-cuda.jsonl, whose header names the device

@@ -1,6 +1,6 @@
 """The GPU command's pytest plugin (`-p gpu.plugin`): which conformance cells one shard of the command runs.
 
-    --gpu-targets cuda cuda-tf32   only the cells on these execution targets (engine/targets.py)
+    --gpu-targets cuda cuda-tf32   only the cells on these execution targets (contract/targets.py)
     --gpu-shard I/K                only the cells whose key hashes to I of K (the loss and grad items of a cell,
                                    which share the adapter's outputs, stay together)
     --gpu-dry                      a few cells per adapter: its first spec, in float32 (else its first dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from adapters.divergences import KINDS, REGISTRY, Divergence, alternatives, in_words
+from registry import KINDS, REGISTRY, Divergence, alternatives, in_words
 from reference import scope_in_words
 
 from . import generated
@@ -43,7 +43,7 @@ def render(registry: tuple[Divergence, ...] = REGISTRY) -> str:
     lines = [
         "# Known divergences",
         "",
-        f"<!-- Generated from adapters/divergences.py by `{COMMAND}`. Do not edit by hand. -->",
+        f"<!-- Generated from registry/__init__.py by `{COMMAND}`. Do not edit by hand. -->",
         "",
         "Every accepted difference between an implementation and the oracle (`reference/`). The tests turn each "
         "entry into a strict xfail: the divergence must reproduce, so a fixed upstream bug shows up as an "
@@ -67,7 +67,7 @@ def render(registry: tuple[Divergence, ...] = REGISTRY) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return generated.main(argv, document=DOCUMENT, render=render, command=COMMAND, source="adapters/divergences.py",
+    return generated.main(argv, document=DOCUMENT, render=render, command=COMMAND, source="registry/__init__.py",
                           description=__doc__.split("\n\n")[0], summary=lambda: f"{len(REGISTRY)} entries")
 
 

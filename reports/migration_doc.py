@@ -12,7 +12,7 @@ import sys
 from dataclasses import fields
 
 from adapters import Adapter, catalog
-from adapters.divergences import REGISTRY, Divergence, in_words, matches
+from registry import REGISTRY, Divergence, in_words, matches
 from reference import Spec, in_scope
 
 from . import generated
@@ -63,7 +63,7 @@ def entries(adapter: Adapter, spec: Spec) -> list[Divergence]:
     return [entry for entry in REGISTRY
             if matches(adapter.name, entry.adapter) and in_scope(spec, entry.spec)
             and any(matches(dtype, entry.dtype) for dtype in adapter.dtypes)
-            and any(matches(device, entry.device) for device in adapter.devices)]
+            and any(matches(device, entry.device) for device in adapter.targets)]
 
 
 def divergences_text(adapter: Adapter, spec: Spec) -> str:
@@ -113,7 +113,7 @@ def render(adapters: list[Adapter] | None = None) -> str:
     lines = [
         "# Leaving TF-Addons: what computes the same loss",
         "",
-        f"<!-- Generated from the adapters' claims and adapters/divergences.py by `{COMMAND}`. Do not edit by hand. -->",
+        f"<!-- Generated from the adapters' claims and registry/__init__.py by `{COMMAND}`. Do not edit by hand. -->",
         "",
         "TF-Addons is end-of-life (its last release supports TF 2.15 at most). For each of its losses and the "
         "configurations the suite checks, the configurations of other libraries that compute the same thing under "
@@ -142,7 +142,7 @@ def render(adapters: list[Adapter] | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     return generated.main(argv, document=DOCUMENT, render=render, command=COMMAND,
-                          source="the adapters' claims and adapters/divergences.py",
+                          source="the adapters' claims and registry/__init__.py",
                           description=__doc__.split("\n\n")[0], summary=lambda: "TF-Addons losses and their matches")
 
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from adapters.divergences import KINDS as DIVERGENCE_KINDS
-from engine.dtypes import NAMES as DTYPES
-from engine.precision import PRECISIONS
-from engine.targets import NAMES as DEVICES
+from registry import KINDS as DIVERGENCE_KINDS
+from contract.dtypes import NAMES as DTYPES
+from contract.precision import PRECISIONS
+from contract.targets import NAMES as DEVICES
 
 SCHEMA = "triplet-conformance/results"
 SCHEMA_VERSION = 1
@@ -122,7 +122,7 @@ TOLERANCE = Record("tolerance", "The tolerance a comparison cell was judged by: 
     optional("compute_dtype", "string", "the dtype the implementation computes in (TF-Addons upcasts float16)",
              known=DTYPES),
     optional("matmul_mantissa_bits", "integer", "on a target that rounds matmul inputs (cuda-tf32: TF32, 10 bits; "
-             "engine/targets.py): the bits the rounding model used, u = (D + 2) eps + 2 x 2^-bits"),
+             "contract/targets.py): the bits the rounding model used, u = (D + 2) eps + 2 x 2^-bits"),
     optional("within_dtype_model", "boolean|null", "on such a target: whether every example also stayed within the "
              "plain dtype's tolerance (the float32 table and model, TF32 off); null: none could be compared"),
     optional("dtype_model_error", "number|null", "on such a target: the largest normalised error under the plain "
@@ -199,7 +199,7 @@ COMPARISON = Record("comparison", "One conformance cell: adapter x spec x dtype 
     optional("ambiguous_kinds", "object", "{decision kind: examples} of the ambiguous examples, per kind that kept "
              "this quantity from the oracle's own value (reference/gaps.py; the loss: kinds across which it jumps, "
              "e.g. soft_underflow, a soft term of mean_nonzero the dtype may round to 0 and leave out of the count)"),
-    optional("precision", "string", "how precisely the adapter declares it computes distances (engine/precision.py): "
+    optional("precision", "string", "how precisely the adapter declares it computes distances (contract/precision.py): "
              '"direct" is the default every adapter is held to; "gram" a declared widening', choices=tuple(PRECISIONS)),
     optional("max_abs", "number|null", "largest |implementation - oracle| over the compared examples"),
     optional("max_rel", "number|null", "largest |implementation - oracle| / |oracle|"),
@@ -208,7 +208,7 @@ COMPARISON = Record("comparison", "One conformance cell: adapter x spec x dtype 
     optional("errors", "array", "the normalised error of every compared example (4 digits), for the distribution",
              items="number|null"),
     optional("tolerance", TOLERANCE, "the tolerance the cell was judged by"),
-    optional("divergence", "string|null", "registry ids (adapters/divergences.py) covering the cell, comma-separated"),
+    optional("divergence", "string|null", "registry ids (registry/__init__.py) covering the cell, comma-separated"),
     optional("counterexample", (COUNTEREXAMPLE, "null"), "the failing or worst example; null when none was drawn"),
     optional("nodeid", "string", "the pytest item"),
     optional("duration_s", "number", "seconds the pytest item took"),
@@ -235,7 +235,7 @@ EDGE_CASE = Record("edge_case", "What one implementation does on one degenerate 
     optional("divergence", "string|null", "registry ids covering the case, comma-separated"),
 ))
 
-DIVERGENCE = Record("divergence", "One entry of the known-divergence registry (adapters/divergences.py), as this run "
+DIVERGENCE = Record("divergence", "One entry of the known-divergence registry (registry/__init__.py), as this run "
                     "saw it.", (
     key("id", "string", "the entry's id"),
     key("adapter", "string|array", "the adapter name pattern(s) it covers (fnmatch)", items="string"),

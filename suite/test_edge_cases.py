@@ -12,14 +12,14 @@ with its message; whether its gradient is finite; what the oracle says), whether
 It then asserts what is a conformance question: where the oracle gives an answer, the adapter's loss
 must match it (ambiguity-aware, as in the conformance cells) and so must its gradient, the zero-distance
 convention included (a pair at distance 0 carries gradient 0, reference/distances.py); NaN input is
-recorded only. Known differences are registry entries (adapters/known_*.py) with check "edge:<case>".
+recorded only. Known differences are registry entries (registry/known_*.py) with check "edge:<case>".
 """
 import numpy as np
 import pytest
 
 from reference import OracleError, Spec, valid_triplets
 from engine.ambiguity import decisions
-from engine.batch import Batch
+from contract.batch import Batch
 from engine.cells import edge_case_cells, params
 from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
 from engine.judge import judge

@@ -18,7 +18,7 @@ the CPU, not one the registry lists as rejected (an id like
 The oracle decides what is comparable: examples ambiguous for the dtype are not compared where the
 ambiguity could legitimately change the answer, steps stay inside the decision gap, and tolerances
 are the conformance ones (two results of one dtype may each be off by atol: the sum is allowed).
-Known violations are registry entries (adapters/known_*.py) with check "property:<name>".
+Known violations are registry entries (registry/known_*.py) with check "property:<name>".
 """
 from dataclasses import replace
 
@@ -28,11 +28,11 @@ from hypothesis import event, reject, settings, strategies as st
 
 from reference import valid_triplets
 from engine.ambiguity import decisions
-from engine.batch import Batch
+from contract.batch import Batch
 from engine.cells import params, property_cells
 from engine.checks import add_note, for_each_batch
 from engine.compare import measure
-from engine.dtypes import round_to_dtype, ulp
+from contract.dtypes import round_to_dtype, ulp
 from engine import machine
 from engine.harness import AdapterFailure, call_adapter
 from engine.judge import ORACLE, comparison, finite_where_required

@@ -13,7 +13,7 @@ from adapters import wrap_torch
 
 HANG, CRASH = 99, 98  # a label that makes rank 1 hang or die
 SPEC = reference.Spec(mining="batch_hard", margin=0.2)
-DEVICES = ("dist-gloo-2", "dist-gloo-3")
+TARGETS = ("dist-gloo-2", "dist-gloo-3")
 
 
 def rank_weighted_squares(embeddings, labels):
@@ -30,9 +30,9 @@ def misbehaving_on_rank_one(embeddings, labels):
 
 
 ASSEMBLY = wrap_torch(rank_weighted_squares, name="test.rank-weighted-squares", spec=SPEC, dtypes=("float64",),
-                      devices=DEVICES)
+                      targets=TARGETS)
 MISBEHAVING = wrap_torch(misbehaving_on_rank_one, name="test.misbehaving-on-rank-one", spec=SPEC,
-                         dtypes=("float64",), devices=DEVICES)
+                         dtypes=("float64",), targets=TARGETS)
 
 
 def with_triplets(embeddings, labels, triplets):

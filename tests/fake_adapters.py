@@ -21,7 +21,7 @@ import numpy as np
 
 import reference
 from adapters import Adapter, Output
-from engine.dtypes import round_to_dtype
+from contract.dtypes import round_to_dtype
 from reference import Spec, evaluate_distances
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from engine.dtypes import NAMES as DTYPE_NAMES
-from engine.targets import NAMES as TARGET_NAMES
+from contract.dtypes import NAMES as DTYPE_NAMES
+from contract.targets import NAMES as TARGET_NAMES
 
 SEVERITY = ("error", "fail", "xpass", "xfail", "ambiguous", "skip", "pass")  # worst first
 DISCREPANT = ("fail", "error")
@@ -31,8 +31,8 @@ VERDICT_MEANINGS = {
     "error": "the implementation raised (click for the message)",
 }
 GLYPHS = {"pass": "✓", "fail": "✗", "xfail": "◇", "xpass": "!", "skip": "–", "ambiguous": "?", "error": "⚠"}
-DTYPE_ORDER = DTYPE_NAMES  # engine/dtypes.py: most precise first
-DEVICE_ORDER = TARGET_NAMES  # engine/targets.py
+DTYPE_ORDER = DTYPE_NAMES  # contract/dtypes.py: most precise first
+DEVICE_ORDER = TARGET_NAMES  # contract/targets.py
 QUANTITY_ORDER = ("loss", "grad")
 QUANTITY_WORDS = {"loss": "loss", "grad": "gradient"}
 

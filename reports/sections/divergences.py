@@ -46,7 +46,7 @@ class DivergenceView:
 
 
 def _scope(pattern) -> str:
-    """Which cells an entry covers: its patterns (a dict, as adapters.divergences.Divergence has them) or text."""
+    """Which cells an entry covers: its patterns (a dict, as registry.Divergence has them) or text."""
     if isinstance(pattern, dict):
         return " · ".join(f"{name} {value}" for name, value in pattern.items() if text_of(value) not in ("", "*")) or "*"
     return text_of(pattern)

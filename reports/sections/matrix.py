@@ -64,7 +64,7 @@ class MatrixGroup:
     status: str  # "conforms", "conforms, with N known divergences", "discrepant", "not checked"
     rows: list[MatrixRow]
     known: list[str] = field(default_factory=list)  # registry ids its cells met, and its declared precision
-    precision: str = "direct"  # how precisely it declares it computes distances (engine/precision.py)
+    precision: str = "direct"  # how precisely it declares it computes distances (contract/precision.py)
 
     @property
     def anchor(self) -> str:

@@ -89,7 +89,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.ambiguity import underflow_resolution
-from engine.dtypes import dtype as dtype_facts
+from contract.dtypes import dtype as dtype_facts
 from engine.oracle import Answer
 from reference import GAP_KINDS
 from reference.gaps import ZERO_DISTANCE

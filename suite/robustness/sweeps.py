@@ -34,7 +34,7 @@ import numpy as np
 from adapters import Adapter
 from engine.cells import runnable_dtypes
 from engine.compare import admissible_losses
-from engine.dtypes import dtype as dtype_facts, round_to_dtype
+from contract.dtypes import dtype as dtype_facts, round_to_dtype
 from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
 from engine.oracle import Answer, answer
 from engine.tolerances import VALUES

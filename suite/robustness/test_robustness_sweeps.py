@@ -16,7 +16,7 @@ from hypothesis import settings
 from engine.cells import Cell, params
 from adapters import unavailable
 from engine.harness import AdapterUnavailable
-from engine.targets import TARGETS
+from contract.targets import TARGETS
 
 from .sweeps import (
     SWEEPS,
@@ -39,7 +39,7 @@ def sweep_cases(adapters) -> list[Cell]:
         for sweep in SWEEPS
         for spec in sweep_specs(adapter, sweep)
         for device in (tf32_targets(adapter) if sweep == "tf32" else full_precision_targets(adapter))
-        if device in adapter.devices
+        if device in adapter.targets
         for dtype in sweep_dtypes(adapter, spec, device, sweep)
     ]
 
@@ -48,7 +48,7 @@ def tf32_targets(adapter) -> tuple[str, ...]:
     """Where the TF32 sweep runs: the cuda-tf32 target where the adapter claims it (its plumbing switches TF32 on
     for the call), else cuda under the sweep's own switch, except for torch, whose plumbing runs plain cuda with
     TF32 off (adapters/_torch.py): a torch adapter that does not claim cuda-tf32 has no TF32 sweep."""
-    if "cuda-tf32" in adapter.devices:
+    if "cuda-tf32" in adapter.targets:
         return ("cuda-tf32",)
     return () if adapter.framework == "torch" else ("cuda",)
 
@@ -57,7 +57,7 @@ def full_precision_targets(adapter) -> list[str]:
     """The targets the other sweeps run on: those whose matmuls keep the dtype (the sweeps' bounds are the dtype's),
     in one process. Sharding a batch across processes (dist-gloo-*) changes no arithmetic a sweep measures: each rank
     computes on the gathered batch, and the conformance cells judge that against the oracle."""
-    return [device for device in adapter.devices
+    return [device for device in adapter.targets
             if TARGETS[device].matmul_mantissa_bits is None and TARGETS[device].processes == 1]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import reference
 from adapters import distributed as dist_adapters
-from adapters.known_distributed import PML_DISTRIBUTED_BATCH
+from registry.known_distributed import PML_DISTRIBUTED_BATCH
 from adapters.wrap import wrap_torch
 from engine import distributed
 from engine.harness import AdapterFailure, call_adapter
@@ -20,7 +20,7 @@ pytest.importorskip("pytorch_metric_learning")
 pytestmark = pytest.mark.xdist_group(PROCESS_GROUPS)  # the worker that starts the cells' groups too
 
 BY_NAME = {a.name: a for a in dist_adapters.ADAPTERS}
-DEVICES = {"dist-gloo-2": 2, "dist-gloo-3": 3}
+TARGETS = {"dist-gloo-2": 2, "dist-gloo-3": 3}
 X, Y = PML_DISTRIBUTED_BATCH.embeddings, PML_DISTRIBUTED_BATCH.labels  # 6 rows: equal shards at W = 2 and 3
 
 
@@ -38,7 +38,7 @@ def test_efficient_false_reports_world_size_times_the_loss_with_the_whole_batch_
     for spec in adapter.specs:
         oracle = reference.evaluate(X, Y, spec)
         assert oracle.loss > 0.01
-        for device, world_size in DEVICES.items():
+        for device, world_size in TARGETS.items():
             out = call_adapter(adapter, X, Y, spec, "float64", device)
             assert out.loss == pytest.approx(world_size * oracle.loss, rel=1e-12)  # the registered divergence
             assert relative(out.grad, oracle.grad) < 1e-12  # G: DDP's average of W * dL/dX_r is the gradient
@@ -51,7 +51,7 @@ def test_efficient_true_takes_local_anchors_and_changes_loss_and_gradient(miner)
     adapter = pml(miner, efficient=True)
     for spec in adapter.specs:
         oracle = reference.evaluate(X, Y, spec)
-        for device, world_size in DEVICES.items():
+        for device, world_size in TARGETS.items():
             out = call_adapter(adapter, X, Y, spec, "float64", device)
             assert abs(out.loss - oracle.loss) > 0.2 * oracle.loss
             assert relative(out.grad, oracle.grad) > 0.2
@@ -78,7 +78,7 @@ def test_pml_takes_equal_shards_only():
         call_adapter(adapter, X, Y, adapter.specs[0], "float64", "dist-gloo-2", shards=(2, 4))
     undeclared = wrap_torch(functools.partial(dist_adapters.pml_distributed_loss, miner="no miner", efficient=False),
                             name="pml without the declaration", spec=adapter.specs, dtypes=("float64",),
-                            devices=("dist-gloo-2",))
+                            targets=("dist-gloo-2",))
     with pytest.raises(AdapterFailure, match=r"rank [01] of 2 died with signal 6 \(SIGABRT\)"):
         call_adapter(undeclared, X, Y, adapter.specs[0], "float64", "dist-gloo-2", shards=(2, 4), timeout=30)
 

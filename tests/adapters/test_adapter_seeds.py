@@ -97,7 +97,7 @@ def test_quaterion_one_class_batch_reads_the_cdist_diagonal():
     x32 = torch.tensor(x, dtype=torch.float32)
     assert torch.cdist(x32, x32).diagonal().max() > 1e-3
     assert QUATERION.run(x[:25], y[:25], spec, "float32", "cpu").loss == spec.margin  # direct kernel: exact
-    from engine.batch import found
+    from contract.batch import found
 
     copies, one_class = found("one_class_of_26_with_copies")
     assert spec.margin - QUATERION.run(copies, one_class, spec, "float32", "cpu").loss > 1.5e-4
@@ -109,7 +109,7 @@ def test_quaterion_one_class_batch_far_from_the_origin_reads_the_cdist_diagonal_
     conformance cell allows it (torch.testing's float64 table scaled to the batch, and the Gram allowance)."""
     pytest.importorskip("torch")
     spec = next(s for s in QUATERION.specs if s.distance == "euclidean")
-    from engine.batch import found
+    from contract.batch import found
 
     x, y = found("one_class_of_34_far_from_the_origin")
     assert len(set(y)) == 1 and np.abs(x).max() > 8e4

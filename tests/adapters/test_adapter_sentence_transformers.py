@@ -158,7 +158,7 @@ def test_the_row_maximum_tie_in_bfloat16_is_resolved_except_for_soft_cosine():
     from engine.ambiguity import decisions
     from engine.compare import measure
     from engine.oracle import answer
-    from engine.dtypes import round_to_dtype
+    from contract.dtypes import round_to_dtype
     from engine.tolerances import tolerance
 
     x = round_to_dtype(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]), "bfloat16")  # exact in bfloat16
@@ -227,7 +227,7 @@ def test_semi_hard_gradient_of_one_class_far_from_the_origin():
     """Confirms st-semi-hard-gram-far-from-the-origin: on the hunt's 59 rows of one class, 1666 from the origin in
     one dimension, the float32 gradient lies past the Gram allowance the adapter declares (engine/tolerances.py),
     while its loss stays within its own."""
-    from engine.batch import found
+    from contract.batch import found
     from engine.oracle import answer
     from engine.tolerances import tolerance
 

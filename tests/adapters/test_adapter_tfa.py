@@ -161,7 +161,7 @@ def test_wrap_tensorflow_checks_the_output(returned, message):
 
 
 def test_wrap_tensorflow_gradient_and_missing_gpu():
-    adapter = wrap_tensorflow(lambda e, y: tf.reduce_sum(e * e), name="square", spec=Spec(), devices=("cpu", "cuda"))
+    adapter = wrap_tensorflow(lambda e, y: tf.reduce_sum(e * e), name="square", spec=Spec(), targets=("cpu", "cuda"))
     out = adapter.run(X, Y, Spec(), "float32", "cpu")
     assert np.allclose(out.grad, 2 * X, rtol=1e-6) and out.version.startswith("tensorflow ")
     if not tf.config.list_physical_devices("GPU"):
@@ -221,7 +221,7 @@ def test_angular_gradient_of_a_row_near_the_origin_is_within_the_normalisations_
     as a divergence, from that machine's residual), 2^-11 on an AVX-512 one. Both are within that rounding, and so is
     this machine's and torch's; a gradient eight times the AVX2 one is not."""
     from engine.ambiguity import decisions
-    from engine.batch import found
+    from contract.batch import found
     from engine.judge import judge
     from engine.oracle import answer
     from engine.tolerances import tolerance

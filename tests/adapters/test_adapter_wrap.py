@@ -33,7 +33,7 @@ def total_distance(embeddings, labels):
         ({"spec": []}, TypeError, "spec must be a reference.Spec or a non-empty list of them"),
         ({"dtypes": ("float33",)}, ValueError, "dtypes ['float33'] not supported for torch"),
         ({"dtypes": ()}, ValueError, "dtypes () not supported for torch"),
-        ({"devices": ("tpu",)}, ValueError, "devices ['tpu'] not supported for torch"),
+        ({"targets": ("tpu",)}, ValueError, "targets ['tpu'] not supported for torch"),
         ({"notes": 3}, TypeError, "notes must be a string"),
         ({"fn": lambda embeddings: embeddings.sum()}, TypeError, "cannot be called as fn(embeddings, labels)"),
         ({"spec": TRIPLETS}, TypeError, "cannot be called as fn(embeddings, labels, triplets)"),
@@ -139,7 +139,7 @@ def test_run_refuses_what_the_adapter_does_not_claim():
 
 def test_cuda_absent_is_a_reason_not_an_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    adapter = wrap_torch(total_distance, name="gpu-too", spec=HARD, devices=("cpu", "cuda"))
+    adapter = wrap_torch(total_distance, name="gpu-too", spec=HARD, targets=("cpu", "cuda"))
     assert adapter.available() is None
     assert "no CUDA device" in adapter.available("cuda")
     with pytest.raises(Unavailable, match="no CUDA device"):

@@ -23,7 +23,7 @@ CONFIRMED_BY = "tests/engine/test_parallel.py::test_a_parallel_run_records_what_
 
 
 def entries():
-    from adapters.divergences import Divergence
+    from registry import Divergence
 
     return (
         Divergence(id="parallel-flipped-gradient", adapter="test.broken.flipped_gradient", kind="semantics",
@@ -37,7 +37,7 @@ def entries():
 
 
 def pytest_configure(config):
-    from adapters import divergences
+    import registry as divergences
 
     known = {entry.id for entry in divergences.REGISTRY}
     divergences.REGISTRY = divergences.REGISTRY + tuple(e for e in entries() if e.id not in known)

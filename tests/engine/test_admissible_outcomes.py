@@ -6,9 +6,9 @@ import pytest
 
 import reference
 from engine.ambiguity import decisions, underflow_resolution
-from engine.batch import Batch, found
+from contract.batch import Batch, found
 from engine.compare import admissible_losses
-from engine.dtypes import dtype as dtype_facts
+from contract.dtypes import dtype as dtype_facts
 from engine.judge import judge
 from engine.oracle import answer
 from engine.regressions import OWN

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, find, given, settings, strategies as st
 import adapters
 from engine.cells import conformance_cells, property_cells
 from engine.distributed import check_shards, shard_options
-from engine.dtypes import NAMES, dtype as dtype_facts
+from contract.dtypes import NAMES, dtype as dtype_facts
 from engine.exactness import exact_kinds
 from engine.oracle import answer
 from engine.strategies import (

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import strategies as st
 
 import reference
-from adapters import divergences
+import registry as divergences
 from engine.cells import Cell, params, property_cells
 from engine.checks import Discrepancy, for_each_batch
 from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter

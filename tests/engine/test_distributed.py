@@ -87,7 +87,7 @@ def test_a_rank_that_dies_fails_its_call_and_the_next_call_works():
 def test_a_rank_that_raises_names_itself_and_the_exception():
     with pytest.raises(AdapterFailure, match=r"rank \d of 2 raised TypeError: .*returned a float"):
         call_adapter(wrap_torch(_returns_a_float, name="float", spec=losses.SPEC, dtypes=("float64",),
-                                devices=("dist-gloo-2",)), X, Y, losses.SPEC, "float64", "dist-gloo-2")
+                                targets=("dist-gloo-2",)), X, Y, losses.SPEC, "float64", "dist-gloo-2")
 
 
 def _returns_a_float(embeddings, labels):
@@ -136,14 +136,14 @@ def test_ranks_fork_from_the_clean_server_that_has_imported_torch_once():
 def test_bad_claims_are_refused_when_the_adapter_is_made():
     spec = losses.SPEC
     with pytest.raises(TypeError, match="must be a module-level function"):
-        wrap_torch(lambda x, y: x.sum(), name="lambda", spec=spec, devices=("dist-gloo-2",))
-    with pytest.raises(ValueError, match=r"devices \['dist-gloo-2'\] not supported for tensorflow"):
-        wrap_tensorflow(_returns_a_float, name="tf", spec=spec, devices=("cpu", "dist-gloo-2"))
-    with pytest.raises(ValueError, match=r"devices \['dist-gloo-9'\] not supported"):
-        wrap_torch(losses.rank_weighted_squares, name="unknown", spec=spec, devices=("dist-gloo-9",))
+        wrap_torch(lambda x, y: x.sum(), name="lambda", spec=spec, targets=("dist-gloo-2",))
+    with pytest.raises(ValueError, match=r"targets \['dist-gloo-2'\] not supported for tensorflow"):
+        wrap_tensorflow(_returns_a_float, name="tf", spec=spec, targets=("cpu", "dist-gloo-2"))
+    with pytest.raises(ValueError, match=r"targets \['dist-gloo-9'\] not supported"):
+        wrap_torch(losses.rank_weighted_squares, name="unknown", spec=spec, targets=("dist-gloo-9",))
     with pytest.raises(ValueError, match="mining='triplets' has no meaning on dist-gloo-2"):
         wrap_torch(losses.with_triplets, name="triplets", spec=reference.Spec(mining="triplets"),
-                   devices=("dist-gloo-2",))
+                   targets=("dist-gloo-2",))
 
 
 def test_distributed_cells_exist_only_for_adapters_that_claim_the_targets():
@@ -169,7 +169,7 @@ def test_the_strategy_draws_each_shard_layout_and_none_on_a_single_process_targe
 
 
 def test_the_digest_tells_layouts_apart():
-    from engine.batch import Batch
+    from contract.batch import Batch
 
     plain = Batch(X, Y)
     assert plain.digest() != Batch(X, Y, shards=(1, 6)).digest() != Batch(X, Y, shards=(4, 3)).digest()

@@ -8,7 +8,7 @@ import pytest
 
 import reference
 from engine.ambiguity import decisions
-from engine.batch import found
+from contract.batch import found
 from engine.judge import NOT_COMPARED, comparison, judge
 from engine.oracle import answer
 from engine.tolerances import tolerance

@@ -1,4 +1,4 @@
-"""The cuda-tf32 execution target and its rounding model (engine/targets.py, engine/tolerances.py): TF32 keeps 10
+"""The cuda-tf32 execution target and its rounding model (contract/targets.py, engine/tolerances.py): TF32 keeps 10
 explicit mantissa bits of a matmul's float32 inputs and accumulates in float32, so u = (D + 2) eps + 2 x 2^-10.
 
 Checked on the CPU: the target's declarations and cells, torch's switches around a call, and that the model
@@ -15,7 +15,7 @@ from engine.cells import conformance_cells
 from engine.judge import judge
 from engine.oracle import answer
 from engine.strategies import batches
-from engine.targets import TARGETS, applies, matmul_eps
+from contract.targets import TARGETS, applies, matmul_eps
 from engine.tolerances import tolerance, unit_roundoff
 
 

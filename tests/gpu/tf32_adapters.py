@@ -78,9 +78,9 @@ def _run(emulate_tf32: bool):
 
 ADAPTERS = [
     Adapter(name="tf32-emulated.gram", framework="emulated", specs=(SPEC,), run=_run(True), dtypes=("float32",),
-            devices=("cuda-tf32",), precision="gram",
+            targets=("cuda-tf32",), precision="gram",
             notes="batch hard on a TF32 Gram expansion, emulated on the CPU (tests/gpu/tf32_adapters.py)"),
     Adapter(name="tf32-emulated.direct", framework="emulated", specs=(SPEC,), run=_run(False), dtypes=("float32",),
-            devices=("cuda-tf32",),
+            targets=("cuda-tf32",),
             notes="batch hard from float32 differences, no matmul (tests/gpu/tf32_adapters.py)"),
 ]

@@ -1,7 +1,7 @@
 """docs/known-divergences.md is generated from the registry and committed: it must match it."""
 from __future__ import annotations
 
-from adapters.divergences import REGISTRY, Divergence
+from registry import REGISTRY, Divergence
 from reports import divergences_doc
 
 

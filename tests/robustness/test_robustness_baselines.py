@@ -15,7 +15,7 @@ import pytest
 
 from adapters import catalog
 from baselines import DIFFERENCE, GRAM, RECENTRED, SPEC
-from engine.dtypes import round_to_dtype
+from contract.dtypes import round_to_dtype
 from engine.oracle import answer
 from reference.gaps import in_distance_units
 from suite.robustness.bounds import expectation

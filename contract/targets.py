@@ -1,6 +1,6 @@
 """Execution targets, declared once: where an adapter's call runs, and what that changes.
 
-An adapter claims targets by name (`Adapter.devices`); a conformance cell runs on one. A new target is one
+An adapter claims targets by name (`Adapter.targets`); a conformance cell runs on one. A new target is one
 entry here plus, in the framework plumbing (adapters/_torch.py, adapters/_tf.py), what it takes to run there.
 """
 from __future__ import annotations

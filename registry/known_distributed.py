@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.batch import Regression
+from contract.batch import Regression
 
-from .divergence import Divergence
+from .entry import Divergence
 
 
 # Six rows, one of three classes on each rank at W = 2 and 3 (equal shards, as PML needs): every PML distributed

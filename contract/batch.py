@@ -88,5 +88,5 @@ _FOUND = np.load(Path(__file__).with_name("regression_batches.npz"))
 
 
 def found(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The embeddings and labels of the found batch `name` (engine/regression_batches.npz)."""
+    """The embeddings and labels of the found batch `name` (contract/regression_batches.npz)."""
     return _FOUND[f"{name}_x"], _FOUND[f"{name}_y"]

@@ -1,14 +1,14 @@
-"""One known divergence, as the registry (adapters/divergences.py) declares it: which cells it covers (adapter name,
+"""One known divergence, as the registry (registry/__init__.py) declares it: which cells it covers (adapter name,
 dtype, device and check as fnmatch patterns; the spec by its fields), why, the upstream link, the test that confirms
 it, and the regression batches that reach it in every covered cell. The entries live by family in
-adapters/known_torch.py, known_tf.py and known_distributed.py.
+registry/known_torch.py, known_tf.py and known_distributed.py.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from engine.batch import Regression
+from contract.batch import Regression
 from reference import Scope, Spec, check_scope, in_scope, scope_in_words
 
 KINDS = ("semantics", "precision", "edge_case", "unsupported")

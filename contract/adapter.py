@@ -1,7 +1,7 @@
 """The adapter contract: an adapter is data plus two small functions.
 
     available(device=None) -> None when the implementation can run here (on `device`, an execution target of
-                              engine/targets.py, when given), else the reason it cannot (a skip)
+                              contract/targets.py, when given), else the reason it cannot (a skip)
     run(embeddings, labels, spec, dtype, device, triplets) -> Output
                               (on a distributed target also `shards=`: the rows each rank holds, engine/distributed.py)
 
@@ -22,17 +22,20 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from engine.dtypes import DTYPES as DTYPE_TABLE
-from engine.precision import DEFAULT as DIRECT, PRECISIONS
-from engine.targets import TARGETS
+from .dtypes import DTYPES as DTYPE_TABLE
+from .precision import DEFAULT as DIRECT, PRECISIONS
+from .targets import TARGETS
 from reference import Spec
 
 DTYPES = tuple(DTYPE_TABLE)
-DEVICES = tuple(TARGETS)
 
 
 # compute_dtype of an implementation that upcasts half precision and computes in float32
 HALF_IN_FLOAT32 = {"float16": "float32", "bfloat16": "float32"}
+
+
+class Unavailable(RuntimeError):
+    """`run` was asked for something this machine lacks (the framework, or a CUDA device): a skip, not a failure."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,11 @@ class Adapter:
     run: Callable[..., Output]
     available: Callable[..., Optional[str]] = _runs_anywhere
     dtypes: tuple[str, ...] = ("float32",)
-    devices: tuple[str, ...] = ("cpu",)  # execution targets (engine/targets.py)
+    targets: tuple[str, ...] = ("cpu",)  # execution targets (contract/targets.py)
     gradient: bool = True  # False: the implementation gives the loss only; gradients are not compared
     notes: str = ""  # what the suite knows about it, in a sentence or two (shown in the report)
     source: str = ""  # where the implementation lives upstream (a path or link)
-    # How precisely it computes distances (engine/precision.py): "direct" is what every adapter is held to;
+    # How precisely it computes distances (contract/precision.py): "direct" is what every adapter is held to;
     # "gram" declares the Gram expansion's rounding, a widening the report shows next to the adapter.
     precision: str = DIRECT
     compute_dtype: dict = field(default_factory=dict, compare=False)  # dtype -> the dtype it computes in (upcasts)
@@ -77,7 +80,7 @@ class Adapter:
         if not isinstance(specs, (list, tuple)) or not specs or not all(isinstance(s, Spec) for s in specs):
             raise TypeError(f"{who}: spec must be a reference.Spec or a non-empty list of them, got {self.specs!r}")
         object.__setattr__(self, "specs", tuple(specs))
-        for what, known, supports in (("dtypes", DTYPES, _dtype_support), ("devices", DEVICES, _target_support)):
+        for what, known, supports in (("dtypes", DTYPES, _dtype_support), ("targets", tuple(TARGETS), _target_support)):
             names = _names(who, what, getattr(self, what))
             unknown = [v for v in names if v not in known or not supports(v, self.framework)]
             if unknown or not names:
@@ -88,7 +91,7 @@ class Adapter:
             if not isinstance(text, str):
                 raise TypeError(f"{who}: {what} must be a string, got {type(text).__name__}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"{who}: precision {self.precision!r} is not one of {tuple(PRECISIONS)} (engine/precision.py)")
+            raise ValueError(f"{who}: precision {self.precision!r} is not one of {tuple(PRECISIONS)} (contract/precision.py)")
         if not isinstance(self.compute_dtype, dict) or not all(
             k in self.dtypes and v in DTYPES for k, v in self.compute_dtype.items()
         ):

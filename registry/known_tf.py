@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.batch import Regression
+from contract.batch import Regression
 
-from .divergence import CONFORMANCE, Divergence
+from .entry import CONFORMANCE, Divergence
 
 ENTRIES: tuple[Divergence, ...] = (
     Divergence(

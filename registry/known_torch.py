@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.batch import Regression, found
+from contract.batch import Regression, found
 
-from .divergence import CONFORMANCE, Divergence, QUATERION_FORMULA, QUATERION_HARD, SENTENCE_TRANSFORMERS_HARD
+from .entry import CONFORMANCE, Divergence, QUATERION_FORMULA, QUATERION_HARD, SENTENCE_TRANSFORMERS_HARD
 
 ENTRIES: tuple[Divergence, ...] = (
     Divergence(

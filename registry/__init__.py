@@ -7,7 +7,7 @@ Everything else is derived from the entry: the strict xfails of the cells it cov
 shows up as an unexpected pass), the regression examples the cells run first, the stale-entry report,
 and docs/known-divergences.md.
 
-The entry type is adapters/divergence.py; the entries live by family (known_torch.py, known_tf.py,
+The entry type is registry/entry.py; the entries live by family (known_torch.py, known_tf.py,
 known_distributed.py) and are joined here.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from reference import Spec
 
 from . import known_distributed, known_tf, known_torch
-from .divergence import CONFORMANCE, KINDS, Divergence, alternatives, in_words, matches
+from .entry import CONFORMANCE, KINDS, Divergence, alternatives, in_words, matches
 
 __all__ = ["CONFORMANCE", "KINDS", "REGISTRY", "Divergence", "alternatives", "in_words", "matches", "matching"]
 
