@@ -2,7 +2,7 @@
 version and execution-target strings, and running a loss function under `tf.GradientTape`.
 
 Nothing here imports TensorFlow at module import time. When torch is installed too it is imported
-first: the project's measurements (notes/measured.md) were taken with that order in one process.
+first: the project's measurements (docs/upstream/measured.md) were taken with that order in one process.
 """
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def execute(
     and return (loss, dL/dx) as float64 NumPy.
 
     graph=False forces `tf.function`s to run eagerly (tf.config.run_functions_eagerly): a tf.function of its own
-    would trace a graph for every new batch shape (163 ms a call against 10 ms eagerly, notes/measured.md).
+    would trace a graph for every new batch shape (163 ms a call against 10 ms eagerly, docs/upstream/measured.md).
     graph=True runs the call and its gradient as one graph, as training with Keras does (`_graph`); tf.functions
     inside it are traced into it. The previous setting is restored afterwards.
     """

@@ -5,7 +5,7 @@ What a call means (docs/distributed.md): rank r runs the loss on its shard X_r a
 call reports rank 0's loss and G = (1/W) concat_r dL_r/dX_r, what DDP's gradient averaging trains on, and both are
 judged against the oracle on the whole batch.
 
-* pytorch-metric-learning (utils/distributed.py; notes/torch.md section 1.6): `DistributedLossWrapper` around
+* pytorch-metric-learning (utils/distributed.py; docs/upstream/pytorch.md, section 1.6): `DistributedLossWrapper` around
   `TripletMarginLoss(margin, distance)` with no miner, with `BatchHardMiner` and with
   `TripletMarginMiner("semihard")` (each through `DistributedMinerWrapper`), each with efficient=False and
   efficient=True. The spec mapping is adapters/pml.py's (the same distance objects, margins and miners).
@@ -30,7 +30,12 @@ import warnings
 from reference import Spec
 
 from . import pml
+from contract.family import Family
 from .wrap import wrap_torch
+
+FAMILY = Family(module="distributed", library="torch.distributed (pytorch-metric-learning's wrappers, inhouse.torch)",
+                source="KevinMusgrave/pytorch-metric-learning utils/distributed.py; inhouse/ in this repository",
+                requires=("pytorch-metric-learning",))
 
 TARGETS = ("dist-gloo-2", "dist-gloo-3")
 DTYPES = ("float64", "float32")

@@ -35,7 +35,11 @@ from reference import (
 from contract.targets import target as target_facts
 
 from contract.adapter import HALF_IN_FLOAT32
+from contract.family import Family
 from .wrap import Unavailable, wrap_torch
+
+FAMILY = Family(module="inhouse", library="in-house (this suite)", source="inhouse/ in this repository",
+                prefix="inhouse.", cuda=True, gpu=True, migration=6, benchmarks=("inhouse.torch", "inhouse.triton"))
 
 TARGETS = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (contract/targets.py)
 MARGINS = (0.2, 1.0)

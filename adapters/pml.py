@@ -1,7 +1,7 @@
 """pytorch-metric-learning (PML): `TripletMarginLoss` alone, with `BatchHardMiner`, and with
 `TripletMarginMiner("semihard")`.
 
-How PML maps onto the vocabulary (notes/torch.md, section 1; src/pytorch_metric_learning/...):
+How PML maps onto the vocabulary (docs/upstream/pytorch.md, section 1; src/pytorch_metric_learning/...):
   * the loss is relu(d_ap - d_an + margin) per mined triplet, reduced by `AvgNonZeroReducer` (mean over
     the terms > 0, a graph-connected 0 when there are none): reduction mean_nonzero, empty zero;
   * `smooth_loss=True` takes softplus(d_ap - d_an + margin) instead: with margin=0 that is soft (the soft
@@ -33,7 +33,12 @@ from __future__ import annotations
 
 from reference import Spec
 
+from contract.family import Family
 from .wrap import wrap_torch
+
+FAMILY = Family(module="pml", library="pytorch-metric-learning", source="KevinMusgrave/pytorch-metric-learning",
+                prefix="pml.", requires=("pytorch-metric-learning",), cuda=True, gpu=True, migration=3,
+                benchmarks=("pytorch-metric-learning",))
 
 SOURCE = "KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/"
 DISTANCES = (

@@ -39,7 +39,11 @@ import sys
 
 from reference import Spec
 
+from contract.family import Family
 from .wrap import Unavailable, wrap_torch
+
+FAMILY = Family(module="quaterion", library="Quaterion", source="qdrant/quaterion", prefix="quaterion.",
+                requires=("quaterion",), cuda=True, migration=5)
 
 SOURCE = "qdrant/quaterion quaterion/loss/triplet_loss.py (0.1.35)"
 MARGIN = 0.5  # Quaterion's default

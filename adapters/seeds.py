@@ -3,7 +3,7 @@ algorithm or formula, not copied:
 
   * seed 002: a plain-Python semi-hard loop posted to reproduce TF-Addons' `triplet_semihard_loss`
     (loss only, float32 distances, O(N^3) Python loops);
-  * seed 003 / notes/torch.md section 2: Quaterion's collapse-prevention batch-hard loss,
+  * seed 003 / docs/upstream/pytorch.md, section 2: Quaterion's collapse-prevention batch-hard loss,
     relu((hp - hn) / mean(hn) + m) (qdrant/quaterion quaterion/loss/triplet_loss.py, TripletLoss(mining="hard")).
 
 Seed 001 (batch hard on nn.MarginRankingLoss) is a torch idiom and lives in `torch_native`.
@@ -14,7 +14,11 @@ import numpy as np
 
 from reference import Spec
 
+from contract.family import Family
 from .wrap import wrap_numpy, wrap_torch
+
+FAMILY = Family(module="seeds", library="seeds (implementations found in the wild)",
+                source="the project's seeds, written again here from their published algorithm", cuda=True)
 
 
 def semihard_loop(embeddings, labels, spec):

@@ -33,7 +33,12 @@ from __future__ import annotations
 
 from reference import Spec
 
+from contract.family import Family
 from .wrap import wrap_torch
+
+FAMILY = Family(module="sentence_transformers", library="sentence-transformers", source="UKPLab/sentence-transformers",
+                prefix="st.", requires=("sentence-transformers",), cuda=True, migration=2,
+                benchmarks=("sentence-transformers",))
 
 SOURCE = "UKPLab/sentence-transformers sentence_transformers/sentence_transformer/losses/"
 REQUIRES = ("sentence_transformers",)

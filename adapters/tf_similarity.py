@@ -33,7 +33,11 @@ from __future__ import annotations
 from reference import Spec
 
 from ._tf import load
+from contract.family import Family
 from .wrap import wrap_tensorflow
+
+FAMILY = Family(module="tf_similarity", library="TF-Similarity", source="tensorflow/similarity", prefix="tfsim.",
+                requires=("tensorflow", "tensorflow-similarity"), migration=1)
 
 SOURCE = "tensorflow/similarity tensorflow_similarity/losses/triplet_loss.py, losses/utils.py, algebra.py (0.17.1)"
 REQUIRES = ("tensorflow_similarity",)

@@ -1,7 +1,7 @@
 """TensorFlow-Addons 0.23.0 (end of life; TF 2.13-2.15): `triplet_semihard_loss`, `triplet_hard_loss`
 and `contrastive_loss` (tensorflow/addons tensorflow_addons/losses/{triplet,contrastive,metric_learning}.py).
 
-What the suite knows (notes/tfa.md, sections 1.1-1.8):
+What the suite knows (docs/upstream/tf-addons.md, sections 1.1-1.8):
   * distance_metric "L2" = euclidean, "squared-L2" = squared_euclidean, "angular" = cosine (1 - cos,
     clamped at 0); L2 via the Gram expansion with a masked 1e-16 inside the sqrt, 0 and gradient 0 at
     zero distance. Declared (precision="gram", contract/precision.py): the Gram expansion's rounding,
@@ -29,7 +29,11 @@ from reference import Spec
 
 from ._tf import load
 from contract.adapter import HALF_IN_FLOAT32
+from contract.family import Family
 from .wrap import wrap_tensorflow
+
+FAMILY = Family(module="tfa", library="TF-Addons", source="tensorflow/addons", prefix="tfa.",
+                requires=("tensorflow", "tensorflow-addons"), benchmarks=("tf-addons",))
 
 SOURCE = "tensorflow/addons tensorflow_addons/losses/"
 METRICS = {"euclidean": "L2", "squared_euclidean": "squared-L2", "cosine": "angular"}

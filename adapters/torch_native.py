@@ -1,7 +1,7 @@
 """Plain PyTorch: `nn.TripletMarginLoss`, the hard-triplet loss built on `nn.MarginRankingLoss` (seed 001),
 and a vectorised batch-hard loss on `torch.cdist`.
 
-Facts these adapters rest on (notes/torch.md, section 3):
+Facts these adapters rest on (docs/upstream/pytorch.md, section 3):
   * `TripletMarginLoss` measures ||a - p + eps||, eps = 1e-6 added to every coordinate of the difference
     (aten/src/ATen/native/Distance.cpp `pairwise_distance`; pytorch/pytorch#61538, open): d(x, x) =
     eps * sqrt(D), not 0, and d(a, p) != d(p, a). It refuses margin <= 0. Registered in `divergences`.
@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from reference import Spec
 
+from contract.family import Family
 from .wrap import wrap_torch
+
+FAMILY = Family(module="torch_native", library="PyTorch", source="pytorch/pytorch", prefix="torch.", cuda=True,
+                gpu=True, migration=4, benchmarks=("torch.naive",))
 
 TARGETS = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (contract/targets.py)
 

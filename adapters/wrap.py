@@ -18,9 +18,10 @@ The function's arguments:
 It must return a 0-d floating tensor in the embeddings' dtype (NumPy: a real number); anything else
 raises a TypeError whose message says what came back, and the harness records it.
 
-On a distributed target (targets=("dist-gloo-2", ...), wrap_torch only) each rank, a process of its own, runs the
-function on its shard of the batch (engine/distributed.py; docs/distributed.md): it must be a module-level function
-of an importable module, and do its own all-gather, as it would under DDP (examples/my_distributed_loss.py).
+On a distributed target (targets=("dist-gloo-2", ...), wrap_torch only) the engine shards the batch and each rank, a
+process of its own, runs the function on its shard (the adapter's rank_call, contract/adapter.py; engine/distributed.py;
+docs/distributed.md): it must be a module-level function of an importable module, and do its own all-gather, as it
+would under DDP (examples/my_distributed_loss.py).
 
 The built-in adapters are made with these helpers as well, so every adapter runs through one code path.
 """
@@ -86,40 +87,42 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, t
     Adapter validates the fields; `requires` is checked here, the one field the Adapter does not hold."""
     if isinstance(requires, str) or not all(isinstance(module, str) for module in requires):
         raise TypeError(f"adapter {name!r}: requires must be a tuple of module names, got {requires!r}")
-    requires = tuple(requires)
+    requires, who = tuple(requires), f"adapter {name!r}"
 
     def available(device: str | None = None) -> str | None:
         """None when the adapter can run here (on `device`, when given), else the reason it cannot."""
         return plumbing.missing(requires) or (plumbing.device_problem(device) if device else None)
 
-    def run(embeddings, labels, spec, dtype, device, triplets=None, shards=None) -> Output:
-        """`shards`: on a distributed target, the rows each rank holds (engine/distributed.py; None: the even split)."""
+    def checked(spec, dtype, device) -> None:
+        """What run and rank_call check first, in the caller's process: the call's claims, then this machine."""
         if spec not in adapter.specs:
-            raise ValueError(f"adapter {name!r} does not claim {spec}; it claims: {'; '.join(map(str, adapter.specs))}")
+            raise ValueError(f"{who} does not claim {spec}; it claims: {'; '.join(map(str, adapter.specs))}")
         if dtype not in adapter.dtypes or device not in adapter.targets:
-            raise ValueError(f"adapter {name!r} claims dtypes {adapter.dtypes} and targets {adapter.targets}, "
+            raise ValueError(f"{who} claims dtypes {adapter.dtypes} and targets {adapter.targets}, "
                              f"not {dtype} on {device}")
         reason = available(device)
         if reason:
-            raise Unavailable(f"adapter {name!r}: {reason}")
-        bound = functools.partial(call, spec=spec)  # a partial, not a lambda: it travels to the ranks by pickle
-        x, who = np.asarray(embeddings, dtype=np.float64), f"adapter {name!r}"
-        if processes(device) > 1:
-            from engine.distributed import run_sharded
+            raise Unavailable(f"{who}: {reason}")
 
-            if adapter.extra.get("equal_shards") and shards is not None and len(set(shards)) > 1:
-                raise ValueError(f"{who} declares equal_shards: every rank must hold as many rows, not {tuple(shards)}")
-            sharded = run_sharded(execute, bound, who, x, np.asarray(labels), dtype, device, shards)
-            loss, grad = sharded.loss, sharded.grad
-        elif shards is not None:
-            raise ValueError(f"{who}: shards {tuple(shards)} given for {device!r}, a single-process target")
-        else:
-            loss, grad = execute(bound, who, x, np.asarray(labels), triplets, dtype, device)
+    def run(embeddings, labels, spec, dtype, device, triplets=None) -> Output:
+        checked(spec, dtype, device)
+        if processes(device) > 1:
+            raise ValueError(f"{who}: {device!r} is a distributed target, whose ranks run rank_call's function "
+                             "(engine.harness.call_adapter shards the batch), not run")
+        x = np.asarray(embeddings, dtype=np.float64)
+        loss, grad = execute(functools.partial(call, spec=spec), who, x, np.asarray(labels), triplets, dtype, device)
         return Output(loss=loss, grad=grad, version=plumbing.version(requires), target=plumbing.target(device))
+
+    def rank_call(spec, dtype, device) -> _OnRank:
+        checked(spec, dtype, device)
+        # a partial, not a lambda: it travels to the ranks by pickle
+        return _OnRank(execute, functools.partial(call, spec=spec), who, dtype, device,
+                       version=plumbing.version(requires), target=plumbing.target(device))
 
     adapter = Adapter(name=name, framework=plumbing.FRAMEWORK, specs=spec, run=run, available=available,
                       dtypes=dtypes, targets=targets, gradient=gradient, notes=notes, source=source,
-                      precision=precision, compute_dtype=dict(compute_dtype or {}), extra=dict(extra or {}))
+                      precision=precision, compute_dtype=dict(compute_dtype or {}), extra=dict(extra or {}),
+                      rank_call=rank_call)
     _check_distributed(adapter, call)
     return adapter
 
@@ -163,6 +166,24 @@ def _caller(helper: str, fn, spec, what: str = "fn") -> Callable:
                 raise TypeError(f"{helper}: {what}{signature} cannot be called as {what}({', '.join(args)}): {exc}")
 
     return _Caller(fn, takes_spec)
+
+
+@dataclasses.dataclass(frozen=True)
+class _OnRank:
+    """on_rank(x_r, labels_r) -> Output, a rank's call on its own rows (contract/adapter.py rank_call): an object of
+    module-level parts rather than a closure, so that it reaches the ranks by pickle."""
+
+    execute: Callable
+    call: Callable
+    who: str
+    dtype: str
+    device: str
+    version: str
+    target: str
+
+    def __call__(self, embeddings, labels) -> Output:
+        loss, grad = self.execute(self.call, self.who, embeddings, labels, None, self.dtype, self.device)
+        return Output(loss=loss, grad=grad, version=self.version, target=self.target)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,8 +3,11 @@
 An implementation is data plus one function: `prepare(task, x, labels, device)` returns a callable that
 runs the forward and the backward once (and waits for the device). Frameworks are imported inside
 `prepare`, in the measuring child process only, so TensorFlow never shares a process with torch's peers.
-Each implementation states the exact spec it computes for a task, so like is compared with like:
-pytorch-metric-learning's semi-hard miner is semi_hard_all, not TF-Addons' semi_hard, and is its own task.
+Which implementations there are, in which order and on which devices, comes from the adapter families' records
+(contract/family.py: `benchmarks`, and `cuda` for the CPU and CUDA); `RECIPES` holds how each is measured, beside
+the two references (the oracle, and the matmul). Each implementation states the exact spec it computes for a task,
+so like is compared with like: pytorch-metric-learning's semi-hard miner is semi_hard_all, not TF-Addons'
+semi_hard, and is its own task.
 An implementation whose library is not installed (`requires`) is recorded as skipped, with that reason.
 On the CPU, inhouse.triton runs under Triton's interpreter: it shows that the kernels work, not how fast.
 """
@@ -17,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from adapters import families
 from reference import Spec
 
 TASKS = {
@@ -172,28 +176,58 @@ def _for(*tasks: str, **changes) -> dict:
     return {task: Spec(**{**TASKS[task].to_dict(), **changes}) for task in tasks}
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How the benchmark measures one implementation of a family: what it computes and the code that runs it."""
+
+    specs: dict
+    prepare: Callable
+    framework: str = "torch"
+    requires: tuple[str, ...] = ()
+
+
+# The measuring code of each implementation a family's record names in `benchmarks` (contract/family.py): which
+# implementations there are, in which order, and on which devices (cuda=True: the CPU and CUDA) come from the records.
+RECIPES = {
+    "torch.naive": Recipe(_for("batch_hard", "semi_hard"), _prepare_naive),
+    "pytorch-metric-learning": Recipe({**_for("batch_hard", anchors="valid"), **_for("semi_hard_all", "batch_all")},
+                                      _prepare_pml, requires=("pytorch_metric_learning",)),
+    "tf-addons": Recipe(_for("batch_hard", "semi_hard"), _prepare_tfa, framework="tensorflow",
+                        requires=("tensorflow", "tensorflow_addons")),
+    # its semi-hard mean divides by max(positive pairs, 1e-16): 0, not NaN, for a batch without any
+    "sentence-transformers": Recipe({**_for("batch_hard"), **_for("semi_hard", empty="zero")},
+                                    _prepare_sentence_transformers, framework="sentence-transformers",
+                                    requires=("sentence_transformers",)),
+    "inhouse.torch": Recipe(_for(*TASKS), _prepare_inhouse_torch),
+    "inhouse.triton": Recipe(_for("batch_hard", "batch_all"), _prepare_inhouse_triton, framework="triton",
+                             requires=("triton",)),
+}
 BOTH = ("cpu", "cuda")
+
+
+def family_implementations() -> list[Implementation]:
+    """The implementations the family records name, in their order, each with its recipe."""
+    named = [(family, name) for family in families() for name in family.benchmarks]
+    unnamed = sorted(set(RECIPES) - {name for _, name in named})
+    if unnamed:
+        raise ValueError(f"benchmarks/implementations.py: no family's record names {', '.join(unnamed)} "
+                         "(add it to that adapter module's FAMILY.benchmarks)")
+    found = []
+    for family, name in named:
+        if name not in RECIPES:
+            raise ValueError(f"adapters/{family.module}.py names the benchmark implementation {name!r}, which has no "
+                             "recipe in benchmarks/implementations.py RECIPES")
+        recipe = RECIPES[name]
+        found.append(Implementation(name, recipe.specs, BOTH if family.cuda else ("cpu",), recipe.prepare,
+                                    framework=recipe.framework, requires=recipe.requires))
+    return found
+
+
 IMPLEMENTATIONS = {
     impl.name: impl
     for impl in (
-        Implementation("oracle", _for(*TASKS), ("cpu",), _prepare_oracle, framework="numpy"),
-        Implementation("torch.naive", _for("batch_hard", "semi_hard"), BOTH, _prepare_naive),
-        Implementation(
-            "pytorch-metric-learning",
-            {**_for("batch_hard", anchors="valid"), **_for("semi_hard_all", "batch_all")},
-            BOTH,
-            _prepare_pml,
-            requires=("pytorch_metric_learning",),
-        ),
-        Implementation("tf-addons", _for("batch_hard", "semi_hard"), ("cpu",), _prepare_tfa, framework="tensorflow",
-                       requires=("tensorflow", "tensorflow_addons")),
-        # its semi-hard mean divides by max(positive pairs, 1e-16): 0, not NaN, for a batch without any
-        Implementation("sentence-transformers", {**_for("batch_hard"), **_for("semi_hard", empty="zero")}, BOTH,
-                       _prepare_sentence_transformers, framework="sentence-transformers",
-                       requires=("sentence_transformers",)),
-        Implementation("inhouse.torch", _for(*TASKS), BOTH, _prepare_inhouse_torch),
-        Implementation("inhouse.triton", _for("batch_hard", "batch_all"), BOTH, _prepare_inhouse_triton, framework="triton",
-                       requires=("triton",)),
-        Implementation(MATMUL, {}, BOTH, _prepare_matmul),
+        Implementation("oracle", _for(*TASKS), ("cpu",), _prepare_oracle, framework="numpy"),  # the reference
+        *family_implementations(),
+        Implementation(MATMUL, {}, BOTH, _prepare_matmul),  # the physical reference
     )
 }

@@ -1,15 +1,24 @@
-"""The adapter contract: an adapter is data plus two small functions.
+"""The adapter contract: an adapter is data plus two small functions (three on a distributed target).
 
     available(device=None) -> None when the implementation can run here (on `device`, an execution target of
                               contract/targets.py, when given), else the reason it cannot (a skip)
     run(embeddings, labels, spec, dtype, device, triplets) -> Output
-                              (on a distributed target also `shards=`: the rows each rank holds, engine/distributed.py)
+                              on a single-process target
+    rank_call(spec, dtype, device) -> on_rank
+                              an adapter that claims a distributed target (contract/targets.py processes > 1) must
+                              give it: on such a target the engine shards the batch over W processes and runs
+                              on_rank(embeddings_r, labels_r) -> Output on each rank r, on its own rows, with L_r
+                              and dL_r/dX_r (engine/distributed.py judges rank 0's loss and the averaged gradients)
 
 `run` receives float64 NumPy embeddings [N, D] and int64 labels [N] (and, for mining="triplets",
 int64 index triples [T, 3]); it casts to `dtype`, runs on `device` in its own framework, and returns
 the loss and dL/d embeddings as float64 NumPy. It may raise: the harness records the exception as
 the cell's outcome. Framework imports happen inside `available` and `run`, never at import time,
 so a missing framework is a skip and never an import error.
+
+`rank_call` runs in the engine's process, where it checks the call as `run` does (and raises as `run` may:
+`Unavailable` is a skip); `on_rank` travels to the ranks by pickle, that is by reference, so it must be an instance
+or partial of module-level code (the ranks import it). Sharding, the ranks and their timeout are the engine's.
 
 The Adapter checks its own fields when it is made (one place: the wrap_* helpers build through it):
 wrong types raise TypeError, values outside the dtype and target tables ValueError.
@@ -24,7 +33,7 @@ import numpy as np
 
 from .dtypes import DTYPES as DTYPE_TABLE
 from .precision import DEFAULT as DIRECT, PRECISIONS
-from .targets import TARGETS
+from .targets import TARGETS, processes
 from reference import Spec
 
 DTYPES = tuple(DTYPE_TABLE)
@@ -71,6 +80,9 @@ class Adapter:
     precision: str = DIRECT
     compute_dtype: dict = field(default_factory=dict, compare=False)  # dtype -> the dtype it computes in (upcasts)
     extra: dict = field(default_factory=dict, compare=False)  # "isolate": run each call in a child process
+    # (spec, dtype, device) -> on_rank, a picklable on_rank(embeddings_r, labels_r) -> Output: what each rank runs
+    # on a distributed target (the module docstring); required where the adapter claims one
+    rank_call: Optional[Callable[..., Callable[..., Output]]] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -101,6 +113,12 @@ class Adapter:
         for function, what in ((self.run, "run"), (self.available, "available")):
             if not callable(function):
                 raise TypeError(f"{who}: {what} must be callable, got {type(function).__name__}")
+        distributed = [t for t in self.targets if processes(t) > 1]
+        if self.rank_call is not None and not callable(self.rank_call):
+            raise TypeError(f"{who}: rank_call must be callable or None, got {type(self.rank_call).__name__}")
+        if distributed and self.rank_call is None:
+            raise ValueError(f"{who}: targets {distributed} are distributed: the engine runs a rank_call(spec, dtype, "
+                             "device) on each rank, and the adapter gives none (contract/adapter.py)")
         if not _takes_an_argument(self.available):  # the contract before targets: available() with no device
             object.__setattr__(self, "available", _ignoring_device(self.available))
 

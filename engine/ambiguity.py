@@ -19,7 +19,7 @@ from reference import GAP_KINDS
 
 from contract.dtypes import dtype as dtype_facts
 from .exactness import exact_kinds
-from .oracle import Answer
+from reference import Answer
 from contract.precision import DEFAULT, rounding_at
 from .tolerances import unit_roundoff
 
@@ -33,14 +33,14 @@ NORMALIZE_CLAMP = 1e-6
 
 def zero_norm_resolution(dtype: str) -> float:
     """The smallest row norm `dtype` tells from zero (in embedding units): above the libraries' clamps
-    (NORMALIZE_CLAMP), and |x|^2 a normal number with room. engine/strategies.py keeps its small rows above it."""
+    (NORMALIZE_CLAMP), and |x|^2 a normal number with room. engine/draws.py keeps its small rows above it."""
     return max(NORMALIZE_CLAMP, AMBIGUITY_FACTOR * float(np.sqrt(dtype_facts(dtype).smallest_normal)))
 
 
 def decision_distance(answer: Answer) -> float:
     """The smallest distance at which a decision is taken: over the selected pairs (and, for the
     window of semi_hard_all, every positive pair). The rounding delta is largest there."""
-    dist, selection = answer.result.distances, answer.result.selection
+    dist, selection = answer.distances, answer.selection
     pairs = []
     if len(selection):
         anchors = selection[:, 0]
@@ -62,17 +62,17 @@ def decision_resolution(answer: Answer, dtype: str, precision: str = DEFAULT,
     A decision between distances of size `at` is resolved to delta(at). The Gram expansion's delta is largest
     at the smallest distance a decision reads, a direct computation's at the largest (its error is relative):
     the worse of the two ends is taken."""
-    spec, dist = answer.spec, answer.result.distances
+    spec, dist = answer.spec, answer.distances
     u = unit_roundoff(answer, dtype, target)
 
     def delta(at: float) -> float:
         if not np.isfinite(at):  # no decision of that kind on this batch
             return 0.0
-        return rounding_at(precision, at, answer.points, spec.distance, spec.normalize, u)
+        return rounding_at(precision, at, answer.measured, spec.distance, spec.normalize, u)
 
     at_decisions = max(delta(decision_distance(answer)), delta(float(np.max(dist, initial=0.0))))
     resolution = {}
-    for kind, gap in answer.result.gaps.items():
+    for kind, gap in answer.gaps.items():
         where = GAP_KINDS[kind].resolved_at
         if where == "norm":  # embedding units: the input rows' norms
             resolution[kind] = zero_norm_resolution(dtype)
@@ -117,7 +117,7 @@ def decisions(answer: Answer, dtype: str, precision: str = DEFAULT, target: str 
     which it decides exactly."""
     exact = exact_kinds(answer, dtype)
     resolution = decision_resolution(answer, dtype, precision, target)
-    gaps = answer.result.gaps
+    gaps = answer.gaps
     return Decisions(
         ambiguous={kind: (gap, resolution[kind]) for kind, gap in gaps.items()
                    if kind not in exact and gap < resolution[kind]},

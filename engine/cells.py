@@ -8,16 +8,16 @@ same registry with the checks "edge:<case>" and "property:<name>".
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-import registry as divergences
+import registry
 from contract.adapter import Adapter
-from reference import Spec
-
 from contract.dtypes import most_precise
 from contract.targets import applies
+from reference import Spec
 
 QUANTITIES = ("loss", "grad")
 
@@ -49,7 +49,7 @@ class Cell:
         return self.adapter.precision
 
     def divergences(self) -> list:
-        return divergences.matching(self.adapter.name, self.spec, self.dtype, self.device, self.check)
+        return registry.matching(self.adapter.name, self.spec, self.dtype, self.device, self.check)
 
 
 def conformance_cells(adapters: list[Adapter]) -> list[Cell]:
@@ -76,22 +76,29 @@ def edge_case_cells(adapters: list[Adapter], cases: tuple[str, ...]) -> list[Cel
     ]
 
 
-def property_cells(adapters: list[Adapter], properties: dict, preferred_dtypes: dict | None = None) -> list[Cell]:
-    """Per adapter x claimed spec x property that applies to both (`properties[name](adapter, spec)`), in the most
-    precise dtype the adapter runs for that spec on the CPU (a property compares the adapter with itself: noise only
-    hides a violation), or in the property's `preferred_dtypes[name]` where the adapter runs that one."""
-    preferred_dtypes = preferred_dtypes or {}
+@dataclass(frozen=True)
+class Property:
+    """A property an adapter must have, checked on the adapter against itself (suite/test_properties.py)."""
+
+    check: Callable  # check(run, cell, batch): asserts the property on one base batch
+    applies: Callable  # applies(adapter, spec): whether it holds for what the adapter claims
+    dtype: str | None = None  # the dtype it prefers, where the adapter runs it (else the most precise)
+
+
+def property_cells(adapters: list[Adapter], properties: dict[str, Property]) -> list[Cell]:
+    """Per adapter x claimed spec x property that applies to both, in the most precise dtype the adapter runs for that
+    spec on the CPU (a property compares the adapter with itself: noise only hides a violation), or in the property's
+    own dtype where the adapter runs that one."""
     cells = []
     for adapter in adapters:
         if "cpu" not in adapter.targets:
             continue
         for spec in adapter.specs:
             runnable = runnable_dtypes(adapter, spec, "cpu") or list(adapter.dtypes)
-            for name, holds_for in properties.items():
-                if holds_for(adapter, spec):
-                    dtype = preferred_dtypes.get(name)
-                    cells.append(Cell(adapter, spec, dtype if dtype in runnable else most_precise(runnable), "cpu",
-                                      f"property:{name}"))
+            for name, found in properties.items():
+                if found.applies(adapter, spec):
+                    dtype = found.dtype if found.dtype in runnable else most_precise(runnable)
+                    cells.append(Cell(adapter, spec, dtype, "cpu", f"property:{name}"))
     return cells
 
 
@@ -100,7 +107,7 @@ def runnable_dtypes(adapter: Adapter, spec: Spec, device: str) -> list[str]:
     property or a robustness sweep run in a rejected dtype would never get an answer to start from."""
     return [
         dtype for dtype in adapter.dtypes
-        if not any(d.kind == "unsupported" for d in divergences.matching(adapter.name, spec, dtype, device, "loss"))
+        if not any(d.kind == "unsupported" for d in registry.matching(adapter.name, spec, dtype, device, "loss"))
     ]
 
 

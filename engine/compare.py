@@ -25,7 +25,7 @@ from reference import GAP_KINDS, valid_triplets
 from reference.gaps import HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, WINDOW_LOWER, WINDOW_UPPER
 
 from contract.dtypes import dtype as dtype_facts, ulp
-from .oracle import Answer
+from reference import Answer
 from .tolerances import Tolerance
 
 MAX_NEAR_DISTANCES = 6  # 2**6 = 64 strategy runs on one example at most
@@ -105,7 +105,7 @@ def _near_decisions(answer: Answer, kind: str, within: float) -> list[tuple[list
     """For every decision of `kind` within `within` of flipping: the distances it reads, each as
     (i, j, direction), and |its margin|. direction +1 marks the distance whose increase takes the
     loss to the top of its admissible range (a negative pair's), -1 the other (a positive pair's)."""
-    spec, dist, labels = answer.spec, answer.result.distances, answer.labels
+    spec, dist, labels = answer.spec, answer.distances, answer.labels
     found = []
     if kind in (SEMI_HARD_SELECTION, WINDOW_LOWER, WINDOW_UPPER):
         a, p, n = valid_triplets(labels).T
@@ -113,13 +113,13 @@ def _near_decisions(answer: Answer, kind: str, within: float) -> list[tuple[list
         for k in np.flatnonzero(np.abs(margin) < within):
             found.append(([(a[k], n[k], 1), (a[k], p[k], -1)], abs(margin[k])))
     elif kind == HINGE and spec.mining == "contrastive":
-        i, j = answer.result.selection.T
+        i, j = answer.selection.T
         same = labels[i] == labels[j]
         margin = np.where(same, dist[i, j], dist[i, j] - spec.margin)
         for k in np.flatnonzero(np.abs(margin) < within):
             found.append(([(i[k], j[k], -1 if same[k] else 1)], abs(margin[k])))
     elif kind == HINGE:
-        a, p, n = answer.result.selection.T
+        a, p, n = answer.selection.T
         hp = np.where(p >= 0, dist[a, np.maximum(p, 0)], 0.0)
         hn = dist[a, n]
         margin = hp - hn + spec.margin * (hn.mean() if spec.scaled else 1.0)
@@ -153,7 +153,7 @@ def admissible_losses(answer: Answer, ambiguous: dict) -> list[tuple[float, floa
     if any(GAP_KINDS[kind].unresolved for kind in jumping):
         return None
     underflow = jumping.pop(SOFT_UNDERFLOW, None)
-    outcomes = _nudged_outcomes(answer, jumping) if jumping else [(answer.loss, answer.result.values, 0.0)]
+    outcomes = _nudged_outcomes(answer, jumping) if jumping else [(answer.loss, answer.values, 0.0)]
     if outcomes is None or underflow is None:
         return None if outcomes is None else [(loss, extra) for loss, _, extra in outcomes]
     return [(end, extra) for loss, values, extra in outcomes for end in _count_extremes(loss, values, underflow)]
@@ -171,7 +171,7 @@ def _nudged_outcomes(answer: Answer, jumping: dict) -> list[tuple[float, np.ndar
                 widest[key] = max(widest.get(key, 0.0), 2.0 * margin)
                 directions.setdefault(key, set()).add(direction)
     entries = list(widest)
-    dist = answer.result.distances
+    dist = answer.distances
     sizes = [widest[e] + NUDGE_FLOOR * (1.0 + dist[e]) for e in entries]
     if len(entries) <= MAX_NEAR_DISTANCES:
         patterns = list(itertools.product((-1.0, 1.0), repeat=len(entries)))
@@ -180,7 +180,7 @@ def _nudged_outcomes(answer: Answer, jumping: dict) -> list[tuple[float, np.ndar
         patterns = [top, tuple(-sign for sign in top)]
     else:
         return None
-    outcomes = [(answer.loss, answer.result.values, 0.0)]
+    outcomes = [(answer.loss, answer.values, 0.0)]
     for signs in patterns:
         nudged = dist.copy()
         for (i, j), size, sign in zip(entries, sizes, signs):

@@ -1,20 +1,21 @@
 """Running a loss over a batch sharded across processes (torch.distributed, gloo), judged as DDP trains.
 
-A call on a target with `processes` W > 1 (contract/targets.py, dist-gloo-2 and dist-gloo-3) splits the global batch
-X, y into W contiguous shards (`shards`: rows per rank, in the global row order; the even split by default), and
-rank r runs the adapter's loss on its shard through the adapter's own cast/backward code (adapters/_torch.execute),
-returning L_r and dL_r/dX_r for its own rows. DDP averages gradients across ranks, so training follows
+A call on a target with `processes` W > 1 (contract/targets.py, dist-gloo-2 and dist-gloo-3; engine/harness.py
+`call_adapter` comes here for it) splits the global batch X, y into W contiguous shards (`shards`: rows per rank, in
+the global row order; the even split by default), and rank r runs the function the adapter's `rank_call` gives
+(contract/adapter.py; a wrap_torch adapter's loss through its own cast/backward code, adapters/_torch.execute) on its
+shard, returning L_r and dL_r/dX_r for its own rows. DDP averages gradients across ranks, so training follows
 G = (1/W) concat_r dL_r/dX_r; the call returns Output(loss = L_0, grad = G), which the cell judges against the
 oracle's loss and gradient on the whole batch (docs/distributed.md).
 
 One process group per world size, started on the first call that needs it (processes forked from the clean
 forkserver of engine/harness.py, which has imported torch once, so no framework state of this process is inherited
 and no rank imports torch again; "spawn" where there is no forkserver; init_process_group("gloo") on a free localhost
-port), each rank waiting on its own queue for jobs. A job is the adapter's bound loss function (pickled by reference: the rank imports its module, as
-harness isolation does), the rank's shard, the dtype and the target. A rank that raises, dies or gives no answer
-within the per-call timeout fails the call with a `RankFailure` naming the rank (the harness records it as the
-cell's AdapterFailure); the group is then shut down, and the next call starts a fresh one. Groups are shut down at
-interpreter exit (atexit) or by `shutdown()`.
+port), each rank waiting on its own queue for jobs. A job is the adapter's per-rank function (pickled by reference:
+the rank imports its module, as harness isolation does) and the rank's shard. A rank that raises, dies or gives no
+answer within the per-call timeout (the harness's, passed to `run_sharded`) fails the call with a `RankFailure`
+naming the rank (the harness records it as the cell's AdapterFailure); the group is then shut down, and the next
+call starts a fresh one. Groups are shut down at interpreter exit (atexit) or by `shutdown()`.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.adapter import Unavailable
+from contract.adapter import Output, Unavailable
 from .harness import CHILD_CONTEXT, process_death
 from contract.targets import processes as processes_of
 
@@ -68,61 +69,22 @@ def check_shards(shards, rows: int, world_size: int) -> tuple[int, ...]:
     return shards
 
 
-def shard_options(adapter, device: str) -> dict:
-    """The keyword arguments engine.strategies.batches takes for a cell on `device`: none on a single-process target
-    (its batches are drawn exactly as before), else the world size and whether the adapter needs equal shards
-    (Adapter.extra["equal_shards"], e.g. pytorch-metric-learning, whose all_gather assumes them)."""
-    world_size = processes_of(device)
-    if world_size == 1:
-        return {}
-    return {"processes": world_size, "equal_shards": bool(adapter.extra.get("equal_shards"))}
-
-
-def with_shards(batches, processes: int = 1, equal_shards: bool = False) -> list:
-    """Fixed batches (the regression batches) for a distributed cell: each with the even split, dropping those the
-    world size cannot split (fewer rows than ranks; a row count the ranks cannot share equally, where required)."""
-    if processes == 1:
-        return list(batches)
-    from dataclasses import replace
-
-    return [replace(batch, shards=even_shards(len(batch.labels), processes)) for batch in batches
-            if len(batch.labels) >= processes and (not equal_shards or len(batch.labels) % processes == 0)]
-
-
-# --- the per-call timeout: the harness's, applied by the parent to the ranks --------------------------------------
-
-_timeout_s: list[float | None] = [None]  # None: the harness's default
-
-
-@contextlib.contextmanager
-def per_call_timeout(seconds: float):
-    """The deadline the ranks get for the calls made inside (engine/harness.py sets the per-call timeout)."""
-    before, _timeout_s[0] = _timeout_s[0], seconds
-    try:
-        yield
-    finally:
-        _timeout_s[0] = before
-
-
-def _call_timeout() -> float:
-    if _timeout_s[0] is not None:
-        return _timeout_s[0]
-    from .harness import DEFAULT_TIMEOUT_S
-
-    return DEFAULT_TIMEOUT_S
-
-
 # --- one sharded call ---------------------------------------------------------------------------------------------
 
-def run_sharded(execute, call, who: str, embeddings: np.ndarray, labels: np.ndarray, dtype: str, device: str,
-                shards=None) -> Sharded:
-    """Rank r runs execute(call, who, X_r, y_r, None, dtype, device) -> (L_r, dL_r/dX_r); returns L_0 and G.
-    `execute` and `call` travel by pickle, that is by reference: module-level functions (or partials of them)."""
+def run_sharded(on_rank, who: str, embeddings: np.ndarray, labels: np.ndarray, device: str, shards=None, *,
+                timeout: float, equal_shards: bool = False) -> Output:
+    """Rank r runs on_rank(X_r, y_r) -> Output(L_r, dL_r/dX_r) (the adapter's rank_call gave on_rank), within
+    `timeout` seconds; returns Output(L_0, G) with rank 0's version and target. `on_rank` travels by pickle, that is
+    by reference: module-level code, or an instance or partial of it. `equal_shards`: the adapter declares it
+    (Adapter.extra), and a layout whose ranks hold different row counts is refused."""
     world_size = processes_of(device)
+    embeddings, labels = np.asarray(embeddings, dtype=np.float64), np.asarray(labels)
+    if equal_shards and shards is not None and len(set(shards)) > 1:
+        raise ValueError(f"{who} declares equal_shards: every rank must hold as many rows, not {tuple(shards)}")
     rows = len(labels)
     shards = check_shards(even_shards(rows, world_size) if shards is None else shards, rows, world_size)
     bounds = np.cumsum((0, *shards))
-    jobs = [(execute, call, who, embeddings[a:b], labels[a:b], dtype, device) for a, b in zip(bounds, bounds[1:])]
+    jobs = [(on_rank, embeddings[a:b], labels[a:b]) for a, b in zip(bounds, bounds[1:])]
     try:
         payloads = [pickle.dumps(job) for job in jobs]
     except Exception as exc:
@@ -130,14 +92,14 @@ def run_sharded(execute, call, who: str, embeddings: np.ndarray, labels: np.ndar
                         "make it a module-level function of an importable module") from exc
     group = _group(world_size)
     try:
-        answers = group.run(payloads, _call_timeout())
+        answers = group.run(payloads, timeout)
     except BaseException:  # a rank failed, or lacks the adapter's module: the others may be stuck in a collective
         _discard(world_size)
         raise
-    losses = tuple(float(loss) for loss, _ in answers)
-    grad = np.concatenate([np.asarray(g, dtype=np.float64) for _, g in answers]) / world_size  # DDP's averaging
+    losses = tuple(float(answer.loss) for answer in answers)
+    grad = np.concatenate([np.asarray(a.grad, dtype=np.float64) for a in answers]) / world_size  # DDP's averaging
     _last[0] = Sharded(loss=losses[0], grad=grad, rank_losses=losses)
-    return _last[0]
+    return Output(loss=losses[0], grad=grad, version=answers[0].version, target=answers[0].target)
 
 
 _last: list[Sharded | None] = [None]
@@ -269,7 +231,7 @@ def _ranks(ranks: list[int], world_size: int) -> str:
 # --- a rank -------------------------------------------------------------------------------------------------------
 
 def _rank_main(rank: int, world_size: int, port: int, jobs, results) -> None:
-    """Join the group, then run jobs until None arrives: (job id, pickled (execute, call, who, x, y, dtype, device))."""
+    """Join the group, then run jobs until None arrives: (job id, pickled (on_rank, x, y))."""
     import torch
     import torch.distributed as dist
 
@@ -284,8 +246,8 @@ def _rank_main(rank: int, world_size: int, port: int, jobs, results) -> None:
     while (job := jobs.get()) is not None:
         job_id, payload = job
         try:
-            execute, call, who, x, y, dtype, device = pickle.loads(payload)
-            answer = ("value", execute(call, who, x, y, None, dtype, device))
+            on_rank, x, y = pickle.loads(payload)
+            answer = ("value", on_rank(x, y))
         except BaseException as exc:  # the loss may raise anything; the parent decides what it means
             answer = ("unavailable", str(exc)) if isinstance(exc, Unavailable) else ("error", _described(exc))
         results.put((job_id, rank, *answer))

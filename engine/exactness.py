@@ -19,10 +19,10 @@ import numpy as np
 from reference import GAP_KINDS
 
 from contract.dtypes import dtype as dtype_facts
-from .oracle import Answer
+from reference import Answer
 
 
-def lattice_step(x: np.ndarray) -> float | None:
+def common_power_of_two(x: np.ndarray) -> float | None:
     """The largest power of two s with every coordinate an integer multiple of s (1 for an all-zero batch),
     or None where a coordinate is not finite."""
     values = np.asarray(x, dtype=np.float64).ravel()
@@ -42,8 +42,8 @@ def exact_kinds(answer: Answer, compute_dtype: str) -> frozenset[str]:
     spec = answer.spec
     if spec.distance == "cosine" or spec.normalize:
         return frozenset()
-    x = answer.points
-    step = lattice_step(x)
+    x = answer.measured
+    step = common_power_of_two(x)
     if step is None:
         return frozenset()
     integers = x / step
@@ -60,7 +60,7 @@ def _distances_exact(answer: Answer, step: float) -> bool:
     """squared_euclidean: always, on a lattice; euclidean: when every squared distance is a perfect square."""
     if answer.spec.distance == "squared_euclidean":
         return True
-    units = answer.result.distances / step
+    units = answer.distances / step
     return bool(np.all(units == np.round(units)))
 
 

@@ -20,14 +20,19 @@ of an importable module (the child has this process's sys.path, so a module give
 tests/fake_adapters.py qualify; a closure such as the adapters.wrap_* helpers build does not,
 and fails its cell saying so); and a script that calls an isolated adapter outside pytest needs the
 usual `if __name__ == "__main__":` guard, since the child re-imports the main module.
+
+A call on a distributed target (contract/targets.py processes > 1) runs in the daemon thread too: the adapter's
+`rank_call` gives the function each rank runs on its shard, and engine/distributed.py runs the ranks.
 """
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import pickle
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 
 import numpy as np
 
@@ -67,14 +72,14 @@ def _timed_out(name: str, timeout: float, aftermath: str = "") -> AdapterFailure
     return AdapterFailure(reason)
 
 
-def _run_in_thread(adapter: Adapter, args: tuple, timeout: float, kwargs: dict | None = None) -> object:
+def _run_in_thread(adapter: Adapter, call: Callable[[], object], timeout: float) -> object:
     box: dict[str, object] = {}
     settings = machine.configured()  # read here: the caller's `machine.varied` holds while this call runs
 
     def target() -> None:
         try:
             with machine.applied(settings):  # in the adapter's own thread: denormal flushing is per thread
-                box["value"] = adapter.run(*args, **(kwargs or {}))
+                box["value"] = call()
         except BaseException as exc:  # the adapter may raise anything, SystemExit included
             box["error"] = exc
 
@@ -161,24 +166,30 @@ def _run_in_process(adapter: Adapter, args: tuple, timeout: float) -> object:
     return value
 
 
-def _run(adapter: Adapter, args: tuple, timeout: float, kwargs: dict | None = None) -> object:
+def _run(adapter: Adapter, args: tuple, timeout: float, shards: tuple[int, ...] | None = None) -> object:
     """The runner seam: every adapter call goes through here (see the module docstring)."""
     if is_distributed(args[4]):
-        return _run_sharded(adapter, args, timeout, kwargs)
+        return _run_sharded(adapter, args, timeout, shards)
     if adapter.extra.get("isolate"):
         return _run_in_process(adapter, args, timeout)
-    return _run_in_thread(adapter, args, timeout)
+    return _run_in_thread(adapter, functools.partial(adapter.run, *args), timeout)
 
 
-def _run_sharded(adapter: Adapter, args: tuple, timeout: float, kwargs: dict | None) -> object:
-    """A call on a distributed target: its ranks are processes that engine.distributed holds to the per-call timeout
-    itself (a hung rank fails the call, its group is shut down and the next call starts a fresh one). The thread
-    waits longer than that, the group's start and shutdown included, so that only a run() that hangs in this process
-    is quarantined."""
-    from . import distributed
+def _run_sharded(adapter: Adapter, args: tuple, timeout: float, shards: tuple[int, ...] | None) -> Output:
+    """A call on a distributed target: the adapter's rank_call gives what each rank runs, and engine.distributed
+    shards the batch and holds the ranks to the per-call timeout itself (a hung rank fails the call, its group is
+    shut down and the next call starts a fresh one). The thread waits longer than that, the group's start and
+    shutdown included, so that only a rank_call that hangs in this process is quarantined."""
+    from . import distributed  # here, not at the top: engine/distributed.py imports this module
 
-    with distributed.per_call_timeout(timeout):
-        return _run_in_thread(adapter, args, timeout + distributed.START_TIMEOUT_S + distributed.CLOSE_S, kwargs)
+    embeddings, labels, spec, dtype, device, _ = args  # no triplets: index triples name rows of the whole batch
+
+    def sharded() -> Output:
+        on_rank = adapter.rank_call(spec, dtype, device)
+        return distributed.run_sharded(on_rank, f"adapter {adapter.name!r}", embeddings, labels, device, shards,
+                                       timeout=timeout, equal_shards=bool(adapter.extra.get("equal_shards")))
+
+    return _run_in_thread(adapter, sharded, timeout + distributed.START_TIMEOUT_S + distributed.CLOSE_S)
 
 
 def _checked(adapter: Adapter, out: object, shape: tuple[int, int]) -> Output:
@@ -221,7 +232,8 @@ def call_adapter(
     shards: tuple[int, ...] | None = None,
 ) -> Output:
     """adapter.run(...) with copies of the inputs, checked against the contract; AdapterFailure otherwise.
-    `shards` (a distributed target only: rows per rank, None for the even split) reaches run as a keyword."""
+    On a distributed target the ranks run the adapter's rank_call on `shards` (rows per rank, None for the even
+    split; engine/distributed.py)."""
     if adapter.name in _QUARANTINED:
         raise AdapterFailure(f"not called again: {_QUARANTINED[adapter.name]}")
     embeddings = np.array(embeddings, dtype=np.float64)
@@ -231,5 +243,5 @@ def call_adapter(
     args = (embeddings.copy(), labels.copy(), spec, dtype, device, None if triplets is None else triplets.copy())
     if shards is not None and not is_distributed(device):
         raise ValueError(f"shards {tuple(shards)} given for {device!r}, a single-process target")
-    kwargs = {} if shards is None else {"shards": tuple(int(s) for s in shards)}
-    return _checked(adapter, _run(adapter, args, timeout, kwargs), embeddings.shape)
+    shards = None if shards is None else tuple(int(s) for s in shards)
+    return _checked(adapter, _run(adapter, args, timeout, shards), embeddings.shape)

@@ -1,4 +1,5 @@
-"""The judging rule, written once: conformance cells, property checks and edge cases all follow it.
+"""The judging rule, written once: conformance cells, property checks and edge cases all call `judge_example`
+(decisions -> tolerance -> verdict).
 
 Per quantity, on one example, given how the example's decisions stand for the dtype (engine/ambiguity.py
 `decisions`):
@@ -19,14 +20,16 @@ is finite (`every_admissible_answer_is_finite`), a NaN or an infinity is a misma
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from reference import GAP_KINDS
 
-from .ambiguity import Decisions
+from .ambiguity import Decisions, decisions
 from .compare import Errors, admissible_losses, measure, measure_loss_against, overflows, value_jumps
-from .oracle import Answer
-from .tolerances import Tolerance
+from reference import Answer
+from .tolerances import Tolerance, tolerance
 
 ORACLE, ADMISSIBLE, NOT_COMPARED = "oracle", "admissible", "not compared"
 
@@ -85,3 +88,28 @@ def judge(quantity: str, impl, answer: Answer, decided: Decisions, tolerance: To
     if outcomes is None:
         return finite_where_required(quantity, impl, answer, decided, dtype)
     return measure_loss_against(impl, outcomes, tolerance, dtype)
+
+
+def judge_example(cell, quantity: str, impl, answer: Answer, *, decided: Decisions | None = None,
+                  device: str | None = None, conventions: tuple[str, ...] = (), held_to=None) -> Errors | None:
+    """`impl` (a loss or a gradient the adapter of `cell` gave) judged on one example: how the example's decisions
+    stand for the cell's compute dtype and precision on `device` (None: the plain dtype model), the tolerance that
+    follows, and the rule above. `decided`, when the caller has it already, saves computing it again.
+
+    `held_to`: another answer of the adapter's that `impl` must equal (a property: two inputs that must give the same
+    answer). It is compared where the rule compares with the oracle's value, within twice the tolerance (both carry
+    their own rounding); elsewhere either side of a decision is admissible, but neither may be a NaN or an infinity
+    where every admissible answer is finite."""
+    if decided is None:
+        decided = decisions(answer, cell.compute_dtype, cell.precision, device)
+    allowed = tolerance(quantity, cell.dtype, answer, cell.compute_dtype, cell.precision, device)
+    if held_to is None:
+        return judge(quantity, impl, answer, decided, allowed, cell.dtype, conventions)
+    if comparison(quantity, decided, answer, conventions) != ORACLE:
+        for which, value in (("the answer it is held to", held_to), ("the answer", impl)):
+            errors = finite_where_required(quantity, value, answer, decided, cell.dtype)
+            if errors is not None:
+                return replace(errors, mismatch=f"{which}: {errors.mismatch}")
+        return None
+    doubled = Tolerance(2 * allowed.atol, allowed.rtol, f"2 x ({allowed.source})", allowed.scale)
+    return measure(quantity, impl, held_to, doubled, cell.dtype)

@@ -1,11 +1,7 @@
 """The suite's pytest plugin (registered by the root conftest.py): Hypothesis profiles, the conformance
 options, and what a run collects.
 
-Hypothesis profiles, shared by every test module:
-  dev       fast local iteration (the default outside CI)
-  ci        derandomised and bounded (loaded automatically when CI=true)
-  report    ci with twice its examples per conformance cell: the main job's (reports/main.py)
-  thorough  many examples; conformance checks `target()` the normalised error to hunt the worst case
+Hypothesis profiles, shared by every test module, and the examples each item runs under them: engine/profiles.py.
 Pick one with `pytest --hypothesis-profile NAME`.
 
 What a run collects: `pytest` alone collects the suite (suite/: the checks that judge adapters) and the
@@ -15,13 +11,12 @@ suite/ only, and not suite/robustness (the sweeps measure, they do not judge), u
 In parallel (pytest-xdist, `pytest -n 2`): every worker loads this plugin, and so the same Hypothesis profile (from
 CI and --hypothesis-profile, which reach every worker); the controller alone writes the results file (its header,
 every worker's records as their reports arrive, the divergence records and run_end), and judges the run as a
-serial one (engine/session.py). With `--dist loadgroup`, the items of a test module that share a module-scoped
+serial one (engine/session.py, engine/workers.py). With `--dist loadgroup`, the items of a test module that share a module-scoped
 fixture (a child pytest run, a page) run in one worker, so the fixture runs once, and so do the conformance and
 property items of one cell key, so the adapter and the oracle answer each example they share once: engine/workers.py,
 a plugin this one loads, says how the work is shared out and what the workers are handed.
 """
 import importlib
-import os
 import signal
 import sys
 import threading
@@ -29,10 +24,10 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 
-from adapters._tf import import_torch_first
-from adapters.inhouse import interpret_triton_without_a_gpu
+from adapters import import_torch_first, interpret_triton_without_a_gpu
+from engine import profiles
 
 
 class TorchBeforeTensorFlow:
@@ -53,25 +48,7 @@ if "tensorflow" not in sys.modules:
 interpret_triton_without_a_gpu()  # before any library imports triton (see there)
 pytest_plugins = ["engine.workers"]
 
-_quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-# target() hunts the worst case only with thousands of examples; below that its phase just spends time.
-_untargeted = [phase for phase in Phase if phase is not Phase.target]
-settings.register_profile(
-    "dev", max_examples=30, deadline=None, phases=_untargeted, suppress_health_check=_quiet
-)
-settings.register_profile(
-    "ci",
-    max_examples=40,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    phases=_untargeted,
-    suppress_health_check=_quiet,
-)
-settings.register_profile("report", parent=settings.get_profile("ci"))  # its examples: engine/checks.py
-settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True, suppress_health_check=_quiet)
-settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+profiles.register_profiles()
 
 
 # --- the conformance run's options: which adapters, and where the results go -------------------------
@@ -181,7 +158,7 @@ def pytest_configure(config):
     else:
         config.conformance_adapters, config.conformance_adapter_sources = catalog(), {}
     from engine import machine
-    from engine.session import xdist_role
+    from engine.workers import xdist_role
 
     try:
         settings_in_force = machine.in_force()
@@ -217,18 +194,22 @@ def pytest_configure(config):
     else:
         config.conformance_results = _NoResults()
     # The session: cells, records, known divergences, regime coverage, summary.
-    from engine import checks
-    from engine.session import ConformanceSession, Outbox
+    from engine.session import ConformanceSession
+    from engine.workers import ControllerInbox, WorkerHandover
 
-    checks.CELL_SECONDS = config.getoption("cell_seconds")
+    profiles.CELL_SECONDS = config.getoption("cell_seconds")
 
     config.addinivalue_line("markers", "divergence(*ids): the known divergences (registry/__init__.py) a test covers")
     # pytest-xdist registers it too; here so that a test module may name its group where xdist is not loaded
     config.addinivalue_line("markers", "xdist_group(name): run these tests in one xdist worker (--dist loadgroup)")
-    config.conformance_session = ConformanceSession.from_config(config)
-    config.pluginmanager.register(config.conformance_session, "triplet-conformance-session")
+    session = ConformanceSession(writer=config.conformance_results, sources=config.conformance_adapter_sources,
+                                 timeout=config.getoption("adapter_timeout"), results_path=path, role=role)
+    config.conformance_session = session
+    config.pluginmanager.register(session, "triplet-conformance-session")
     if role == "worker":
-        config.pluginmanager.register(Outbox(config.conformance_session), "triplet-conformance-outbox")
+        config.pluginmanager.register(WorkerHandover(session), "triplet-conformance-handover")
+    elif role == "controller":
+        config.pluginmanager.register(ControllerInbox(session), "triplet-conformance-inbox")
     elif role == "serial":
         stopper = StopAfterTheItem()
         stopper.install()
@@ -322,5 +303,5 @@ def results(pytestconfig):
 
 @pytest.fixture(scope="session")
 def conformance(pytestconfig):
-    """The conformance session (engine/session.py): caches, records, coverage."""
+    """The conformance session (engine/session.py): each item's run, the records, coverage."""
     return pytestconfig.conformance_session

@@ -15,8 +15,8 @@ from reference import GAP_KINDS, Spec, label_masks
 from reference.gaps import TIE_NEGATIVE
 
 from contract.batch import Batch
-from .oracle import Answer
-from .strategies import TRIPLET_MININGS
+from reference import Answer
+from .draws import TRIPLET_MININGS
 
 
 @dataclass(frozen=True)
@@ -56,13 +56,13 @@ def _class_sizes(batch: Batch) -> np.ndarray:
 
 
 def _selection_gaps(answer: Answer) -> list[float]:
-    return [gap for kind, gap in answer.result.gaps.items() if GAP_KINDS[kind].selection]
+    return [gap for kind, gap in answer.gaps.items() if GAP_KINDS[kind].selection]
 
 
 def _all_triplet_kinds(batch: Batch, answer: Answer) -> bool:
     """Hard (d_an < d_ap), semi-hard (d_ap < d_an < d_ap + m) and easy (d_an > d_ap + m) triplets."""
     positive, negative = label_masks(answer.labels)
-    dist = answer.result.distances
+    dist = answer.distances
     excess = (dist[:, None, :] - dist[:, :, None])[positive[:, :, None] & negative[:, None, :]]  # d_an - d_ap
     margin = answer.spec.margin
     return bool((excess < 0).any() and ((excess > 0) & (excess < margin)).any() and (excess > margin).any())
@@ -72,19 +72,19 @@ def _positive_pairs_with_farther_negative(answer: Answer) -> np.ndarray:
     """Per positive pair (a, p) of an anchor that has negatives: is some negative farther than p?"""
     positive, negative = label_masks(answer.labels)
     a, p = np.nonzero(positive & negative.any(axis=1)[:, None])
-    dist = answer.result.distances
+    dist = answer.distances
     return (negative[a] & (dist[a] > dist[a, p][:, None])).any(axis=1)
 
 
 def _negative_pair_margins(answer: Answer) -> np.ndarray:
-    i, j = answer.result.selection.T
+    i, j = answer.selection.T
     different = answer.labels[i] != answer.labels[j]
-    return answer.result.distances[i, j][different] - answer.spec.margin
+    return answer.distances[i, j][different] - answer.spec.margin
 
 
 def _offset_ratio(batch: Batch, answer: Answer) -> float:
     centroid = np.linalg.norm(batch.embeddings.mean(axis=0))
-    return centroid / max(float(answer.result.distances.max()), 1e-300)
+    return centroid / max(float(answer.distances.max()), 1e-300)
 
 
 def _has_duplicate_rows(batch: Batch) -> bool:
@@ -93,7 +93,7 @@ def _has_duplicate_rows(batch: Batch) -> bool:
 
 
 def _near_tie_in_a_selection(answer: Answer) -> bool:
-    width = 1e-3 * np.median(answer.result.distances)
+    width = 1e-3 * np.median(answer.distances)
     return any(0 < gap < width for gap in _selection_gaps(answer))
 
 
@@ -123,11 +123,11 @@ REGIMES: tuple[Regime, ...] = (
     Regime("unit-norm embeddings", _always, lambda b, a: _unit_norm(b), 0.05),
     # float16 and bfloat16 resolve distances only near the origin: their offsets stay below ~2 x scale
     Regime("large offset", lambda s, dtype: dtype in ("float32", "float64"), lambda b, a: _offset_ratio(b, a) > 3.0, 0.05),
-    Regime("hinge active", _hinged, lambda b, a: bool((a.result.values > 0).any()), 0.3),
+    Regime("hinge active", _hinged, lambda b, a: bool((a.values > 0).any()), 0.3),
     Regime(
         "hinge inactive",
         lambda s, dtype: _hinged(s, dtype) and s.mining != "semi_hard_all",  # its window keeps every term active
-        lambda b, a: bool((a.result.values == 0).any()),
+        lambda b, a: bool((a.values == 0).any()),
         0.05,
     ),
     Regime(
@@ -138,15 +138,15 @@ REGIMES: tuple[Regime, ...] = (
     ),
     Regime("semi_hard fallback fired", _mining("semi_hard"), lambda b, a: bool((~_positive_pairs_with_farther_negative(a)).any()), 0.5),
     Regime("semi-hard negative found", _mining("semi_hard"), lambda b, a: bool(_positive_pairs_with_farther_negative(a).any()), 0.5),
-    Regime("tie in the hardest negative", _mining("batch_hard"), lambda b, a: a.result.gaps.get(TIE_NEGATIVE) == 0.0, 0.05),
+    Regime("tie in the hardest negative", _mining("batch_hard"), lambda b, a: a.gaps.get(TIE_NEGATIVE) == 0.0, 0.05),
     Regime(
         "anchor without a positive",
         lambda s, dtype: s.mining == "batch_hard" and s.anchors == "all",
-        lambda b, a: bool((a.result.selection[:, 1] < 0).any()),
+        lambda b, a: bool((a.selection[:, 1] < 0).any()),
         0.2,
     ),
-    Regime("window non-empty", _mining("semi_hard_all"), lambda b, a: len(a.result.selection) > 0, 0.2),
-    Regime("window empty", _mining("semi_hard_all"), lambda b, a: len(a.result.selection) == 0, 0.1),
+    Regime("window non-empty", _mining("semi_hard_all"), lambda b, a: len(a.selection) > 0, 0.2),
+    Regime("window empty", _mining("semi_hard_all"), lambda b, a: len(a.selection) == 0, 0.1),
     Regime("negative pair inside the margin", _mining("contrastive"), lambda b, a: bool((_negative_pair_margins(a) < 0).any()), 0.2),
     Regime("negative pair beyond the margin", _mining("contrastive"), lambda b, a: bool((_negative_pair_margins(a) > 0).any()), 0.2),
     Regime("index repeated inside a triplet", _mining("triplets"), _repeats_an_index, 0.1),

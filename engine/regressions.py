@@ -16,9 +16,9 @@ from contract.batch import Batch, Regression, found
 OWN: tuple[Regression, ...] = (
     Regression(
         np.array([[1.0], [2.0], [-1.0], [3.0], [-2.0]]), np.array([0, 0, 1, 1, 0]), "cosine D=1",
-        "notes/measured.md: cosine with D=1 gives distances of exactly 0 or 2, every selection a tie; TF-Addons "
-        "float32 turns some zeros into ~1e-7 and its semi-hard choice moves the loss by up to 0.8: ambiguous, not a "
-        "divergence",
+        "docs/upstream/measured.md: cosine with D=1 gives distances of exactly 0 or 2, every selection a tie; "
+        "TF-Addons float32 turns some zeros into ~1e-7 and its semi-hard choice moves the loss by up to 0.8: "
+        "ambiguous, not a divergence",
         reaches={"distance": "cosine"},
     ),
     # Exact ties on small integers, which every implementation computes exactly in every dtype: the spec's own

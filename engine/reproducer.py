@@ -56,8 +56,9 @@ def reproducer(
     shards: tuple[int, ...] | None = None,
 ) -> str:
     """The source; `source` is CATALOG for a built-in adapter, else the --adapter MODULE:ATTR it came from.
-    On a distributed target the adapter's run starts the ranks itself (engine/distributed.py): they are processes
-    of their own (forkserver or spawn), which import the script's main module again, hence the `if __name__ == "__main__":` guard."""
+    On a distributed target the script calls engine.harness.call_adapter, whose engine/distributed.py shards the batch
+    and starts the ranks: processes of their own (forkserver or spawn), which import the script's main module again,
+    hence the `if __name__ == "__main__":` guard."""
     call = f"adapter.run(embeddings, labels, spec, {dtype!r}, {device!r}, triplets)"
     run = [
         "oracle = reference.evaluate(embeddings, labels, spec, triplets)",
@@ -68,8 +69,10 @@ def reproducer(
     ]
     sharding = []
     if processes(device) > 1:
-        sharding = [f"shards = {tuple(shards) if shards is not None else None!r}  # rows per rank; None: the even split"]
-        run[1] = f"output = {call[:-1]}, shards=shards)  # starts {processes(device)} processes"
+        sharding = ["from engine.harness import call_adapter  # the engine shards the batch over the ranks",
+                    f"shards = {tuple(shards) if shards is not None else None!r}  # rows per rank; None: the even split"]
+        run[1] = (f"output = call_adapter(adapter, embeddings, labels, spec, {dtype!r}, {device!r}, triplets, "
+                  f"shards=shards)  # starts {processes(device)} processes")
         run = ['if __name__ == "__main__":  # the ranks re-import this module', *("    " + line for line in run)]
     lines = [
         f"# {adapter_name} vs the oracle: {spec}, {dtype}, {device}. Run from the repository root.",

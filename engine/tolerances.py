@@ -29,7 +29,7 @@ carries 2 * 2^-bits (both inputs rounded) while the D products and two terms sti
     u = (D + 2) eps + 2 * 2^-bits                  (float32 under TF32: about 2e-3, against 2.4e-6 at D = 18)
 
 The model cannot know which of an implementation's distances pass through a matmul, so the widened u holds for
-every distance on that target; the plain dtype model is judged beside it (engine/checks.py), and the comparison
+every distance on that target; the plain dtype model is judged beside it (engine/cell_run.py), and the comparison
 record says whether the cell also stayed within it (tolerance.within_dtype_model): which implementations keep
 float32's accuracy with TF32 switched on.
 
@@ -45,7 +45,7 @@ from reference.distances import pairwise_backward
 from reference.terms import NO_INDEX, hinge_or_soft, lookup
 
 from contract.dtypes import dtype as dtype_facts
-from .oracle import Answer
+from reference import Answer
 from contract.precision import DEFAULT, squared_error, to_distance
 from contract.targets import matmul_eps
 
@@ -72,7 +72,7 @@ class Tolerance:
 _TORCH = "torch.testing._comparison._DTYPE_PRECISIONS"
 _JAX = "jax._src.public_test_util.default_gradient_tolerance (atol = rtol)"
 
-# Values: torch.testing's defaults (notes/conformance.md section 2).
+# Values: torch.testing's defaults (docs/upstream/conformance-practice.md, section 2).
 VALUES = {
     "float64": Tolerance(atol=1e-7, rtol=1e-7, source=f"{_TORCH}[float64]"),
     "float32": Tolerance(atol=1e-5, rtol=1.3e-6, source=f"{_TORCH}[float32]"),
@@ -80,7 +80,7 @@ VALUES = {
     "bfloat16": Tolerance(atol=1e-5, rtol=1.6e-2, source=f"{_TORCH}[bfloat16]"),
 }
 # Gradients: JAX's gradient tolerances, two to ten orders looser than its value tolerances
-# (notes/conformance.md section 3).
+# (docs/upstream/conformance-practice.md, section 3).
 GRADIENTS = {
     "float64": Tolerance(atol=1e-5, rtol=1e-5, source=f"{_JAX}[float64]"),
     "float32": Tolerance(atol=2e-3, rtol=2e-3, source=f"{_JAX}[float32]"),
@@ -96,16 +96,16 @@ SCALING = (
 def unit_roundoff(answer: Answer, dtype: str, target: str | None = None) -> float:
     """u = (D + 2) eps: a sum of D products and two more terms; + 2 * 2^-bits on a `target` that rounds matmul
     inputs to fewer mantissa bits than the dtype has (TF32, module docstring)."""
-    u = (answer.points.shape[1] + 2) * dtype_facts(dtype).eps
+    u = (answer.measured.shape[1] + 2) * dtype_facts(dtype).eps
     reduced = matmul_eps(target, dtype)
     return u if reduced is None else u + 2.0 * reduced
 
 
 def distance_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: str | None = None) -> np.ndarray:
     """delta_ij: how far a correct `dtype` implementation's d_ij may sit from the exact one (on `target`)."""
-    dist, spec = answer.result.distances, answer.spec
+    dist, spec = answer.distances, answer.spec
     squared = dist * dist if spec.distance == "euclidean" else dist
-    err = squared_error(precision, answer.points, squared, spec.distance, spec.normalize,
+    err = squared_error(precision, answer.measured, squared, spec.distance, spec.normalize,
                         unit_roundoff(answer, dtype, target))
     return to_distance(err, dist, spec.distance)
 
@@ -132,32 +132,31 @@ def own_distance_rounding(answer: Answer, delta: np.ndarray) -> float:
     sqrt(2 u |a|^2), 1.8e-3 for a unit row in D = 11 in float32. Two norms and a dot product, each within
     gamma_D |a|^2 of |a|^2 in any summation order, and one rounding at 2 |a|^2 leave at most (4 D + 2) eps |a|^2 <
     2 err_aa: sqrt(2) delta_aa, inside SAFETY, on the machine that rounds worst."""
-    spec, result = answer.spec, answer.result
-    selection = result.selection
+    spec = answer.spec
+    selection = answer.selection
     if selection.ndim != 2 or selection.shape[1] != 3 or not len(selection):
         return 0.0
     a, p, n = selection.T
     reads = (p == NO_INDEX).astype(float) + (n == NO_INDEX)
     if not reads.any():
         return 0.0
-    dist = result.distances
+    dist = answer.distances
     hn = lookup(dist, a, n)
     scale = float(hn.mean()) if spec.scaled else 1.0  # [(hp - hn) / mean(hn) + m]+: hp's slope is 1 / mean(hn)
     if not scale > 0:
         return 0.0
     _, slope = hinge_or_soft((lookup(dist, a, p) - hn) / scale, spec.soft, spec.margin)
     own = np.diagonal(delta)[a]
-    return float(np.sum(np.abs(result.weights) * slope / scale * reads * own))
+    return float(np.sum(np.abs(answer.weights) * slope / scale * reads * own))
 
 
 def curvature_rounding(answer: Answer, delta: np.ndarray) -> float:
     """sum_t |w_t| delta_t^2: the second-order rounding of contrastive's squared terms, whose first-order slope
     2 d vanishes at d = 0, where a distance rounded to sqrt(err) (the Gram expansion's) still adds err."""
-    result = answer.result
-    if answer.spec.mining != "contrastive" or not len(result.selection):
+    if answer.spec.mining != "contrastive" or not len(answer.selection):
         return 0.0
-    i, j = result.selection.T
-    return float(np.sum(np.abs(result.weights) * delta[i, j] ** 2))
+    i, j = answer.selection.T
+    return float(np.sum(np.abs(answer.weights) * delta[i, j] ** 2))
 
 
 def term_rounding(answer: Answer, dtype: str) -> float:
@@ -166,13 +165,12 @@ def term_rounding(answer: Answer, dtype: str) -> float:
     m + d_ap - d_an is rounded at the magnitude of its operands, not of its result, and dL/dD misses it
     where two distances cancel (a triplet whose positive and negative are one point: its term is m
     exactly, yet float16 gives m - 0.008 at d = 15)."""
-    result = answer.result
-    if not len(result.selection):
+    if not len(answer.selection):
         return 0.0
-    rows, read = result.selection[:, :1], result.selection[:, 1:]
-    dist = np.where(read >= 0, result.distances[rows, np.maximum(read, 0)], 0.0)
-    operands = answer.spec.margin + dist.sum(axis=1) + np.abs(result.values)
-    return float(dtype_facts(dtype).eps * np.sum(np.abs(result.weights) * operands))
+    rows, read = answer.selection[:, :1], answer.selection[:, 1:]
+    dist = np.where(read >= 0, answer.distances[rows, np.maximum(read, 0)], 0.0)
+    operands = answer.spec.margin + dist.sum(axis=1) + np.abs(answer.values)
+    return float(dtype_facts(dtype).eps * np.sum(np.abs(answer.weights) * operands))
 
 
 def kink_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: str | None = None) -> float:
@@ -184,13 +182,13 @@ def kink_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
     sqrt(err) instead of 0). Either moves the loss by up to its reads' rounding; a fallback's 0 reads as d(a, a)
     (`own_distance_rounding`). Negligible at float32's rounding, except for that diagonal under the Gram
     expansion; it matters where the rounding is large (TF32 matmuls, half precision)."""
-    spec, result = answer.spec, answer.result
-    if spec.soft or not np.isfinite(answer.loss) or result.selection.ndim != 2 or result.selection.shape[1] != 3 \
-            or not len(result.selection):
+    spec = answer.spec
+    if spec.soft or not np.isfinite(answer.loss) or answer.selection.ndim != 2 or answer.selection.shape[1] != 3 \
+            or not len(answer.selection):
         return 0.0
     delta = distance_rounding(answer, dtype, precision, target)
-    dist = result.distances
-    a, p, n = result.selection.T
+    dist = answer.distances
+    a, p, n = answer.selection.T
     has_positive = p >= 0
     hp, hn = lookup(dist, a, p), lookup(dist, a, n)
     slope = 1.0
@@ -203,14 +201,14 @@ def kink_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
     own = np.diagonal(delta)[a]  # a fallback's 0 read as d(a, a) (own_distance_rounding)
     reads = np.where(has_positive, delta[a, np.maximum(p, 0)], own) + np.where(n >= 0, delta[a, np.maximum(n, 0)], own)
     near = (np.abs(kink) <= 2.0 * reads) | (has_positive & (p == n))
-    return float(slope * np.sum(np.abs(result.weights)[near] * reads[near]))
+    return float(slope * np.sum(np.abs(answer.weights)[near] * reads[near]))
 
 
 def grad_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: str | None = None) -> float:
     """max_i sum_j |dL/dD_ij + dL/dD_ji| |dD_ij/dx_i| delta_ij / d_ij: the gradient's rounding."""
     if not np.isfinite(answer.loss):
         return 0.0
-    dist = answer.result.distances
+    dist = answer.distances
     delta = distance_rounding(answer, dtype, precision, target)
     # An exact copy (d = 0) has a difference of exactly 0 in any dtype, Gram expansion or not, so its
     # gradient is the convention's 0, not noise: only pairs apart carry a relative rounding.
@@ -240,7 +238,7 @@ def projection_rounding(answer: Answer, dtype: str, target: str | None) -> np.nd
     spec = answer.spec
     if not (spec.normalize or spec.distance == "cosine"):
         return np.zeros(len(answer.norms))
-    dist, unit = answer.result.distances, answer.points
+    dist, unit = answer.distances, answer.measured
     if spec.distance == "cosine":  # dD_ij/du_i = -u_j (the clamp at 0 passes nothing), before any projection
         weight = np.where(dist > 0, answer.grad_dist + answer.grad_dist.T, 0.0)
         along_unit_rows = -weight @ unit
@@ -257,17 +255,17 @@ def slope_rounding(answer: Answer, dtype: str, delta: np.ndarray, slope: np.ndar
     contrastive's 2 d and -2 (m - d) by 2 r: where distances are large enough that their rounding spans the
     width of the sigmoid (squared distances of 1e14 in float32 are rounded by 1e7) the slope is the rounding's,
     not the spec's."""
-    result, spec = answer.result, answer.spec
-    rows = np.zeros(len(result.distances))
-    if not len(result.selection) or not (spec.soft or spec.mining == "contrastive"):
+    spec = answer.spec
+    rows = np.zeros(len(answer.distances))
+    if not len(answer.selection) or not (spec.soft or spec.mining == "contrastive"):
         return rows
-    dist, weights, eps = result.distances, np.abs(result.weights), dtype_facts(dtype).eps
+    dist, weights, eps = answer.distances, np.abs(answer.weights), dtype_facts(dtype).eps
     if spec.mining == "contrastive":
-        i, j = result.selection.T
+        i, j = answer.selection.T
         moved = 2.0 * weights * delta[i, j]
         pairs = [(i, j, moved)]
     else:
-        a, p, n = result.selection.T
+        a, p, n = answer.selection.T
         positive = np.maximum(p, 0)
         hp = np.where(p >= 0, dist[a, positive], 0.0)
         hn = dist[a, n]

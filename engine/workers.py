@@ -1,5 +1,22 @@
-"""The suite under pytest-xdist (a plugin that engine/pytest_plugin.py loads): what the controller hands its workers,
-and how the items are shared out between them with `--dist loadgroup` (what ./run.sh test and CI run)."""
+"""The suite under pytest-xdist (a plugin that engine/pytest_plugin.py loads): each process's role, what the controller
+hands its workers, how the items are shared out between them with `--dist loadgroup` (what ./run.sh test and CI run),
+and how what a worker records reaches the controller.
+
+Under pytest-xdist (`pytest -n 2`) every process loads the plugin and gets a session (engine/session.py), in one of
+three roles (`xdist_role`):
+- "serial": no xdist; the session does everything itself;
+- "worker": it runs its share of the items and keeps its caches, but judges and writes nothing for the run: each
+  change to what the run tallies is an event the session keeps (`ConformanceSession.unsent`), and the worker's
+  results writer is a `reports.results.RecordBuffer`. Both ride on the worker's test reports (`PAYLOAD`, attached
+  when pytest makes the report, serialised by xdist with it: `WorkerHandover`); what is left when the worker's
+  session ends goes in `config.workeroutput`;
+- "controller": it runs no item; it writes each report's records to the one results file as they arrive and
+  applies their events (`ControllerInbox`), so the divergence records, the verdict counts of run_end, regime coverage
+  (over the union of every worker's examples), stale divergences and the summary are the run's, as a serial run has
+  them. Every worker collects the same items (xdist refuses to run otherwise), so the collection's tallies (which
+  items each registry entry covers, which adapters and checks were collected) are taken once, from the first worker
+  that reports them; the outcomes are summed, each item having run in one worker.
+"""
 from __future__ import annotations
 
 import os
@@ -7,9 +24,21 @@ from dataclasses import replace
 
 import pytest
 
-from engine.cells import QUANTITIES
-from engine.session import xdist_role
 from contract.targets import is_distributed
+from engine.cells import QUANTITIES
+
+PAYLOAD = "conformance_payload"  # a worker's report attribute: {"records": [...], "events": [...]}
+RECORDS_WRITTEN = "conformance_records"  # on the controller, after the payload is applied: how many it wrote
+
+
+def xdist_role(config) -> str:
+    """This process's part in the run: "worker" (an xdist worker), "controller" (xdist's controller, which runs
+    no test) or "serial"."""
+    if hasattr(config, "workerinput"):
+        return "worker"
+    under_xdist = getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "tx", None))
+    return "controller" if under_xdist and not config.getoption("collectonly") else "serial"
+
 
 # The xdist group of everything that starts torch.distributed process groups in the worker's own process: the cells
 # of the multi-process targets and the suite's tests of them (they name it). A worker holds one group per world
@@ -126,3 +155,65 @@ def pytest_xdist_make_scheduler(config, log):
                 self.config.option.loadscopereorder = reorder
 
     return CellScheduling(config, log)
+
+
+# --- what a worker records, handed to the controller --------------------------------------------------------------
+
+def payload(session) -> dict | None:
+    """A worker's records and events since the last payload (None when there are none); taken once."""
+    writer = session.writer
+    records = writer.take() if hasattr(writer, "take") else []
+    events, session.unsent = session.unsent, []
+    return {"records": records, "events": events} if records or events else None
+
+
+def receive(session, payload: dict) -> int:
+    """On the controller: write a worker's records to the results file, apply its events; how many records."""
+    for record in payload.get("records", ()):
+        session.writer.append(record)
+    for event in payload.get("events", ()):
+        session.apply(event)
+    return len(payload.get("records", ()))
+
+
+class WorkerHandover:
+    """Registered in an xdist worker: hands the session's payload to each test report as pytest makes it (the
+    outermost wrapper, so after the session has written the item's record), before xdist sends the report; what is
+    left at the end goes in config.workeroutput."""
+
+    def __init__(self, session):
+        self.session = session
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        found = payload(self.session)
+        if found:
+            setattr(outcome.get_result(), PAYLOAD, found)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        found = payload(self.session)
+        if found and hasattr(session.config, "workeroutput"):
+            session.config.workeroutput[PAYLOAD] = found
+
+
+class ControllerInbox:
+    """Registered on the xdist controller: applies what each worker hands over, as it arrives."""
+
+    def __init__(self, session):
+        self.session = session
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report):
+        """First of all: a worker's report brings the records and events of its item."""
+        found = report.__dict__.pop(PAYLOAD, None)  # applied once; the report lives on in pytest's stats
+        if found:
+            setattr(report, RECORDS_WRITTEN, receive(self.session, found))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        """What a worker recorded after its last report (config.workeroutput)."""
+        found = (getattr(node, "workeroutput", None) or {}).get(PAYLOAD)
+        if found:
+            receive(self.session, found)

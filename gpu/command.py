@@ -50,14 +50,18 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # `python gpu/command.py` as well as `python -m gpu`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from adapters import families  # noqa: E402
 from gpu.benchmark_part import benchmarks  # noqa: E402
 from gpu.conformance_part import conformance  # noqa: E402
 from gpu.context import DRY, GPU, GRACE_S, ROOT, Context  # noqa: E402
 
 WHEELS = ".gpu-wheels"  # ignored (.gitignore); the device run carries it
-WHEEL_PACKAGES = ("pytorch-metric-learning",)  # pure Python; everything it needs is on the GPU machine
-# The torch-based built-in adapters judged on the GPU (their modules' ADAPTERS, as --adapter gives them).
-BUILT_IN = ("adapters.torch_native:ADAPTERS", "adapters.pml:ADAPTERS", "adapters.inhouse:ADAPTERS")
+# The built-in adapters judged on the GPU (their modules' ADAPTERS, as --adapter gives them): the families whose
+# records say gpu=True (contract/family.py).
+BUILT_IN = tuple(f"adapters.{f.module}:ADAPTERS" for f in families() if f.gpu)
+# What those families require beyond numpy and torch, brought as wheels (pure Python; everything they need is on
+# the GPU machine).
+WHEEL_PACKAGES = tuple(dict.fromkeys(package for f in families() if f.gpu for package in f.requires))
 PARTS = ("conformance", "benchmarks", "report")
 
 

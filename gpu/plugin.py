@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 _PHASES = [phase for phase in Phase if phase is not Phase.target]
-PROFILES = {"gpu": 20, "gpu-dry": 2}  # examples per conformance cell (engine/checks.py reads max_examples)
+PROFILES = {"gpu": 20, "gpu-dry": 2}  # examples per conformance cell (engine/profiles.py reads max_examples)
 for _name, _examples in PROFILES.items():
     settings.register_profile(_name, max_examples=_examples, deadline=None, derandomize=True, database=None,
                               print_blob=True, phases=_PHASES, suppress_health_check=_QUIET)

@@ -5,7 +5,7 @@
     >>> round(r.loss, 6), r.grad.shape
     (0.5, (3, 3))
 """
-from .evaluate import Result, evaluate, evaluate_distances
+from .evaluate import Answer, evaluate, evaluate_distances
 from .gaps import GAP_KINDS, GapKind, gap_kind
 from .spec import (
     ANCHORS,
@@ -25,10 +25,11 @@ from .spec import (
     scope_in_words,
 )
 from .strategies import label_masks, valid_triplets
-from .terms import Outcome
+from .terms import Terms
 
 __all__ = [
     "ANCHORS",
+    "Answer",
     "ANCHORS_MININGS",
     "DISTANCES",
     "EMPTIES",
@@ -39,8 +40,7 @@ __all__ = [
     "SCALED_MININGS",
     "SOFT_MININGS",
     "OracleError",
-    "Outcome",
-    "Result",
+    "Terms",
     "Scope",
     "Spec",
     "SpecError",

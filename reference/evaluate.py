@@ -9,14 +9,15 @@ from .distances import normalize_backward, normalize_rows, pairwise, pairwise_ba
 from .gaps import ZERO_DISTANCE, ZERO_NORM, in_distance_units
 from .spec import Spec
 from .strategies import STRATEGIES
-from .terms import Outcome, smallest
+from .terms import Terms, smallest
 from .validation import as_embeddings, as_labels, as_spec, as_triplets
 
 
 @dataclass(frozen=True)
-class Result:
-    """What the oracle says about one batch.
+class Answer:
+    """What the oracle says about one batch (the one name of its reply; a strategy's part of it is `Terms`).
 
+    spec, labels, triplets   what it was asked about (labels as int64, triplets [T, 3] or None)
     loss       the reduced loss (float64; NaN where the spec says NaN)
     grad       dL/d embeddings, [N, D]; all NaN where the loss is NaN (what autograd gives for 0/0)
     distances  the N x N distance matrix the strategy saw
@@ -31,6 +32,8 @@ class Result:
     """
 
     spec: Spec
+    labels: np.ndarray
+    triplets: np.ndarray | None
     loss: float
     grad: np.ndarray
     distances: np.ndarray
@@ -43,8 +46,12 @@ class Result:
     gaps: dict
     gap: float
 
+    def at_distances(self, dist: np.ndarray) -> Terms:
+        """The strategy's terms had the distances been `dist` (what-if questions: admissible outcomes)."""
+        return evaluate_distances(dist, self.labels, self.spec, self.triplets)
 
-def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Result:
+
+def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Answer:
     """The loss `spec` describes, its analytic gradient, and how far the input is from a decision point
     (the decision-gap kinds and what each means are declared in reference/gaps.py)."""
     spec = as_spec(spec)
@@ -68,8 +75,10 @@ def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Result:
         gaps[ZERO_DISTANCE] = smallest(dist[carries])
     if spec.normalize or spec.distance == "cosine":
         gaps[ZERO_NORM] = smallest(np.linalg.norm(x, axis=1))
-    return Result(
+    return Answer(
         spec=spec,
+        labels=y,
+        triplets=triplets,
         loss=outcome.loss,
         grad=grad,
         distances=dist,
@@ -84,7 +93,7 @@ def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Result:
     )
 
 
-def evaluate_distances(distances, labels, spec: Spec, triplets=None) -> Outcome:
+def evaluate_distances(distances, labels, spec: Spec, triplets=None) -> Terms:
     """The strategy of `spec` on a given distance matrix (no embeddings): its loss, dL/dD, selection and gaps.
 
     What-if questions ask this: the loss had two tied distances come out the other way round."""

@@ -1,6 +1,6 @@
 """The vocabulary: one frozen, validated record that says exactly which loss is meant.
 
-Every field is defined in ``../shared/DESIGN.md`` ("The semantics catalogue"); the function that
+Every field is defined in ``docs/design.md`` ("The vocabulary"); the function that
 implements a field documents it again next to the code, with its source.
 """
 from __future__ import annotations

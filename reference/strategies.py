@@ -1,7 +1,7 @@
 """One function per `Spec.mining`, each to be read against its source.
 
 Each takes the distance matrix D (float64, N x N), integer labels and the `Spec`, and returns an
-`Outcome`: the loss, dL/dD, the selected terms with their weights, and the decision gaps, the
+`Terms`: the loss, dL/dD, the selected terms with their weights, and the decision gaps, the
 margins by which this input stays away from a point where the selection or a hinge flips (see
 reference/gaps.py for the kinds).
 """
@@ -12,7 +12,7 @@ import numpy as np
 from .gaps import COLLAPSE, HINGE, SEMI_HARD_SELECTION, TIE_NEGATIVE, TIE_POSITIVE, WINDOW_LOWER, WINDOW_UPPER
 from .terms import (
     NO_INDEX,
-    Outcome,
+    Terms,
     hinge_or_soft,
     reduce,
     runner_up_gap,
@@ -34,7 +34,7 @@ def valid_triplets(labels: np.ndarray) -> np.ndarray:
     return np.argwhere(positive[:, :, None] & negative[:, None, :])
 
 
-def batch_all(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Outcome:
+def batch_all(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
     """Batch all: every valid triplet (Hermans et al. 2017, arXiv 1703.07737, eq. 4).
 
     pytorch-metric-learning ``TripletMarginLoss`` without a miner; with reduction mean_nonzero it is
@@ -43,7 +43,7 @@ def batch_all(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Outc
     return triplet_outcome(dist, valid_triplets(labels), spec, {})
 
 
-def batch_hard(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Outcome:
+def batch_hard(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
     """Batch hard: per anchor the farthest positive and the nearest negative (Hermans et al. 2017, eq. 5).
 
     anchors="all" (TF-Addons ``triplet_hard_loss``): every anchor counts; one with no positive uses
@@ -83,7 +83,7 @@ def batch_hard(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Out
     return _scaled_batch_hard(dist, selection, spec, gaps)
 
 
-def _scaled_batch_hard(dist: np.ndarray, selection: np.ndarray, spec, gaps: dict) -> Outcome:
+def _scaled_batch_hard(dist: np.ndarray, selection: np.ndarray, spec, gaps: dict) -> Terms:
     """Quaterion's collapse prevention (quaterion/loss/triplet_loss.py; docs "triplet_loss_trick"):
     [(hp - hn) / mean(hn) + m]+; exact collapse is 0/0, a NaN."""
     a, p, n = selection.T
@@ -102,10 +102,10 @@ def _scaled_batch_hard(dist: np.ndarray, selection: np.ndarray, spec, gaps: dict
             np.add.at(grad_dist, (a[real], p[real]), (weights * slope / scale)[real])
             np.add.at(grad_dist, (a, n), -weights * slope / scale + through_mean)
     gaps = {**gaps, HINGE: smallest(np.abs(hp - hn + spec.margin * scale)), COLLAPSE: abs(float(scale))}
-    return Outcome(loss, grad_dist, selection, values, weights, gaps)
+    return Terms(loss, grad_dist, selection, values, weights, gaps)
 
 
-def semi_hard(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Outcome:
+def semi_hard(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
     """TF-Addons ``triplet_semihard_loss`` (tensorflow_addons/losses/triplet.py).
 
     For every ordered positive pair (a, p), a != p: the nearest negative strictly farther than p
@@ -136,7 +136,7 @@ def semi_hard(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Outc
     return triplet_outcome(dist, np.stack([a, p, chosen], axis=1), spec, gaps)
 
 
-def semi_hard_all(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Outcome:
+def semi_hard_all(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
     """Every semi-hard triplet, 0 < d_an - d_ap <= m (Schroff et al. 2015, FaceNet, eq. 4;
     pytorch-metric-learning ``TripletMarginMiner(type_of_triplets="semihard")``, inclusive at m)."""
     everything = valid_triplets(labels)
@@ -150,13 +150,13 @@ def semi_hard_all(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> 
     return triplet_outcome(dist, everything[inside], spec, gaps)
 
 
-def explicit_triplets(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Outcome:
+def explicit_triplets(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
     """The (a, p, n) triples given with the input, as torch ``nn.TripletMarginLoss`` takes them
     (aten/src/ATen/native/Loss.cpp ``triplet_margin_loss``); labels play no part."""
     return triplet_outcome(dist, triplets, spec, {})
 
 
-def contrastive(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Outcome:
+def contrastive(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
     """Every unordered pair i < j: y d^2 + (1 - y) [m - d]+^2 (Hadsell, Chopra, LeCun 2006, eq. 4;
     TF-Addons ``contrastive_loss``, no 1/2 factor)."""
     i, j = np.triu_indices(len(labels), k=1)
@@ -170,7 +170,7 @@ def contrastive(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Ou
     gaps = {}
     if spec.reduction == "mean_nonzero":  # the squared hinge is smooth; only the count of terms jumps
         gaps[HINGE] = smallest(np.where(same, d, np.abs(d - spec.margin)))
-    return Outcome(loss, grad_dist, np.stack([i, j], axis=1), values, weights, gaps)
+    return Terms(loss, grad_dist, np.stack([i, j], axis=1), values, weights, gaps)
 
 
 STRATEGIES = {

@@ -15,8 +15,9 @@ NO_INDEX = -1  # in a selection: "this distance is the constant 0" (a fallback, 
 
 
 @dataclass
-class Outcome:
-    """A strategy's answer in terms of the distance matrix; `evaluate` carries it to embeddings."""
+class Terms:
+    """What a mining strategy makes of a distance matrix: the terms it selected, their values and weights, the reduced
+    loss, dL/dD and its decision gaps; `evaluate` carries it to embeddings, in an `Answer`."""
 
     loss: float
     grad_dist: np.ndarray  # dL/dD[i, j]
@@ -70,7 +71,7 @@ def scatter(grad_dist: np.ndarray, rows: np.ndarray, cols: np.ndarray, amounts: 
     np.add.at(grad_dist, (rows[real], cols[real]), amounts[real])
 
 
-def triplet_outcome(dist: np.ndarray, triplets: np.ndarray, spec, gaps: dict[str, float]) -> Outcome:
+def triplet_outcome(dist: np.ndarray, triplets: np.ndarray, spec, gaps: dict[str, float]) -> Terms:
     """The loss over given (a, p, n) triplets: hinge or soft term, then `spec.reduction`."""
     a, p, n = (triplets[:, k] for k in range(3)) if len(triplets) else (np.zeros(0, int),) * 3
     excess = lookup(dist, a, p) - lookup(dist, a, n)
@@ -84,7 +85,7 @@ def triplet_outcome(dist: np.ndarray, triplets: np.ndarray, spec, gaps: dict[str
         gaps = {**gaps, HINGE: smallest(np.abs(excess + spec.margin))}
     elif spec.reduction == "mean_nonzero":  # the count's decision: how far the smallest term is above 0
         gaps = {**gaps, SOFT_UNDERFLOW: smallest(values)}
-    return Outcome(loss, grad_dist, np.asarray(triplets, dtype=np.int64).reshape(-1, 3), values, weights, gaps)
+    return Terms(loss, grad_dist, np.asarray(triplets, dtype=np.int64).reshape(-1, 3), values, weights, gaps)
 
 
 def smallest(values) -> float:

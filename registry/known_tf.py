@@ -78,7 +78,7 @@ ENTRIES: tuple[Divergence, ...] = (
                 np.array([[0.0], [100.0], [1.0], [-1.0]]), np.array([0, 0, 1, 1]),
                 "hardest positive 100 away, tied negatives",
                 "the same overflow where anchor 0's two negatives tie exactly: the gradient is not compared, and a NaN "
-                "there is a mismatch, since softplus is finite (found at the extremes of engine/strategies.py)",
+                "there is a mismatch, since softplus is finite (found at the extremes of engine/draws.py)",
                 reaches={"mining": "batch_hard", "soft": True},
                 properties=("permutation", "relabelling", "translation"),
             ),
@@ -188,7 +188,7 @@ ENTRIES: tuple[Divergence, ...] = (
         "gradient are NaN where every squared distance the spec computes is finite (rows 300 and 150 from the origin, "
         "at most 153 apart). The Gram precision it declares covers the expansion's rounding, not its overflow; TF-Addons and "
         "sentence-transformers upcast float16 to float32 first. Found by the float16 batches of norms past 256 "
-        "(engine/strategies.py magnitude_limit).",
+        "(engine/draws.py magnitude_limit).",
         link="tensorflow/similarity tensorflow_similarity/distances.py SquaredEuclideanDistance.call (0.17.1)",
         spec={"distance": "squared_euclidean"},
         dtype="float16",
@@ -211,7 +211,7 @@ ENTRIES: tuple[Divergence, ...] = (
         reason="The overflow of tfsim-soft-margin-overflows seen by the descent property: once one anchor's exp(-x) "
         "overflows the loss is inf, and a step against the (finite, nonzero) gradient of the other anchors cannot "
         "lower it, where the spec's loss falls (133.35 euclidean on the regression batch). Found at the largest "
-        "magnitudes (engine/strategies.py, the wide scale geometry at its extreme).",
+        "magnitudes (engine/draws.py, the wide scale geometry at its extreme).",
         link="tensorflow/similarity tensorflow_similarity/losses/utils.py logsumexp (0.17.1)",
         spec={"mining": "batch_hard", "distance": ("euclidean", "squared_euclidean"), "soft": True},
         check="property:descent",

@@ -1,4 +1,4 @@
-"""docs/known-divergences.md, generated from adapters/divergences.REGISTRY (as jax2tf generates its list of
+"""docs/known-divergences.md, generated from registry.REGISTRY (as jax2tf generates its list of
 primitives with limited support): the committed file is what a user reads without running anything, and
 tests/report/test_divergences_doc.py fails when it no longer matches the registry.
 

@@ -7,7 +7,7 @@ Progress (which adapter and spec is running, how many cells are done, verdicts s
 while pytest runs; pytest's own output goes to a log beside the results file.
 
 The job runs pytest in one process unless the arguments after -- say otherwise: `-- -n 2` runs it in two
-pytest-xdist workers (the progress, the results file and the page are the same; reports/progress.py). One process
+pytest-xdist workers (the progress, the results file and the page are the same; engine/progress.py). One process
 is the default because the job runs every installed implementation on whatever machine it is given, and each
 worker loads TensorFlow and torch: the user decides whether the machine has the memory and cores for more.
 
@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import page
-from .progress import ENVIRONMENT_VARIABLE
 from .reader import ResultsFileError
 
 ROOT = Path(__file__).resolve().parent.parent
 # The suite the main job runs, in one place; a path that does not exist yet is left out.
 TEST_PATHS = ("suite/test_conformance.py", "suite/test_edge_cases.py", "suite/robustness")
 COMMITTED_RESULTS = "reports/results"
+# The pipe the child run's progress plugin (engine/progress.py, `-p engine.progress`) writes to, by descriptor.
+PROGRESS_FD = "REPORTS_PROGRESS_FD"
 PYTEST_CAN_HAVE_DISCREPANCIES = (0, 1)  # all passed / some tests failed; anything else means the run broke
 
 
@@ -133,11 +134,11 @@ def run_suite(paths: list[str], results: Path, log: Path, pytest_args: list[str]
               root: Path = ROOT) -> tuple[int, Tally]:
     """Run pytest over `paths`, writing `results`, showing progress; returns pytest's exit status and the tally."""
     reader, writer = os.pipe()
-    command = [sys.executable, "-m", "pytest", *paths, "--results", str(results), "-p", "reports.progress", *pytest_args]
+    command = [sys.executable, "-m", "pytest", *paths, "--results", str(results), "-p", "engine.progress", *pytest_args]
     with log.open("w", encoding="utf-8") as log_file:
         process = subprocess.Popen(
             command, cwd=root, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            pass_fds=(writer,), env={**os.environ, ENVIRONMENT_VARIABLE: str(writer)},
+            pass_fds=(writer,), env={**os.environ, PROGRESS_FD: str(writer)},
         )
     os.close(writer)
     tally, tail, running = Tally(), ResultsTail(results), ""

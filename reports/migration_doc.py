@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import fields
 
-from adapters import Adapter, catalog
+from adapters import Adapter, catalog, families, family
 from registry import REGISTRY, Divergence, in_words, matches
 from reference import Spec, in_scope
 
@@ -21,15 +21,10 @@ from .sections.matrix import implementation_anchor
 
 DOCUMENT = generated.DOCS / "migration-from-tf-addons.md"
 COMMAND = "python -m reports.migration_doc"
-SOURCE = "tfa."
-FAMILIES = (  # (adapter name prefix, the library, in the table's order)
-    ("tfsim.", "TF-Similarity"),
-    ("st.", "sentence-transformers"),
-    ("pml.", "pytorch-metric-learning"),
-    ("torch.", "PyTorch"),
-    ("quaterion.", "Quaterion"),
-    ("inhouse.", "in-house (this suite)"),
-)
+SOURCE = family("tfa").prefix  # the adapters whose replacements the document lists
+# (adapter name prefix, the library), in the tables' order: the families the records list as replacements.
+FAMILIES = tuple((f.prefix, f.library) for f in sorted((f for f in families() if f.migration is not None),
+                                                       key=lambda f: f.migration))
 # A free parameter: a configuration that differs only here computes the same loss at its own setting.
 PARAMETERS = ("margin",)
 # Fields in which a configuration may differ from TF-Addons' and still be the nearest: the difference is listed.

@@ -8,7 +8,7 @@ chunks of it (PEP 475 retries an interrupted write(2) only when the signal handl
 Under pytest-xdist one process writes the file: the controller. A worker's records go into a `RecordBuffer`
 (checked there, as the writer checks them), travel to the controller with the worker's test reports, and the
 controller's `ResultsWriter.append` writes them, so a run has one file, one header and one run_end whatever its
-number of workers (engine/session.py says how).
+number of workers (engine/workers.py says how).
 """
 from __future__ import annotations
 

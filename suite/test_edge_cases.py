@@ -15,17 +15,12 @@ convention included (a pair at distance 0 carries gradient 0, reference/distance
 recorded only. Known differences are registry entries (registry/known_*.py) with check "edge:<case>".
 """
 import numpy as np
-import pytest
 
-from reference import OracleError, Spec, valid_triplets
-from engine.ambiguity import decisions
 from contract.batch import Batch
 from engine.cells import edge_case_cells, params
-from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
-from engine.judge import judge
-from engine.oracle import answer
-from engine.reproducer import reproducer
-from engine.tolerances import tolerance
+from engine.harness import AdapterFailure
+from engine.judge import judge_example
+from reference import OracleError, Spec, evaluate, valid_triplets
 from reference.gaps import ZERO_DISTANCE
 from reports.schema import EDGE_CASES
 
@@ -66,31 +61,27 @@ def outcome_of(loss) -> str:
 
 def problems_with(cell, found, expected) -> list[str]:
     """What does not conform: [] when the adapter's loss (and gradient) match the oracle's."""
-    decided = decisions(expected, cell.compute_dtype, cell.precision)
     problems = []
     for quantity, value in (("loss", found.loss), ("grad", found.grad)):
         if value is None:
             continue
-        allowed = tolerance(quantity, cell.dtype, expected, cell.compute_dtype, cell.precision)
-        errors = judge(quantity, value, expected, decided, allowed, cell.dtype, conventions=CONVENTIONS)
+        errors = judge_example(cell, quantity, value, expected, conventions=CONVENTIONS)
         if errors is not None and not errors.ok:
             problems.append(errors.mismatch)
     return problems
 
 
-def test_edge_case(cell, conformance, results):
+def test_edge_case(cell, conformance, results, request):
     case = cell.check.removeprefix("edge:")
-    conformance.skip_unless_runnable(cell)
+    run = conformance.start(cell, request.node.nodeid)
+    run.skip_unless_runnable()
     batch = edge_batch(case, cell.spec).rounded(cell.dtype)
     try:
-        expected, oracle_error = answer(batch.embeddings, batch.labels, cell.spec, batch.triplets), ""
+        expected, oracle_error = evaluate(batch.embeddings, batch.labels, cell.spec, batch.triplets), ""
     except OracleError as exc:
         expected, oracle_error = None, f"{type(exc).__name__}: {exc}"
     try:
-        found, error = call_adapter(cell.adapter, batch.embeddings, batch.labels, cell.spec, cell.dtype,
-                                    cell.device, batch.triplets, timeout=conformance.timeout), ""
-    except AdapterUnavailable as exc:
-        pytest.skip(exc.reason)
+        found, error = run.call(batch), ""
     except AdapterFailure as exc:
         found, error = None, exc.reason
 
@@ -116,6 +107,4 @@ def test_edge_case(cell, conformance, results):
         problems=problems,
         divergence=", ".join(d.id for d in cell.divergences()) or None,
     )
-    repro = reproducer(cell.adapter.name, conformance.source_of(cell.adapter.name), cell.spec, cell.dtype,
-                       cell.device, batch.embeddings, batch.labels, batch.triplets)
-    assert not problems, f"{cell}: " + "; ".join(problems) + "\nReproduce with:\n" + repro
+    assert not problems, f"{cell}: " + "; ".join(problems) + "\nReproduce with:\n" + run.reproducer_for(batch)

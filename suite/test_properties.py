@@ -24,26 +24,23 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import event, reject, settings, strategies as st
+from hypothesis import event, reject, strategies as st
 
-from reference import valid_triplets
-from engine.ambiguity import decisions
 from contract.batch import Batch
-from engine.cells import params, property_cells
-from engine.checks import add_note, for_each_batch
-from engine.compare import measure
 from contract.dtypes import round_to_dtype, ulp
 from engine import machine
-from engine.harness import AdapterFailure, call_adapter
-from engine.judge import ORACLE, comparison, finite_where_required
+from engine.ambiguity import decisions
+from engine.cell_run import add_note
+from engine.cells import Property, params, property_cells
+from engine.harness import AdapterFailure
+from engine.judge import judge_example
+from engine.cell_run import for_each_batch
+from engine.profiles import examples_per_property
 from engine.regressions import regression_examples
-from engine.strategies import batches, extremes, magnitude_limit, small_row_floor
-from engine.tolerances import Tolerance, tolerance
+from engine.draws import batches, extremes, magnitude_limit, small_row_floor
+from engine.tolerances import tolerance
+from reference import valid_triplets
 from reference.gaps import COLLAPSE
-
-# per property item, besides the regression batches and the strategy's extremes (ci: 3 drawn, as the conformance
-# cells, engine/checks.py); other profiles use their max_examples / 10
-EXAMPLES = {"dev": 10, "ci": 3, "report": 10}
 
 
 def _translatable(spec):
@@ -62,41 +59,17 @@ def _margins_can_hold(spec):
     return not (spec.mining == "semi_hard_all" and spec.empty == "nan")  # its empty window is NaN
 
 
-PROPERTIES = {  # name -> whether it applies to (adapter, spec)
-    "permutation": lambda adapter, spec: True,
-    "relabelling": lambda adapter, spec: spec.mining != "triplets",
-    "translation": lambda adapter, spec: _translatable(spec),
-    "scale_invariance": lambda adapter, spec: spec.distance == "cosine" or spec.normalize,
-    "descent": lambda adapter, spec: True,
-    "margins_hold": lambda adapter, spec: _margins_can_hold(spec),
-    "duplicates_finite": lambda adapter, spec: True,
-    # the settings engine/machine.py varies are torch's; TensorFlow's oneDNN needs a new process (tox)
-    "machine_settings": lambda adapter, spec: adapter.framework == "torch",
-}
-# float32, where most training runs and where denormals start at 1.2e-38, not float64's 2.2e-308
-PREFERRED_DTYPES = {"machine_settings": "float32"}
-
-
 def pytest_generate_tests(metafunc):
     if "cell" in metafunc.fixturenames:
-        cells = property_cells(metafunc.config.conformance_adapters, PROPERTIES, PREFERRED_DTYPES)
+        cells = property_cells(metafunc.config.conformance_adapters, PROPERTIES)
         metafunc.parametrize("cell", params(cells))
-
-
-def examples_per_property():
-    return EXAMPLES.get(settings.get_current_profile_name(), max(settings.default.max_examples // 10, 10))
 
 
 # --- helpers ------------------------------------------------------------------------------------------
 
-def _pair_tolerance(quantity, cell, reference_answer) -> Tolerance:
-    """The conformance tolerance with atol doubled: both results carry their own rounding."""
-    tol = tolerance(quantity, cell.dtype, reference_answer, cell.compute_dtype, cell.precision)
-    return Tolerance(2 * tol.atol, tol.rtol, f"2 x ({tol.source})", tol.scale)
-
-
 def assert_same_answer(cell, before, after, reference_answer, what, undo_rows=None):
-    """The adapter's answers on two inputs that must give the same loss and (rows undone) gradient."""
+    """The adapter's answers on two inputs that must give the same loss and (rows undone) gradient: the second held to
+    the first where the judging rule compares with the oracle's value (engine/judge.py `judge_example`)."""
     __tracebackhide__ = True
     decided = decisions(reference_answer, cell.compute_dtype, cell.precision)
     for quantity in ("loss", "grad"):
@@ -104,16 +77,8 @@ def assert_same_answer(cell, before, after, reference_answer, what, undo_rows=No
             continue
         first = before.loss if quantity == "loss" else before.grad
         second = after.loss if quantity == "loss" else after.grad[undo_rows] if undo_rows is not None else after.grad
-        # two answers of the adapter: only what the judging rule compares with the oracle's value is comparable;
-        # elsewhere either side of a decision is admissible, but not a NaN where every admissible answer is finite
-        if comparison(quantity, decided, reference_answer) != ORACLE:
-            for which, answer in (("on the base batch", first), (f"after {what}", second)):
-                errors = finite_where_required(quantity, answer, reference_answer, decided, cell.dtype)
-                assert errors is None, f"{cell}: {which}: {errors.mismatch}"
-            event(f"ambiguous: {quantity} not compared")
-            continue
-        errors = measure(quantity, second, first, _pair_tolerance(quantity, cell, reference_answer), cell.dtype)
-        assert errors.ok, f"{cell}: {what} changed the {quantity}: {errors.mismatch}"
+        errors = judge_example(cell, quantity, second, reference_answer, decided=decided, held_to=first)
+        assert errors is None or errors.ok, f"{cell}: {what}: the {quantity} changed: {errors.mismatch}"
 
 
 def _rng(batch: Batch):
@@ -122,26 +87,26 @@ def _rng(batch: Batch):
 
 # --- the properties -----------------------------------------------------------------------------------
 
-def permutation(conformance, cell, batch):
+def permutation(run, cell, batch):
     order = _rng(batch).permutation(len(batch.labels))
     where = np.argsort(order)  # where[i]: the new position of old row i
     shuffled = Batch(
         batch.embeddings[order], batch.labels[order], None if batch.triplets is None else where[batch.triplets],
         batch.layout + ", permuted",
     )
-    before, after = conformance.call(cell, batch), conformance.call(cell, shuffled)
-    assert_same_answer(cell, before, after, conformance.oracle(batch, cell.spec), "permuting the rows", undo_rows=where)
+    before, after = run.call(batch), run.call(shuffled)
+    assert_same_answer(cell, before, after, run.oracle(batch), "permuting the rows", undo_rows=where)
 
 
-def relabelling(conformance, cell, batch):
+def relabelling(run, cell, batch):
     classes, codes = np.unique(batch.labels, return_inverse=True)
     names = _rng(batch).choice(10**6, size=len(classes), replace=False)
     renamed = Batch(batch.embeddings, names[codes].astype(np.int64), batch.triplets, batch.layout + ", relabelled")
-    before, after = conformance.call(cell, batch), conformance.call(cell, renamed)
-    assert_same_answer(cell, before, after, conformance.oracle(batch, cell.spec), "renaming the classes")
+    before, after = run.call(batch), run.call(renamed)
+    assert_same_answer(cell, before, after, run.oracle(batch), "renaming the classes")
 
 
-def translation(conformance, cell, batch):
+def translation(run, cell, batch):
     """Shift by a vector of powers of two, on a grid where both batches are exact in the dtype."""
     rng = _rng(batch)
     reach = float(np.max(np.abs(batch.embeddings))) or 1.0
@@ -155,14 +120,14 @@ def translation(conformance, cell, batch):
     original = Batch(base, batch.labels, batch.triplets, batch.layout + ", on the shift grid")
     shifted = Batch(base + shift, batch.labels, batch.triplets, batch.layout + ", shifted")
     assert np.array_equal(round_to_dtype(shifted.embeddings, cell.dtype), shifted.embeddings)
-    before, after = conformance.call(cell, original), conformance.call(cell, shifted)
-    assert_same_answer(cell, before, after, conformance.oracle(shifted, cell.spec), f"shifting by {shift.tolist()}")
+    before, after = run.call(original), run.call(shifted)
+    assert_same_answer(cell, before, after, run.oracle(shifted), f"shifting by {shift.tolist()}")
 
 
-def scale_invariance(conformance, cell, batch):
+def scale_invariance(run, cell, batch):
     """Multiply every row by 2^k, exact in the dtype: cosine and normalized distances read directions only, so a
     correct implementation's loss is the same and its gradient 2^-k times it, beyond rounding. k takes the smallest
-    row down to the small-row floor (engine/strategies.py), where a normalisation that adds an epsilon or clamps
+    row down to the small-row floor (engine/draws.py), where a normalisation that adds an epsilon or clamps
     stops being one, or the largest up to the floor's reciprocal (1e4 in float32). Not up to the largest magnitudes
     (the conformance cells' wide scale): there the chain rule through |x|^2 passes |dL/du| / |x|^2, subnormal at
     |x| = 1e18 in float32, and differentiating x / |x| so is not wrong."""
@@ -181,18 +146,18 @@ def scale_invariance(conformance, cell, batch):
                                                           scaled.embeddings):
         event("scale_invariance: no power of two keeps the rows exact and between the floor and its reciprocal")
         return
-    before, after = conformance.call(cell, batch), conformance.call(cell, scaled)
+    before, after = run.call(batch), run.call(scaled)
     if after.grad is not None:  # in the base batch's units: d/dx f(2^k x) = 2^k f'(2^k x)
         after = replace(after, grad=after.grad * 2.0**exponent)
-    assert_same_answer(cell, before, after, conformance.oracle(batch, cell.spec), f"scaling every row by 2^{exponent}")
+    assert_same_answer(cell, before, after, run.oracle(batch), f"scaling every row by 2^{exponent}")
 
 
 def _safe_step(cell, reference_answer) -> float:
     """A step length (in embedding units) that moves no distance across a decision or a kink."""
-    dist = reference_answer.result.distances
+    dist = reference_answer.distances
     off_diagonal = dist[~np.eye(len(dist), dtype=bool)]
     nearest = float(off_diagonal[off_diagonal > 0].min()) if (off_diagonal > 0).any() else 1.0
-    gap = min(reference_answer.result.gap, nearest)
+    gap = min(reference_answer.gap, nearest)
     spec = cell.spec
     if spec.distance == "squared_euclidean":  # d^2 moves by up to 2 h (|x_i - x_j| + h)
         gap = gap / (4 * np.sqrt(float(dist.max())) + 1)
@@ -207,14 +172,14 @@ def _norm(vector) -> float:
     return largest * float(np.linalg.norm(vector / largest)) if 0 < largest < np.inf else largest
 
 
-def descent(conformance, cell, batch):
+def descent(run, cell, batch):
     if not cell.adapter.gradient:
         pytest.skip("loss only")
-    reference_answer = conformance.oracle(batch, cell.spec)
+    reference_answer = run.oracle(batch)
     if decisions(reference_answer, cell.compute_dtype, cell.precision) or not np.isfinite(reference_answer.loss):
         event("descent: ambiguous or NaN, not stepped")
         return
-    before = conformance.call(cell, batch)
+    before = run.call(batch)
     size = _norm(before.grad)
     assert np.isfinite(size), f"{cell}: no step to take: the gradient is not finite where the oracle's loss " \
         f"{reference_answer.loss!r} is (the adapter's loss: {before.loss!r})"
@@ -230,7 +195,7 @@ def descent(conformance, cell, batch):
     if expected_drop < 4 * (noise + rounding):
         event("descent: step below what the dtype resolves")
         return
-    after = conformance.call(cell, Batch(moved, batch.labels, batch.triplets, batch.layout + ", stepped"))
+    after = run.call(Batch(moved, batch.labels, batch.triplets, batch.layout + ", stepped"))
     event("descent: stepped")
     assert after.loss < before.loss - expected_drop / 4, (
         f"{cell}: a step of {step:.3g} against the returned gradient (|g| = {size:.3g}) took the loss from "
@@ -238,10 +203,10 @@ def descent(conformance, cell, batch):
     )
 
 
-def margins_hold(conformance, cell, batch):
-    reference_answer = conformance.oracle(batch, cell.spec)
+def margins_hold(run, cell, batch):
+    reference_answer = run.oracle(batch)
     assert reference_answer.loss == 0.0, f"strategy error: the separated batch has oracle loss {reference_answer.loss}"
-    out = conformance.call(cell, batch)
+    out = run.call(batch)
     table = tolerance("loss", cell.dtype, reference_answer, cell.compute_dtype, cell.precision)
     assert abs(out.loss) <= table.atol, f"{cell}: every triplet satisfies its margin, yet the loss is {out.loss!r}"
     if out.grad is not None:
@@ -250,14 +215,14 @@ def margins_hold(conformance, cell, batch):
         assert worst <= allowed, f"{cell}: every triplet satisfies its margin, yet |gradient| reaches {worst:.3g}"
 
 
-def duplicates_finite(conformance, cell, batch):
+def duplicates_finite(run, cell, batch):
     if not cell.adapter.gradient:
         pytest.skip("loss only")
-    reference_answer = conformance.oracle(batch, cell.spec)
+    reference_answer = run.oracle(batch)
     if not np.isfinite(reference_answer.loss) or COLLAPSE in decisions(reference_answer, cell.compute_dtype, cell.precision).ambiguous:
         event("duplicates: the spec says NaN, or does within the dtype's rounding (scaled, mean(hn) ~ 0)")
         return
-    out = conformance.call(cell, batch)
+    out = run.call(batch)
     bad = np.argwhere(~np.isfinite(out.grad))
     assert not len(bad), (
         f"{cell}: gradient {out.grad[tuple(bad[0])]!r} at {tuple(int(i) for i in bad[0])} on a batch with duplicate "
@@ -265,26 +230,33 @@ def duplicates_finite(conformance, cell, batch):
     )
 
 
-def machine_settings(conformance, cell, batch):
+def machine_settings(run, cell, batch):
     """Asked again with the settings a user's CPU may bring (engine/machine.py `variations`: all at once, one call
     more per example), the adapter gives its default answer: a verdict made on one machine holds on the others."""
     settings = machine.variations()
     with machine.varied(*settings):
-        after = call_adapter(cell.adapter, batch.embeddings, batch.labels, cell.spec, cell.dtype, cell.device,
-                             batch.triplets, timeout=conformance.timeout)
-    assert_same_answer(cell, conformance.call(cell, batch), after, conformance.oracle(batch, cell.spec),
+        after = run.call_afresh(batch)
+    if isinstance(after, AdapterFailure):
+        raise after
+    assert_same_answer(cell, run.call(batch), after, run.oracle(batch),
                        f"running with {', '.join(settings)}")
 
 
-CHECKS = {
-    "permutation": permutation,
-    "relabelling": relabelling,
-    "translation": translation,
-    "scale_invariance": scale_invariance,
-    "descent": descent,
-    "margins_hold": margins_hold,
-    "duplicates_finite": duplicates_finite,
-    "machine_settings": machine_settings,
+def _every_spec(adapter, spec):
+    return True
+
+
+PROPERTIES = {  # name -> what it checks on one base batch, whether it applies to (adapter, spec), its dtype
+    "permutation": Property(permutation, _every_spec),
+    "relabelling": Property(relabelling, lambda adapter, spec: spec.mining != "triplets"),
+    "translation": Property(translation, lambda adapter, spec: _translatable(spec)),
+    "scale_invariance": Property(scale_invariance, lambda adapter, spec: spec.distance == "cosine" or spec.normalize),
+    "descent": Property(descent, _every_spec),
+    "margins_hold": Property(margins_hold, lambda adapter, spec: _margins_can_hold(spec)),
+    "duplicates_finite": Property(duplicates_finite, _every_spec),
+    # the settings engine/machine.py varies are torch's (TensorFlow's oneDNN needs a new process: tox); float32,
+    # where most training runs and where denormals start at 1.2e-38, not float64's 2.2e-308
+    "machine_settings": Property(machine_settings, lambda adapter, spec: adapter.framework == "torch", "float32"),
 }
 
 
@@ -319,7 +291,7 @@ def separated_batches(draw, spec, dtype):
 
 
 def strategy_for(name, cell):
-    """The property's batches, and each of their geometries at its extreme (engine/strategies.py `extremes`), which
+    """The property's batches, and each of their geometries at its extreme (engine/draws.py `extremes`), which
     it runs beside its regression batches."""
     if name == "margins_hold":
         return separated_batches(cell.spec, cell.dtype), []
@@ -331,20 +303,20 @@ def strategy_for(name, cell):
 def test_property(cell, conformance, request):
     name = cell.check.removeprefix("property:")
     run = conformance.start(cell, request.node.nodeid)
-    conformance.skip_unless_runnable(cell)
+    run.skip_unless_runnable()
 
     def check(batch):
         __tracebackhide__ = True
         batch = batch.rounded(cell.dtype)
         try:
-            conformance.call(cell, batch)
+            run.call(batch)
         except AdapterFailure:  # the conformance cells record that; a property needs an answer to start from
             event("adapter gave no answer on the base batch: not a property example")
             reject()
         try:
-            CHECKS[name](conformance, cell, batch)
+            PROPERTIES[name].check(run, cell, batch)
         except Exception as exc:  # a violation, or the adapter failing: either way, say how to rerun it
-            add_note(exc, f"Reproduce the base batch of property {name!r} (see {CHECKS[name].__name__} for the "
+            add_note(exc, f"Reproduce the base batch of property {name!r} (see {PROPERTIES[name].check.__name__} for the "
                          f"transformation) with:\n" + run.reproducer_for(batch))
             raise
 

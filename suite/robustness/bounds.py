@@ -90,7 +90,7 @@ import numpy as np
 
 from engine.ambiguity import underflow_resolution
 from contract.dtypes import dtype as dtype_facts
-from engine.oracle import Answer
+from reference import Answer
 from reference import GAP_KINDS
 from reference.gaps import ZERO_DISTANCE
 
@@ -122,7 +122,7 @@ def recentred_radius(received: np.ndarray, eps: float) -> float:
 
 def distance_errors(answer: Answer, received: np.ndarray, dtype: str, eps: float) -> np.ndarray:
     """Delta_ij for every pair (see the module docstring)."""
-    dist = answer.result.distances
+    dist = answer.distances
     dim = received.shape[1]
     if answer.spec.distance == "cosine":
         return np.full_like(dist, (dim + 3) * eps)
@@ -132,7 +132,7 @@ def distance_errors(answer: Answer, received: np.ndarray, dtype: str, eps: float
 
 def _coefficient_change(answer: Answer, delta: np.ndarray) -> np.ndarray:
     """|dS|: how far the oracle's S = G + G^T moves when the distances move by Delta in the worst directions."""
-    dist, labels = answer.result.distances, answer.labels
+    dist, labels = answer.distances, answer.labels
     toward_positive = np.where(labels[:, None] == labels[None, :], 1.0, -1.0)
     base = answer.grad_dist + answer.grad_dist.T
     change = np.zeros_like(dist)
@@ -146,7 +146,7 @@ def _coefficient_change(answer: Answer, delta: np.ndarray) -> np.ndarray:
 
 def _slopes(answer: Answer, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(|dd_ij/dx_i|, err_ij): the size of each pair's distance gradient and its admissible error."""
-    dist = answer.result.distances
+    dist = answer.distances
     if answer.spec.distance == "cosine":
         norms = np.where(answer.norms > 0, answer.norms, np.inf)[:, None]
         size = np.sqrt(np.clip(1.0 - (1.0 - dist) ** 2, 0.0, None)) / norms
@@ -175,11 +175,11 @@ def expectation(answer: Answer, received: np.ndarray, dtype: str, eps: float | N
     resolution = 2.0 * float(delta[off_diagonal].max())
     ambiguous = {
         kind: (gap, resolved)
-        for kind, gap in answer.result.gaps.items()
+        for kind, gap in answer.gaps.items()
         if kind in JUDGED and gap < (resolved := _in_units_of(kind, resolution, dtype))
     }
 
-    weights, values = np.abs(answer.result.weights), np.abs(answer.result.values)
+    weights, values = np.abs(answer.weights), np.abs(answer.values)
     terms = max(len(values), 1)
     arithmetic = (math.ceil(math.log2(terms)) + 2) * eps * float(np.sum(weights * (values + spec.margin)))
     loss = float(np.sum(np.abs(answer.grad_dist) * delta)) + arithmetic

@@ -36,7 +36,7 @@ from engine.cells import runnable_dtypes
 from engine.compare import admissible_losses
 from contract.dtypes import dtype as dtype_facts, round_to_dtype
 from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
-from engine.oracle import Answer, answer
+from reference import Answer, evaluate
 from engine.tolerances import VALUES
 from reference import Spec, valid_triplets
 
@@ -202,7 +202,7 @@ class Measurement:
 
 def _representable(exact: Answer, dtype: str) -> bool:
     largest = dtype_facts(dtype).largest
-    values = (abs(exact.loss), float(np.abs(exact.grad).max()), float(exact.result.distances.max()))
+    values = (abs(exact.loss), float(np.abs(exact.grad).max()), float(exact.distances.max()))
     return all(np.isfinite(v) and v <= largest for v in values)
 
 
@@ -226,7 +226,7 @@ def _collapsed(exact: Answer, loss: float, grad: np.ndarray | None, bound: float
     """The implementation answered as if every distance were 0 (underflow), where the exact answer is not."""
     if exact.spec.distance != "euclidean" or not np.isfinite(loss):
         return False
-    zero = np.zeros_like(exact.result.distances)
+    zero = np.zeros_like(exact.distances)
     at_zero = exact.at_distances(zero).loss
     flat = grad is None or not np.any(grad)
     return flat and abs(loss - at_zero) <= bound < abs(exact.loss - at_zero)
@@ -245,7 +245,7 @@ def measure_batch(adapter: Adapter, spec: Spec, dtype: str, device: str, sweep: 
         return None
     triplets = triplets_for(spec, batch.labels)
     reference_input = round_to_dtype(batch.embeddings, dtype) if translation else received
-    exact = answer(reference_input, batch.labels, spec, triplets)
+    exact = evaluate(reference_input, batch.labels, spec, triplets)
     if not _representable(exact, dtype):
         return None
     expected = expectation(exact, received, dtype, TF32_EPS if sweep == "tf32" else None)

@@ -4,6 +4,7 @@ the gathered batch conform on any layout (docs/distributed.md)."""
 from __future__ import annotations
 
 import functools
+import pickle
 
 import numpy as np
 import pytest
@@ -93,3 +94,12 @@ def test_inhouse_on_the_gathered_batch_conforms_on_any_layout(shards):
         assert out.loss == pytest.approx(oracle.loss, rel=1e-12)
         assert relative(out.grad, oracle.grad) < 1e-12
         assert len(set(distributed.last_call().rank_losses)) == 1  # bit for bit: one gathered batch, one order
+
+
+def test_each_adapter_gives_its_ranks_a_call_that_travels_by_pickle():
+    """The engine shards the batch; an adapter gives only what a rank runs, its call checked here as run checks it."""
+    for adapter in dist_adapters.ADAPTERS:
+        for device in TARGETS:
+            pickle.dumps(adapter.rank_call(adapter.specs[0], "float64", device))
+    with pytest.raises(ValueError, match="does not claim"):
+        BY_NAME["inhouse.torch.distributed"].rank_call(reference.Spec(mining="triplets"), "float64", "dist-gloo-2")

@@ -10,7 +10,8 @@ from adapters import pml
 from hypothesis import strategies as st
 
 from engine.cells import Cell
-from engine.checks import for_each_batch
+from engine import cell_record
+from engine.cell_run import for_each_batch
 from engine.regressions import OWN
 from engine.session import ConformanceSession
 from reference import Spec
@@ -116,7 +117,7 @@ def test_a_smooth_loss_cell_on_terms_float32_rounds_to_0_conforms(dtype, ambiguo
     for quantity in ("loss", "grad"):
         cell = Cell(SMOOTH, spec, dtype, "cpu", quantity)
         run = session.start(cell, f"pml::{cell}")
-        for_each_batch(cell, run.check, st.just(batch), max_examples=1)  # a Discrepancy where it does not conform
-        assert run.examples == 1 and run.summary()["ambiguous_kinds"].get("soft_underflow", 0) == ambiguous
+        for_each_batch(cell, run.examine, st.just(batch), max_examples=1)  # a Discrepancy where it does not conform
+        assert run.examples == 1 and cell_record.summary(run)["ambiguous_kinds"].get("soft_underflow", 0) == ambiguous
         if quantity == "loss":  # among the admissible counts in float32, against the oracle's own value in float64
             assert run.compared == 1 - ambiguous

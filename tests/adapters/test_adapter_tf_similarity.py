@@ -16,7 +16,7 @@ from adapters._tf import load  # noqa: E402
 from claims import assert_conforms  # noqa: E402
 from engine.ambiguity import decisions  # noqa: E402
 from engine.judge import judge  # noqa: E402
-from engine.oracle import answer  # noqa: E402
+from reference import evaluate  # noqa: E402
 from engine.regressions import OWN  # noqa: E402
 from engine.tolerances import SAFETY, distance_rounding, tolerance  # noqa: E402
 
@@ -104,7 +104,7 @@ def test_hard_hard_averages_over_every_anchor(spec):
     allowance, which that residue is part of. anchors=valid (the singletons left out) lies outside it. X * 0.2: close
     enough that the singletons' hinges are open (on X the squared hinge terms are all 0, either reading alike)."""
     x = (X * 0.2).astype(np.float32).astype(np.float64)
-    expected = answer(x, SINGLETONS, spec)
+    expected = evaluate(x, SINGLETONS, spec)
     out = HARD.run(x, SINGLETONS, spec, "float32", "cpu")
     for quantity, value in (("loss", out.loss), ("grad", out.grad)):
         errors, _ = judged(quantity, value, expected)
@@ -308,7 +308,7 @@ def test_an_anchor_without_a_positive_reads_the_gram_diagonal(residue, spec, mon
     arithmetic = 4 * EPS32 * np.mean(np.abs(hp) + hn + spec.margin + terms)  # float32 terms and their mean
     assert out.loss == pytest.approx(terms.mean(), rel=0, abs=arithmetic)  # the mechanism, whatever r is here
 
-    expected = answer(x, y, spec)
+    expected = evaluate(x, y, spec)
     assert (own <= SAFETY * np.diagonal(distance_rounding(expected, "float32", HARD.precision))).all()
     errors, _ = judged("loss", out.loss, expected)
     assert errors.ok, errors.mismatch

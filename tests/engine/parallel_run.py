@@ -37,10 +37,10 @@ def entries():
 
 
 def pytest_configure(config):
-    import registry as divergences
+    import registry
 
-    known = {entry.id for entry in divergences.REGISTRY}
-    divergences.REGISTRY = divergences.REGISTRY + tuple(e for e in entries() if e.id not in known)
+    known = {entry.id for entry in registry.REGISTRY}
+    registry.REGISTRY = registry.REGISTRY + tuple(e for e in entries() if e.id not in known)
 
 
 def pytest_sessionstart(session):

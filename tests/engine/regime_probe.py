@@ -19,13 +19,13 @@ NONE = "REGIME_PROBE_NONE"
 
 @pytest.mark.xdist_group("without")
 def test_examples_where_no_regime_held(conformance, request):
-    conformance.start(CELL, request.node.nodeid)
+    run = conformance.start(CELL, request.node.nodeid)
     for index in range(EXAMPLES):
-        conformance.note_regimes(CELL, f"without-{index}", reached=[])
+        run.note_regimes(f"without-{index}", reached=[])
 
 
 @pytest.mark.xdist_group("with")
 def test_one_example_where_every_regime_held(conformance, request):
-    conformance.start(CELL, request.node.nodeid)
+    run = conformance.start(CELL, request.node.nodeid)
     reached = [] if os.environ.get(NONE) else [regime.name for regime in applicable_regimes(CELL.spec, CELL.dtype)]
-    conformance.note_regimes(CELL, "with-0", reached=reached)
+    run.note_regimes("with-0", reached=reached)

@@ -10,7 +10,7 @@ from contract.batch import Batch, found
 from engine.compare import admissible_losses
 from contract.dtypes import dtype as dtype_facts
 from engine.judge import judge
-from engine.oracle import answer
+from reference import evaluate
 from engine.regressions import OWN
 from engine.tolerances import tolerance
 from reference.gaps import HINGE, SOFT_UNDERFLOW
@@ -20,7 +20,7 @@ def test_many_near_semi_hard_decisions_are_not_bounded_by_the_two_extremes():
     """The thorough hunt's batch: TF-Addons (Gram expansion, float32) returned 4.471 where the extreme nudges
     spanned [4.512, 4.531]; with more near distances than can be enumerated the loss is not compared."""
     spec = reference.Spec(mining="semi_hard", empty="nan")
-    expected = answer(*found("semi_hard_wide_spread"), spec)
+    expected = evaluate(*found("semi_hard_wide_spread"), spec)
     decided = decisions(expected, "float32", "gram")
     assert "semi_hard_selection" in decided.ambiguous
     assert admissible_losses(expected, decided.ambiguous) is None
@@ -31,7 +31,7 @@ def test_window_edges_beyond_enumeration_keep_their_two_extremes():
     x = np.round(rng.normal(size=(12, 1)) * 4) / 4 + rng.normal(size=(12, 1)) * 1e-9  # many near window edges
     labels = np.arange(12) % 2
     spec = reference.Spec(mining="semi_hard_all", margin=0.25)
-    expected = answer(x, labels, spec)
+    expected = evaluate(x, labels, spec)
     decided = decisions(expected, "float32", "gram")
     outcomes = admissible_losses(expected, decided.ambiguous)
     assert outcomes is not None and len(outcomes) == 3  # the loss itself and the two extremes
@@ -42,7 +42,7 @@ def test_a_nan_is_admissible_where_an_ambiguous_decision_empties_the_batch():
     rounding; outside it no triplet is left and empty="nan" gives NaN. Both NaN and the oracle's m are admissible,
     and a loss that is neither is not."""
     spec = reference.Spec(mining="semi_hard_all", distance="cosine", margin=0.2, reduction="mean_nonzero", empty="nan")
-    expected = answer(*found("window_edge_empties_the_batch"), spec)
+    expected = evaluate(*found("window_edge_empties_the_batch"), spec)
     decided = decisions(expected, "float32")
     assert "window_lower" in decided.ambiguous
     allowed = tolerance("loss", "float32", expected)
@@ -87,7 +87,7 @@ def test_a_soft_term_counts_unless_the_dtype_cannot_hold_it_as_a_normal_number(b
     its smallest normal number; the spec's count of 8 always is, and the gradient is not compared where the count is
     the dtype's."""
     batch = batch.rounded(dtype)
-    expected = answer(batch.embeddings, batch.labels, SOFT_COUNT)
+    expected = evaluate(batch.embeddings, batch.labels, SOFT_COUNT)
     decided = decisions(expected, dtype)
     spec_count, fewer = two_classes_apart(batch)
     assert expected.loss == pytest.approx(spec_count, rel=1e-12)
@@ -116,9 +116,9 @@ def test_the_hinge_exactly_at_zero_is_still_decided_by_the_spec_s_rule():
     of the batch has no count decision the dtype cannot resolve."""
     spec = reference.Spec(mining="batch_all", reduction="mean_nonzero")
     batch = own_batch("a hinge exactly at zero", spec)
-    expected = answer(batch.embeddings, batch.labels, spec)
+    expected = evaluate(batch.embeddings, batch.labels, spec)
     decided = decisions(expected, "float32")
     assert expected.loss == pytest.approx(10 / 7, rel=1e-15) and HINGE in decided.ties and not decided.ambiguous
     assert not judge("loss", 10 / 8, expected, decided, tolerance("loss", "float32", expected), "float32").ok
-    soft = answer(batch.embeddings, batch.labels, SOFT_COUNT)
-    assert SOFT_UNDERFLOW in soft.result.gaps and not decisions(soft, "float32").ambiguous
+    soft = evaluate(batch.embeddings, batch.labels, SOFT_COUNT)
+    assert SOFT_UNDERFLOW in soft.gaps and not decisions(soft, "float32").ambiguous

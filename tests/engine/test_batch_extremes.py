@@ -1,4 +1,4 @@
-"""What the batch strategy reaches (engine/strategies.py), and that every cell runs it in every profile.
+"""What the batch strategy reaches (engine/draws.py), and that every cell runs it in every profile.
 
 Every conformance cell and every property whose strategy is `batches` runs each geometry at its extreme (`extremes`)
 beside its regression batches, as explicit Hypothesis examples: the largest N at the largest offset, the widest
@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, find, given, settings, strategies as st
 
 import adapters
 from engine.cells import conformance_cells, property_cells
-from engine.distributed import check_shards, shard_options
+from engine.distributed import check_shards
+from engine.draws import shard_options
 from contract.dtypes import NAMES, dtype as dtype_facts
 from engine.exactness import exact_kinds
-from engine.oracle import answer
-from engine.strategies import (
+from reference import evaluate
+from engine.draws import (
     EXTREMES, MAX_D, MAX_N, batches, extremes, finite_limit, magnitude_limit, small_row_floor,
 )
 from reference import Spec
@@ -34,8 +35,8 @@ def fixed_examples(module, cell, monkeypatch) -> list:
     """The explicit examples the suite's item for `cell` hands to for_each_batch (its regression batches and more)."""
     given_to = []
     monkeypatch.setattr(module, "for_each_batch", lambda cell, check, strategy, fixed, *rest: given_to.extend(fixed))
-    session = SimpleNamespace(start=lambda cell, nodeid: SimpleNamespace(check=None, reproducer_for=None),
-                              skip_unless_runnable=lambda cell: None)
+    run = SimpleNamespace(examine=None, reproducer_for=None, skip_unless_runnable=lambda: None)
+    session = SimpleNamespace(start=lambda cell, nodeid: run)
     test = test_conformance.test_conformance if module is test_conformance else test_properties.test_property
     test(cell, session, SimpleNamespace(node=SimpleNamespace(nodeid=str(cell))))
     return given_to
@@ -75,7 +76,7 @@ def test_every_conformance_cell_runs_each_geometry_at_its_extreme(monkeypatch):
 
 
 def test_every_property_on_the_batch_strategy_runs_each_geometry_at_its_extreme(monkeypatch):
-    cells = property_cells(adapters.catalog(), test_properties.PROPERTIES, test_properties.PREFERRED_DTYPES)
+    cells = property_cells(adapters.catalog(), test_properties.PROPERTIES)
     for cell in distinct_cells(cells) + [c for c in cells if c.check == "property:duplicates_finite"][:3]:
         given_to = fixed_examples(test_properties, cell, monkeypatch)
         if cell.check == "property:margins_hold":  # its own strategy (separated classes) has no such geometries
@@ -100,7 +101,7 @@ def test_each_extreme_sits_at_its_limit_and_is_the_same_on_every_run(dtype):
         x = rounded["large offset"]
         spread = np.max(np.linalg.norm(x[:, None] - x[None], axis=-1))
         assert np.linalg.norm(x.mean(axis=0)) > 1e3 * spread
-    assert exact_kinds(answer(rounded["lattice on one axis"], found["lattice on one axis"].labels, spec), dtype)
+    assert exact_kinds(evaluate(rounded["lattice on one axis"], found["lattice on one axis"].labels, spec), dtype)
     assert len(np.unique(found["all distinct"].labels)) == len(found["all distinct"].labels)
 
 

@@ -13,13 +13,15 @@ import pytest
 from hypothesis import strategies as st
 
 import reference
-import registry as divergences
-from engine.cells import Cell, params, property_cells
-from engine.checks import Discrepancy, for_each_batch
+import registry
+from engine.cells import Cell, Property, params, property_cells
+from engine import cell_record
+from engine.cell_run import Discrepancy
+from engine.cell_run import for_each_batch
 from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
 from engine.regressions import regression_examples
 from engine.session import ConformanceSession
-from engine.strategies import batches
+from engine.draws import batches
 from tests import fake_adapters as fake
 
 SOURCE = "tests.fake_adapters:BROKEN"
@@ -33,7 +35,7 @@ def run_cell(adapter, spec, dtype, quantity, examples=15, timeout=10.0, strategy
     run = session.start(cell, f"meta::{cell}")
     try:
         for_each_batch(
-            cell, run.check, batches(spec, dtype) if strategy is None else strategy,
+            cell, run.examine, batches(spec, dtype) if strategy is None else strategy,
             regression_examples(spec) if regressions is None else regressions, max_examples=examples,
         )
     except Exception as exc:  # the shrunk failure, or a group of distinct ones
@@ -88,7 +90,7 @@ def test_the_other_quantity_of_a_broken_adapter_still_passes():
 
 def test_the_failure_is_shrunk_and_its_reproducer_reproduces_it():
     run, exc = run_cell(fake.SUM_NOT_MEAN, SEMI_HARD, "float64", "loss")
-    counterexample = run.counterexample()
+    counterexample = cell_record.counterexample(run)
     assert len(counterexample["labels"]) <= 4, "Hypothesis shrinks a wrong reduction to a few points"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -144,14 +146,14 @@ def test_every_example_ambiguous_makes_the_verdict_ambiguous_not_pass():
     run, exc = run_cell(fake.ORACLE, spec, "float32", "grad", examples=3, strategy=st.just(tied), regressions=())
     assert exc is None, messages(exc)
     assert run.compared == 0 and run.ambiguous_examples == run.examples > 0
-    assert run.verdict_if_passed()[0] == "ambiguous"
+    assert cell_record.verdict_if_passed(run)[0] == "ambiguous"
 
 
 def test_a_registered_divergence_makes_its_cells_strict_xfails(monkeypatch):
-    entry = divergences.Divergence(id="meta-flipped", adapter="test.broken.flipped_gradient", kind="semantics",
+    entry = registry.Divergence(id="meta-flipped", adapter="test.broken.flipped_gradient", kind="semantics",
                                    reason="sign", link="here", check="grad",
                                    confirmed_by="tests/engine/test_conformance_meta.py::test_flipped")
-    monkeypatch.setattr(divergences, "REGISTRY", (entry,))
+    monkeypatch.setattr(registry, "REGISTRY", (entry,))
     cells = [Cell(fake.FLIPPED_GRADIENT, BATCH_HARD, "float32", "cpu", q) for q in ("loss", "grad")]
     loss, grad = params(cells)
     assert not loss.marks
@@ -164,11 +166,11 @@ def test_a_registered_divergence_makes_its_cells_strict_xfails(monkeypatch):
 def test_a_property_runs_in_the_most_precise_dtype_the_adapter_does_not_reject(monkeypatch):
     """A property checked in a dtype the registry lists as rejected never gets an answer to start from: it would be
     an xfail that checks nothing (TF-Addons' triplet losses, which reject float64, had no property checked)."""
-    rejects_float64 = divergences.Divergence(
+    rejects_float64 = registry.Divergence(
         id="meta-no-float64", adapter=fake.ORACLE.name, kind="unsupported", reason="rejects float64", link="here",
         dtype="float64", confirmed_by="tests/engine/test_conformance_meta.py::test_no_float64")
-    monkeypatch.setattr(divergences, "REGISTRY", (rejects_float64,))
-    cells = property_cells([fake.ORACLE], {"permutation": lambda adapter, spec: True})
+    monkeypatch.setattr(registry, "REGISTRY", (rejects_float64,))
+    cells = property_cells([fake.ORACLE], {"permutation": Property(check=None, applies=lambda adapter, spec: True)})
     assert fake.ORACLE.dtypes[0] == "float64" and cells
     assert {cell.dtype for cell in cells} == {"float32"} and not any(cell.divergences() for cell in cells)
 

@@ -3,6 +3,7 @@ groups' shutdown, construction errors, the cells and the strategy, the reproduce
 checked through a child `pytest --adapter` (examples/my_distributed_loss.py)."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -15,13 +16,13 @@ import pytest
 from hypothesis import find, given, settings
 
 import reference
-from adapters import wrap_tensorflow, wrap_torch
+from adapters import Adapter, wrap_tensorflow, wrap_torch
 from engine import distributed
 from engine.cells import conformance_cells
 from engine.harness import AdapterFailure, call_adapter
 from engine.workers import PROCESS_GROUPS
 from engine.reproducer import reproducer
-from engine.strategies import batches
+from engine.draws import batches
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.xdist_group(PROCESS_GROUPS)  # the worker that starts the cells' groups too
@@ -144,6 +145,38 @@ def test_bad_claims_are_refused_when_the_adapter_is_made():
     with pytest.raises(ValueError, match="mining='triplets' has no meaning on dist-gloo-2"):
         wrap_torch(losses.with_triplets, name="triplets", spec=reference.Spec(mining="triplets"),
                    targets=("dist-gloo-2",))
+    with pytest.raises(ValueError, match=r"targets \['dist-gloo-2'\] are distributed: .* gives none"):
+        Adapter(name="no rank call", framework="torch", specs=spec, run=EXAMPLE.run, targets=("cpu", "dist-gloo-2"))
+    with pytest.raises(TypeError, match="rank_call must be callable or None"):
+        Adapter(name="bad rank call", framework="torch", specs=spec, run=EXAMPLE.run, rank_call="not a function")
+
+
+def test_on_a_distributed_target_the_engine_shards_and_run_refuses_the_call():
+    with pytest.raises(ValueError, match=r"'dist-gloo-2' is a distributed target, whose ranks run rank_call"):
+        EXAMPLE.run(X, Y, EXAMPLE.specs[0], "float64", "dist-gloo-2")
+
+
+def _engine_imports(source: str) -> list[str]:
+    """Every import of `engine` (or a submodule) in `source`, the ones inside functions included."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        else:
+            continue
+        found += [f"line {node.lineno}: {name}" for name in names if name.split(".")[0] == "engine"]
+    return found
+
+
+def test_adapters_import_nothing_from_the_engine():
+    """The layers: adapters/ lies below engine/, which shards a distributed call itself (the adapter gives only
+    its rank_call), so no adapter reaches up into the engine, not even inside a function."""
+    found = {path.relative_to(ROOT).as_posix(): _engine_imports(path.read_text())
+             for path in sorted((ROOT / "adapters").rglob("*.py"))}
+    assert {path: lines for path, lines in found.items() if lines} == {}
+    assert _engine_imports("def f():\n    from engine.distributed import run_sharded\n") != []  # the check checks
 
 
 def test_distributed_cells_exist_only_for_adapters_that_claim_the_targets():

@@ -10,7 +10,7 @@ import reference
 from engine.ambiguity import decisions
 from contract.batch import found
 from engine.judge import NOT_COMPARED, comparison, judge
-from engine.oracle import answer
+from reference import evaluate
 from engine.tolerances import tolerance
 from reference.gaps import HINGE
 
@@ -22,7 +22,7 @@ AT_THE_HINGE = (np.array([[0.0], [1.0], [2.0], [0.5]]), np.array([0, 0, 1, 1])) 
 def test_the_gradient_of_a_nan_loss_is_not_compared(gradient):
     """One row twice, two labels: no positive pair, the loss NaN by the spec, no gradient defined; TF-Addons gives 0
     or NaN by the sign of a Gram residue, which differs between CPUs (tests/adapters/test_adapter_tfa.py)."""
-    expected = answer(*found("one_row_twice_at_the_l2_clamp"), SEMI_HARD)
+    expected = evaluate(*found("one_row_twice_at_the_l2_clamp"), SEMI_HARD)
     decided = decisions(expected, "float32", "gram")
     assert np.isnan(expected.loss) and comparison("grad", decided, expected) == NOT_COMPARED
     grad = np.full_like(expected.grad, gradient)
@@ -33,7 +33,7 @@ def test_the_gradient_of_a_nan_loss_is_not_compared(gradient):
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_at_an_exact_kink_any_one_sided_gradient_passes_but_not_a_nan(bad):
     spec = reference.Spec(mining="batch_all", reduction="mean_nonzero")
-    expected = answer(*AT_THE_HINGE, spec)
+    expected = evaluate(*AT_THE_HINGE, spec)
     decided = decisions(expected, "float32")
     assert HINGE in decided.ties and comparison("grad", decided, expected) == NOT_COMPARED
     allowed = tolerance("grad", "float32", expected)
@@ -53,7 +53,7 @@ def test_a_property_does_not_pass_a_nan_where_every_admissible_answer_is_finite(
 
     monkeypatch.setattr(test_properties, "event", lambda text: None)  # Hypothesis's, outside a Hypothesis test here
     spec = reference.Spec(mining="batch_all", reduction="mean_nonzero")
-    expected = answer(*AT_THE_HINGE, spec)
+    expected = evaluate(*AT_THE_HINGE, spec)
     cell = SimpleNamespace(spec=spec, dtype="float32", compute_dtype="float32", precision="direct")
     right = SimpleNamespace(loss=expected.loss, grad=expected.grad)
     assert_same_answer(cell, right, SimpleNamespace(loss=expected.loss, grad=expected.grad + 0.25), expected, "probing")

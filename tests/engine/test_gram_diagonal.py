@@ -13,7 +13,7 @@ import pytest
 import reference
 from engine.ambiguity import decisions
 from engine.judge import judge
-from engine.oracle import answer
+from reference import evaluate
 from engine.regressions import OWN
 from engine.tolerances import SAFETY, distance_rounding, tolerance
 
@@ -64,7 +64,7 @@ def reads_the_diagonal(d2: np.ndarray, labels: np.ndarray, spec: reference.Spec)
 
 def verdict(loss: float, x: np.ndarray, spec: reference.Spec, precision: str) -> bool:
     """Whether the loss passes the float32 loss cell of an adapter declaring `precision` (engine/judge.py)."""
-    expected = answer(x, Y, spec)
+    expected = evaluate(x, Y, spec)
     allowed = tolerance("loss", "float32", expected, precision=precision)
     errors = judge("loss", loss, expected, decisions(expected, "float32", precision), allowed, "float32")
     assert errors is not None, "compared with the oracle: no decision of these batches is within rounding"
@@ -99,7 +99,7 @@ def test_without_the_gram_declaration_the_residue_fails(case, spec):
     """The direct model computes d(a, a) from a difference of exactly 0: the widening is the declaration's, and the
     residue is large enough that a model which forgot the diagonal would fail the implementation."""
     x, d2 = CASES[case]
-    assert (distance_rounding(answer(x, Y, spec), "float32", "direct").diagonal() == 0.0).all()
+    assert (distance_rounding(evaluate(x, Y, spec), "float32", "direct").diagonal() == 0.0).all()
     assert not verdict(reads_the_diagonal(d2, Y, spec), x, spec, "direct")
 
 
@@ -107,7 +107,7 @@ def test_the_worst_residue_is_inside_the_gram_rounding_of_the_diagonal():
     """sqrt((4 D + 2) eps |a|^2) <= SAFETY delta_aa, delta_aa = sqrt(2 (D + 2) eps |a|^2): what lets SAFETY x the
     first-order estimate hold on the machine that rounds worst; and every order tried here stays below it."""
     rows = np.random.default_rng(3).normal(size=(64, 11)) * np.logspace(-3, 3, 64)[:, None]
-    delta = np.diagonal(distance_rounding(answer(rows, np.arange(64), SPECS[0]), "float32", "gram"))
+    delta = np.diagonal(distance_rounding(evaluate(rows, np.arange(64), SPECS[0]), "float32", "gram"))
     assert (np.sqrt(worst_residue(rows)) <= SAFETY * delta).all()
     order = np.random.default_rng(4).permutation(11)
     for norm_order, dot_order in ((FORWARD, BACKWARD), (BACKWARD, FORWARD), (order, FORWARD), (FORWARD, order)):

@@ -23,6 +23,7 @@ import pytest
 pytest.importorskip("xdist", reason="pytest-xdist (a dev dependency) runs the parallel runs")
 
 from engine.session import ConformanceSession  # noqa: E402
+from engine.workers import receive  # noqa: E402
 from tests.child_pytest import environment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,9 +294,9 @@ def test_the_controller_judges_regimes_over_every_workers_examples():
     controller = ConformanceSession(writer=None, sources={}, timeout=1.0, role="controller")
     without = {"records": [], "events": [["regimes", [[name, f"k{i}"] for i in range(40)], []]]}
     with_it = {"records": [], "events": [["regimes", [[name, "k40"]], [[name, "k40"]]]]}
-    controller.receive(without)
+    receive(controller, without)
     assert controller.regime_coverage()[0]  # required, and missing so far
-    controller.receive(with_it)
+    receive(controller, with_it)
     assert controller.regime_coverage()[0] == []
     assert controller.regime_applicable[name] == {f"k{i}" for i in range(41)}
 
@@ -304,7 +305,7 @@ def test_the_collection_is_counted_once_and_the_outcomes_summed():
     controller = ConformanceSession(writer=None, sources={}, timeout=1.0, role="controller")
     collected = ["collected", {"divergence_items": {"d": 3}, "adapters": ["a"], "checks": ["grad"]}]
     for outcome in ("xfail", "xpass"):  # two workers: each collected every item, each ran some
-        controller.receive({"records": [], "events": [collected, ["divergence", "d", outcome], ["verdict", outcome, None]]})
+        receive(controller, {"records": [], "events": [collected, ["divergence", "d", outcome], ["verdict", outcome, None]]})
     assert controller.divergence_items == {"d": 3}
     assert controller.divergence_outcomes["d"] == {"xfail": 1, "xpass": 1}
     assert controller.verdicts == {"xfail": 1, "xpass": 1}

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from engine.ambiguity import decisions
 from engine.cells import conformance_cells
 from engine.judge import judge
-from engine.oracle import answer
-from engine.strategies import batches
+from reference import evaluate
+from engine.draws import batches
 from contract.targets import TARGETS, applies, matmul_eps
 from engine.tolerances import tolerance, unit_roundoff
 
@@ -45,7 +45,7 @@ def _answer():
     x = rng.standard_normal((8, 6)).astype(np.float32).astype(np.float64)
     from tests.gpu.tf32_adapters import SPEC
 
-    return answer(x, np.arange(8) % 3, SPEC)
+    return evaluate(x, np.arange(8) % 3, SPEC)
 
 
 def test_unit_roundoff_adds_two_tf32_input_roundings_to_float32s():
@@ -83,7 +83,7 @@ def test_matmul_precision_switches_tf32_for_the_call_and_restores_it():
 def _judged(adapter, batch, target):
     """(errors of loss and grad under the target's model) for one batch, rounded to float32."""
     batch = batch.rounded("float32")
-    found = answer(batch.embeddings, batch.labels, adapter.specs[0], batch.triplets)
+    found = evaluate(batch.embeddings, batch.labels, adapter.specs[0], batch.triplets)
     out = adapter.run(batch.embeddings, batch.labels, adapter.specs[0], "float32", "cuda-tf32")
     decided = decisions(found, "float32", adapter.precision, target)
     return [judge(q, out.loss if q == "loss" else out.grad, found, decided,

@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("torch", reason="the quick run measures the torch implementations")
 pytest.importorskip("pandas", reason="the report that draws the records needs pandas")
 
-from benchmarks import run  # noqa: E402
+from benchmarks import run, sweep  # noqa: E402
 from reports.page import render  # noqa: E402
 from reports.reader import read_results  # noqa: E402
 
@@ -50,11 +50,11 @@ def test_quick_run_writes_benchmark_records_the_report_draws(tmp_path):
 def test_a_failed_measurement_is_a_record_and_ends_that_implementation(tmp_path, monkeypatch):
     """An out-of-memory at one N is recorded, and the larger N of that implementation are skipped, not run."""
     verdicts = iter([{"status": "ok", "seconds": 1e-3, "peak_bytes": 0}, {"status": "oom", "reason": "cap"}])
-    monkeypatch.setattr(run, "measure", lambda job, time_cap, memory_cap, threads: next(verdicts))
-    monkeypatch.setattr(run, "plan", lambda args: [("cpu", 64, "batch_hard", "inhouse.torch")])
+    monkeypatch.setattr(sweep, "measure", lambda job, time_cap, memory_cap, threads: next(verdicts))
+    monkeypatch.setattr(sweep, "plan", lambda args: [("cpu", 64, "batch_hard", "inhouse.torch")])
     args = run.parse(["--quick", "--sizes", "64", "128", "256", "--output", str(tmp_path / "out.jsonl")])
     writer = run.ResultsWriter(args.output)
-    records = run.sweep(args, writer)
+    records = sweep.sweep(args, writer)
     writer.close()
     assert [(r["n"], r["status"]) for r in records] == [(64, "ok"), (128, "oom"), (256, "skipped")]
     lines = args.output.read_text().splitlines()
@@ -67,12 +67,12 @@ def test_an_implementation_whose_library_is_missing_is_skipped_with_its_reason(t
 
     absent = dataclasses.replace(implementations.IMPLEMENTATIONS["inhouse.torch"], name="absent",
                                  requires=("torch", "no_such_module_for_the_benchmark"))
-    monkeypatch.setitem(run.IMPLEMENTATIONS, "absent", absent)
-    monkeypatch.setattr(run, "measure", lambda *args: pytest.fail("a child was started"))
-    monkeypatch.setattr(run, "plan", lambda args: [("cpu", 64, "semi_hard", "absent")])
+    monkeypatch.setitem(sweep.IMPLEMENTATIONS, "absent", absent)
+    monkeypatch.setattr(sweep, "measure", lambda *args: pytest.fail("a child was started"))
+    monkeypatch.setattr(sweep, "plan", lambda args: [("cpu", 64, "semi_hard", "absent")])
     args = run.parse(["--quick", "--sizes", "64", "128", "--output", str(tmp_path / "out.jsonl")])
     writer = run.ResultsWriter(args.output)
-    records = run.sweep(args, writer)
+    records = sweep.sweep(args, writer)
     writer.close()
     assert [(r["n"], r["status"], r["reason"]) for r in records] == [
         (64, "skipped", "no_such_module_for_the_benchmark not installed"),

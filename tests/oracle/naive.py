@@ -1,7 +1,7 @@
 """Every strategy once more, as deliberately plain loops over Python floats.
 
 No vectorisation, no masks, no argmax: one loop per index, as the plain-Python semi-hard loop of
-seed 002 does, so that a reader can check each line against DESIGN.md's catalogue and the
+seed 002 does, so that a reader can check each line against docs/design.md's vocabulary and the
 vectorised oracle has something independent to be compared with. Ties go to the lowest index.
 """
 

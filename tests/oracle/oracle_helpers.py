@@ -73,7 +73,7 @@ def pairwise_cover(specs: tuple[Spec, ...], start: tuple[Spec, ...]) -> tuple[Sp
     return tuple(chosen)
 
 
-# The specs DESIGN.md names for known implementations come first (pairs alone would leave out, say,
+# The specs docs/design.md names for known implementations come first (pairs alone would leave out, say,
 # plain batch_hard: its pairs all occur in soft and scaled specs).
 KNOWN_SPECS = (
     Spec(),  # TF-Addons triplet_hard_loss
@@ -110,7 +110,7 @@ class Batch:
     labels: np.ndarray
     triplets: np.ndarray | None = None
 
-    def evaluate(self, spec: Spec, x: np.ndarray | None = None) -> reference.Result:
+    def evaluate(self, spec: Spec, x: np.ndarray | None = None) -> reference.Answer:
         return reference.evaluate(self.x if x is None else x, self.labels, spec, triplets=self.triplets)
 
     def snippet(self, spec: Spec, *then: str) -> str:
@@ -240,20 +240,20 @@ def batches(
 VALUE_CONTINUOUS = frozenset({"tie_positive", "tie_negative", "zero_distance", "zero_norm"})
 
 
-def undecided(result: reference.Result, resolution: float) -> set[str]:
+def undecided(result: reference.Answer, resolution: float) -> set[str]:
     """The kinds within `resolution` (a distance) of a decision. A soft term's count (soft_underflow) is measured in
     value units, and two float64 computations both hold a softplus down to 1e-308: no distance rounding flips it."""
     return {kind for kind, gap in result.gaps.items() if in_distance_units(kind) and gap <= resolution}
 
 
-def loss_is_decided(result: reference.Result, resolution: float) -> bool:
+def loss_is_decided(result: reference.Answer, resolution: float) -> bool:
     """Whether two computations that agree to `resolution` in distance must agree on the loss value."""
     spec = result.spec
     continuous_hinge = spec.reduction != "mean_nonzero" and not spec.scaled
     return undecided(result, resolution) <= VALUE_CONTINUOUS | ({"hinge"} if continuous_hinge else set())
 
 
-def comparable(result: reference.Result, other_distances: np.ndarray) -> tuple[str, str]:
+def comparable(result: reference.Answer, other_distances: np.ndarray) -> tuple[str, str]:
     """What two computations of one loss must agree on, given the distances each one saw: "all"
     (terms and gradient too), "loss", or "nothing"; and why, for the tally."""
     resolution = rounding_resolution(result)
@@ -269,13 +269,13 @@ def comparable(result: reference.Result, other_distances: np.ndarray) -> tuple[s
     return "nothing", "near-tie that moves the loss"
 
 
-def scaled_denominator(result: reference.Result) -> float:
+def scaled_denominator(result: reference.Answer) -> float:
     """mean(hn), what the scaled form of batch_hard divides by."""
     anchors, _, negatives = result.selection.T
     return float(result.distances[anchors, negatives].mean())
 
 
-def amplification(result: reference.Result) -> float:
+def amplification(result: reference.Answer) -> float:
     """How much the terms magnify the distances' rounding: not at all, except that the scaled form
     divides by mean(hn), which far from the origin under cosine can be 1e-4."""
     if not result.spec.scaled or len(result.selection) == 0:
@@ -284,7 +284,7 @@ def amplification(result: reference.Result) -> float:
     return 1.0 / scale if 0.0 < scale < 1.0 else 1.0
 
 
-def rounding_resolution(result: reference.Result, relative: float = 1e-9) -> float:
+def rounding_resolution(result: reference.Answer, relative: float = 1e-9) -> float:
     """Decisions closer than this may go either way between two float64 computations of the same
     distances (they differ by a few ulps of the largest distance; 1e-9 leaves a wide berth)."""
     finite = result.distances[np.isfinite(result.distances)]

@@ -48,8 +48,8 @@ def central_difference(batch, spec, direction: np.ndarray) -> float:
 
 
 def tolerance(loss: float) -> float:
-    """JAX's float64 gradient tolerance, 1e-5 (notes/conformance.md), as atol and rtol, plus the
-    difference's rounding error: each loss is off by a few eps * |L|, divided by 2 STEP."""
+    """JAX's float64 gradient tolerance, 1e-5 (docs/upstream/conformance-practice.md, section 3), as atol
+    and rtol, plus the difference's rounding error: each loss is off by a few eps * |L|, divided by 2 STEP."""
     return 1e-5 + 10 * EPS * (1.0 + abs(loss)) / STEP
 
 

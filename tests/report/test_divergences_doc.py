@@ -9,7 +9,7 @@ def test_the_committed_document_matches_the_registry():
     assert divergences_doc.DOCUMENT.exists(), f"{divergences_doc.DOCUMENT} is missing; run: {divergences_doc.COMMAND}"
     committed = divergences_doc.DOCUMENT.read_text(encoding="utf-8")
     assert committed == divergences_doc.render(), (
-        f"{divergences_doc.DOCUMENT} is out of date with adapters/divergences.REGISTRY; regenerate it with "
+        f"{divergences_doc.DOCUMENT} is out of date with registry.REGISTRY; regenerate it with "
         f"`{divergences_doc.COMMAND}` and commit the result"
     )
 

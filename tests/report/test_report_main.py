@@ -68,7 +68,7 @@ def test_the_main_job_draws_more_examples_per_cell_than_ci():
     extremes); the main job's page keeps 20, derandomised as well."""
     from hypothesis import settings
 
-    from engine.checks import examples_per_cell
+    from engine.profiles import examples_per_cell
 
     arguments, _ = job.parse([])
     assert arguments.profile == "report"

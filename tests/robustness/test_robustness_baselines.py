@@ -16,7 +16,7 @@ import pytest
 from adapters import catalog
 from baselines import DIFFERENCE, GRAM, RECENTRED, SPEC
 from contract.dtypes import round_to_dtype
-from engine.oracle import answer
+from reference import evaluate
 from reference.gaps import in_distance_units
 from suite.robustness.bounds import expectation
 from suite.robustness.sweeps import BATCH_SEEDS, FULL_LEVELS, base_batch, measure_level, sweep_specs, transformed, triplets_for
@@ -69,7 +69,7 @@ def test_the_batches_are_vetted_no_decision_within_float32_resolution(name):
         for level in FULL_LEVELS[name]:
             received = round_to_dtype(transformed(batch, name, level), "float32")
             for label, spec in specs.items():
-                exact = answer(exact_input if name == "offset" else received, batch.labels, spec,
+                exact = evaluate(exact_input if name == "offset" else received, batch.labels, spec,
                                triplets_for(spec, batch.labels))
                 # a soft term's count is no choice of batch: scaled by 10^2 and more, every batch has soft terms below
                 # float32's smallest normal (soft_underflow, in value units); its loss is judged among the admissible

@@ -24,17 +24,20 @@ first are engine/regressions.py's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from hypothesis import strategies as st
 
-from reference import Spec, valid_triplets
-
-from .ambiguity import zero_norm_resolution
 from contract.batch import Batch
 from contract.dtypes import dtype as dtype_facts, most_precise
 from contract.precision import DEFAULT
+from contract.targets import processes as processes_of
+from reference import Spec, valid_triplets
+
+from .ambiguity import zero_norm_resolution
+from .distributed import even_shards
+from .regressions import regression_examples
 
 MAX_N = 64
 MAX_D = 16
@@ -331,3 +334,32 @@ def with_extremes(regressions: list[Batch], spec: Spec, dtype: str, precision: s
     """A cell's fixed examples: its regression batches, then `extremes` (options: those of `batches`)."""
     return list(regressions) + extremes(spec, dtype, precision, **options)
 
+
+# --- a cell's batches ------------------------------------------------------------------------------------
+
+def shard_options(adapter, device: str) -> dict:
+    """The keyword arguments `batches` takes for a cell on `device`: none on a single-process target
+    (its batches are drawn exactly as before), else the world size and whether the adapter needs equal shards
+    (Adapter.extra["equal_shards"], e.g. pytorch-metric-learning, whose all_gather assumes them)."""
+    world_size = processes_of(device)
+    if world_size == 1:
+        return {}
+    return {"processes": world_size, "equal_shards": bool(adapter.extra.get("equal_shards"))}
+
+
+def with_shards(batches, processes: int = 1, equal_shards: bool = False) -> list:
+    """Fixed batches (the regression batches) for a distributed cell: each with the even split, dropping those the
+    world size cannot split (fewer rows than ranks; a row count the ranks cannot share equally, where required)."""
+    if processes == 1:
+        return list(batches)
+    return [replace(batch, shards=even_shards(len(batch.labels), processes)) for batch in batches
+            if len(batch.labels) >= processes and (not equal_shards or len(batch.labels) % processes == 0)]
+
+
+def for_cell(cell) -> tuple:
+    """A conformance cell's draws and its fixed examples (its regression batches, then each geometry at its extreme),
+    sharded as its target needs: no shards on a single-process target, else W ranks' shards."""
+    sharding = shard_options(cell.adapter, cell.device)
+    fixed = with_extremes(regression_examples(cell.spec, dtype=cell.dtype), cell.spec, cell.dtype, cell.precision,
+                          **sharding)
+    return batches(cell.spec, cell.dtype, cell.precision, **sharding), with_shards(fixed, **sharding)

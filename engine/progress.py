@@ -1,6 +1,6 @@
 """A pytest plugin for the main job (reports.main): tells the parent process what is running.
 
-Loaded with `-p reports.progress`; it does nothing unless REPORTS_PROGRESS_FD names an inherited pipe.
+Loaded with `-p engine.progress`; it does nothing unless REPORTS_PROGRESS_FD (reports.main.PROGRESS_FD) names an inherited pipe.
 It writes one JSON object per line to that pipe:
     {"event": "collected", "total": N}
     {"event": "start", "nodeid": ..., "what": "adapter · spec · dtype · device"}
@@ -13,7 +13,7 @@ test, because the parent reads the pipe and the file later and cannot tell whose
 Under pytest-xdist (`-- -n 2`) the plugin talks from the controller, which runs no test: "collected" comes when
 the first worker has collected, "start" when a worker starts an item (its description follows with the item's
 setup report: workers attach it, as they cannot write to the pipe), and "recorded" says whether the worker's
-reports of the item brought records, which the controller wrote to the results file (engine/session.py). In a
+reports of the item brought records, which the controller wrote to the results file (engine/workers.py). In a
 worker the plugin never touches the pipe's descriptor: it is not the worker's.
 """
 from __future__ import annotations
@@ -23,9 +23,9 @@ import os
 
 import pytest
 
-from engine.session import RECORDS_WRITTEN, xdist_role
+from engine.workers import RECORDS_WRITTEN, xdist_role
+from reports.main import PROGRESS_FD
 
-ENVIRONMENT_VARIABLE = "REPORTS_PROGRESS_FD"
 
 
 def describe_item(item) -> str:
@@ -119,14 +119,14 @@ class Describe:
 
 
 def pytest_configure(config) -> None:
-    descriptor = os.environ.get(ENVIRONMENT_VARIABLE)
+    descriptor = os.environ.get(PROGRESS_FD)
     if not descriptor:
         return
     if hasattr(config, "workerinput"):  # an xdist worker inherits the variable, not the descriptor
-        config.pluginmanager.register(Describe(), "reports-progress-describe")
+        config.pluginmanager.register(Describe(), "conformance-progress-describe")
         return
     fd = int(descriptor)
     os.set_inheritable(fd, False)  # a subprocess a test starts must not hold the parent's pipe open
     progress = Progress(os.fdopen(fd, "w", buffering=1), config.getoption("results", None),
                         xdist_role(config) == "controller")
-    config.pluginmanager.register(progress, "reports-progress")
+    config.pluginmanager.register(progress, "conformance-progress")
