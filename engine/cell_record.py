@@ -32,8 +32,8 @@ def comparison_record(run: CellRun, verdict: str, reason: str, divergence: str |
         spec=cell.spec.to_dict(),
         spec_label=str(cell.spec),
         dtype=cell.dtype,
-        device=cell.device,
-        target=run.target,
+        device=cell.target,
+        target=run.ran_on,
         version=run.version,
         quantity=cell.check,
         verdict=verdict,
@@ -112,11 +112,11 @@ def _tolerance_record(run: CellRun) -> dict:
 def _dtype_model_record(run: CellRun) -> dict:
     """For the tolerance record on a matmul-rounding target: its bits, and whether the plain dtype's model held."""
     cell = run.cell
-    if matmul_eps(cell.device, cell.compute_dtype) is None:
+    if matmul_eps(cell.target, cell.compute_dtype) is None:
         return {}
     judged = bool(run.dtype_model_errors)
     return {
-        "matmul_mantissa_bits": target_facts(cell.device).matmul_mantissa_bits,
+        "matmul_mantissa_bits": target_facts(cell.target).matmul_mantissa_bits,
         "within_dtype_model": (run.dtype_model_beyond == 0) if judged else None,
         "dtype_model_error": float(f"{max(run.dtype_model_errors):.4g}") if judged else None,
     }

@@ -91,7 +91,7 @@ class CellRun:
     max_ulp: float = 0.0
     worst: Example | None = None
     failing: Example | None = None
-    target: str = ""  # where the adapter says it ran (Output.target)
+    ran_on: str = ""  # where the adapter says it ran (Output.target)
     version: str = ""
     regimes: list = field(default_factory=list)  # (example key, regimes that applied, regimes reached)
     # On a target that rounds matmul inputs (cuda-tf32), every output is also judged by the plain dtype's model:
@@ -107,7 +107,7 @@ class CellRun:
     def skip_unless_runnable(self) -> None:
         """pytest.skip with the reason when the adapter, the target or the quantity cannot run here."""
         __tracebackhide__ = True
-        adapter, device = self.cell.adapter, self.cell.device
+        adapter, device = self.cell.adapter, self.cell.target
         key = (adapter.name, device)
         if key not in self.availability:
             try:
@@ -144,7 +144,7 @@ class CellRun:
         """One call of the adapter, not cached (a property that varies the machine's settings asks again)."""
         cell = self.cell
         try:
-            return call_adapter(cell.adapter, batch.embeddings, batch.labels, cell.spec, cell.dtype, cell.device,
+            return call_adapter(cell.adapter, batch.embeddings, batch.labels, cell.spec, cell.dtype, cell.target,
                                 batch.triplets, timeout=self.timeout, shards=batch.shards)
         except AdapterFailure as failure:
             return failure
@@ -166,23 +166,23 @@ class CellRun:
         for name in reached:
             event(name)
         self.note_regimes(batch.digest(), reached)
-        decided = decisions(answer, cell.compute_dtype, cell.precision, cell.device)
+        decided = decisions(answer, cell.compute_dtype, cell.precision, cell.target)
         for kind in decided.ambiguous:
             event(f"ambiguous for {cell.compute_dtype}: {kind}")
         for kind in decided.ties:
             event(f"exact tie decided by the spec: {kind}")
         self.exact_ties += bool(decided.ties)
         example = Example(batch, answer, tolerance(cell.check, cell.dtype, answer, cell.compute_dtype, cell.precision,
-                                                   cell.device), decided)
+                                                   cell.target), decided)
         self.examples += 1
         self.scales.append(example.tolerance.scale)
         try:
             example.output = self.call(batch)
         except AdapterFailure as failure:
             self._fail(example, failure.reason)
-        self.target, self.version = example.output.target, example.output.version
+        self.ran_on, self.version = example.output.target, example.output.version
         example.errors = judge_example(cell, cell.check, self._quantity(example.output), answer, decided=decided,
-                                       device=cell.device)
+                                       device=cell.target)
         self._judge_by_dtype_model(example)
         if example.errors is None:  # ambiguous and not comparable: counted, never silently passed
             self._count_ambiguous(example)
@@ -210,7 +210,7 @@ class CellRun:
         """On a target that rounds matmul inputs below the dtype (cuda-tf32), the same output judged by the plain
         dtype's rounding model as well (engine/tolerances.py): whether the implementation kept float32's accuracy."""
         cell = self.cell
-        if matmul_eps(cell.device, cell.compute_dtype) is None:
+        if matmul_eps(cell.target, cell.compute_dtype) is None:
             return
         errors = judge_example(cell, cell.check, self._quantity(example.output), example.answer)
         if errors is not None:
@@ -241,7 +241,7 @@ class CellRun:
 
     def reproducer_for(self, batch: Batch) -> str:
         cell = self.cell
-        return reproducer(cell.adapter.name, self.source, cell.spec, cell.dtype, cell.device, batch.embeddings,
+        return reproducer(cell.adapter.name, self.source, cell.spec, cell.dtype, cell.target, batch.embeddings,
                           batch.labels, batch.triplets, batch.shards)
 
     def discrepancy(self, example: Example) -> Discrepancy:
@@ -283,7 +283,7 @@ def for_each_batch(cell, check, strategy, regressions=(), max_examples: int | No
     machine, which is why the default profiles (dev, ci) run without one.
     """
     __tracebackhide__ = True
-    total = max_examples or profiles.examples_per_cell(target_facts(cell.device).processes)
+    total = max_examples or profiles.examples_per_cell(target_facts(cell.target).processes)
     if profiles.CELL_SECONDS is None:
         _hypothesis_run(cell, check, strategy, regressions, total)
         return

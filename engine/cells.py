@@ -27,13 +27,13 @@ class Cell:
     adapter: Adapter
     spec: Spec
     dtype: str
-    device: str
+    target: str  # the execution target (contract/targets.py); the results' field `device`
     check: str  # what is checked: the quantity "loss" or "grad", or "edge:<case>", "property:<name>", "robustness:<sweep>"
 
     @property
     def key(self) -> str:
         """The cell without its check: the loss and grad items of one cell share their examples."""
-        return f"{self.adapter.name}|{self.spec}|{self.dtype}|{self.device}"
+        return f"{self.adapter.name}|{self.spec}|{self.dtype}|{self.target}"
 
     def __str__(self) -> str:
         return f"{self.key}|{self.check}"
@@ -49,7 +49,7 @@ class Cell:
         return self.adapter.precision
 
     def divergences(self) -> list:
-        return registry.matching(self.adapter.name, self.spec, self.dtype, self.device, self.check)
+        return registry.matching(self.adapter.name, self.spec, self.dtype, self.target, self.check)
 
 
 def conformance_cells(adapters: list[Adapter]) -> list[Cell]:

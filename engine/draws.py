@@ -359,7 +359,7 @@ def with_shards(batches, processes: int = 1, equal_shards: bool = False) -> list
 def for_cell(cell) -> tuple:
     """A conformance cell's draws and its fixed examples (its regression batches, then each geometry at its extreme),
     sharded as its target needs: no shards on a single-process target, else W ranks' shards."""
-    sharding = shard_options(cell.adapter, cell.device)
+    sharding = shard_options(cell.adapter, cell.target)
     fixed = with_extremes(regression_examples(cell.spec, dtype=cell.dtype), cell.spec, cell.dtype, cell.precision,
                           **sharding)
     return batches(cell.spec, cell.dtype, cell.precision, **sharding), with_shards(fixed, **sharding)

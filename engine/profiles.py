@@ -5,7 +5,8 @@ profile is chosen with --hypothesis-profile, or CI=true for "ci"); engine/cell_r
     ci        derandomised and bounded (loaded automatically when CI=true)
     report    the main job's (./run.sh report): derandomised as ci, as deep as dev
     thorough  the hunt: 2000 examples per item
-gpu/plugin.py adds the GPU command's profiles (their max_examples are the per-cell count).
+    gpu       the GPU command's (gpu/): derandomised as ci (one tree gives one result), 20 examples per cell
+    gpu-dry   its dry mode: 2 examples per cell
 """
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ _quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_t
 _untargeted = [phase for phase in Phase if phase is not Phase.target]
 
 
+GPU_EXAMPLES_PER_CELL = {"gpu": 20, "gpu-dry": 2}
+
+
 def register_profiles() -> None:
     settings.register_profile("dev", max_examples=30, deadline=None, phases=_untargeted, suppress_health_check=_quiet)
     settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, database=None, print_blob=True,
@@ -25,6 +29,8 @@ def register_profiles() -> None:
     settings.register_profile("report", parent=settings.get_profile("ci"))  # its examples: EXAMPLES_PER_CELL
     settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True,
                               suppress_health_check=_quiet)
+    for name, examples in GPU_EXAMPLES_PER_CELL.items():  # their max_examples are the per-cell count
+        settings.register_profile(name, parent=settings.get_profile("ci"), max_examples=examples)
     settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
 
 

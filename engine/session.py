@@ -157,7 +157,7 @@ class ConformanceSession:
                 "divergence",
                 id=entry.id,
                 adapter=entry.adapter,
-                pattern={"spec": scope_in_words(entry.spec), "dtype": entry.dtype, "device": entry.device,
+                pattern={"spec": scope_in_words(entry.spec), "dtype": entry.dtype, "device": entry.target,
                          "quantity": entry.check},
                 divergence_kind=entry.kind,  # "kind" is the record kind: the schema names clash (see report)
                 reason=entry.reason,

@@ -5,8 +5,7 @@
                                    which share the adapter's outputs, stay together)
     --gpu-dry                      a few cells per adapter: its first spec, in float32 (else its first dtype)
 
-It also registers the Hypothesis profiles the command runs under: "gpu" (derandomised, as "ci": one tree gives
-one result) and "gpu-dry" (two examples per cell). Deselection happens in a hook wrapper, before the
+The command runs under the Hypothesis profiles "gpu" and "gpu-dry" (engine/profiles.py). Deselection happens in a hook wrapper, before the
 conformance session counts the collected items, so the known-divergence records count only what ran.
 """
 from __future__ import annotations
@@ -14,14 +13,6 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
-
-_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
-_PHASES = [phase for phase in Phase if phase is not Phase.target]
-PROFILES = {"gpu": 20, "gpu-dry": 2}  # examples per conformance cell (engine/profiles.py reads max_examples)
-for _name, _examples in PROFILES.items():
-    settings.register_profile(_name, max_examples=_examples, deadline=None, derandomize=True, database=None,
-                              print_blob=True, phases=_PHASES, suppress_health_check=_QUIET)
 
 
 def pytest_addoption(parser):
@@ -43,7 +34,7 @@ def _dry_pick(adapter) -> tuple:
 
 def keep(cell, targets, shard: tuple[int, int], dry: bool) -> bool:
     """Whether this shard runs the conformance cell."""
-    if targets is not None and cell.device not in targets:
+    if targets is not None and cell.target not in targets:
         return False
     if dry and (cell.spec, cell.dtype) != _dry_pick(cell.adapter):
         return False

@@ -1,7 +1,7 @@
 """The known-divergence registry: every accepted difference between an implementation and the oracle.
 
 One declarative entry per divergence (jax2tf limitations, PyTorch OpInfo DecorateInfo): which cells it
-covers (adapter name, dtype, device and check as fnmatch patterns; the spec by its fields), why, the
+covers (adapter name, dtype, target and check as fnmatch patterns; the spec by its fields), why, the
 upstream link, the test that confirms it, and the regression batches that reach it in every covered cell.
 Everything else is derived from the entry: the strict xfails of the cells it covers (a fixed upstream bug
 shows up as an unexpected pass), the regression examples the cells run first, the stale-entry report,
@@ -22,5 +22,5 @@ __all__ = ["CONFORMANCE", "KINDS", "REGISTRY", "Divergence", "alternatives", "in
 REGISTRY: tuple[Divergence, ...] = known_torch.ENTRIES + known_tf.ENTRIES + known_distributed.ENTRIES
 
 
-def matching(adapter: str, spec: Spec, dtype: str, device: str, check: str) -> list[Divergence]:
-    return [d for d in REGISTRY if d.covers(adapter, spec, dtype, device, check)]
+def matching(adapter: str, spec: Spec, dtype: str, target: str, check: str) -> list[Divergence]:
+    return [d for d in REGISTRY if d.covers(adapter, spec, dtype, target, check)]

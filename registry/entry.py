@@ -1,5 +1,5 @@
 """One known divergence, as the registry (registry/__init__.py) declares it: which cells it covers (adapter name,
-dtype, device and check as fnmatch patterns; the spec by its fields), why, the upstream link, the test that confirms
+dtype, target and check as fnmatch patterns; the spec by its fields), why, the upstream link, the test that confirms
 it, and the regression batches that reach it in every covered cell. The entries live by family in
 registry/known_torch.py, known_tf.py and known_distributed.py.
 """
@@ -27,7 +27,7 @@ class Divergence:
     confirmed_by: Patterns  # "tests/<path>.py::test_<name>", or several: the tests that show it on a small batch
     spec: Scope = None  # Spec field -> value or tuple of values; None: every spec
     dtype: Patterns = "*"
-    device: Patterns = "*"
+    target: Patterns = "*"
     check: Patterns = "*"  # the quantity "loss" or "grad", "edge:<case>", "property:<name>", "robustness:<sweep>"
     regressions: tuple[Regression, ...] = ()  # batches that reach it in every cell it covers
 
@@ -39,17 +39,17 @@ class Divergence:
         object.__setattr__(self, "spec", dict(self.spec or {}))
         check_scope(self.spec, f"divergence {self.id}")
 
-    def covers(self, adapter: str, spec: Spec, dtype: str, device: str, check: str) -> bool:
+    def covers(self, adapter: str, spec: Spec, dtype: str, target: str, check: str) -> bool:
         return in_scope(spec, self.spec) and all(
             matches(value, patterns)
-            for value, patterns in ((adapter, self.adapter), (dtype, self.dtype), (device, self.device),
+            for value, patterns in ((adapter, self.adapter), (dtype, self.dtype), (target, self.target),
                                     (check, self.check))
         )
 
     def scope_in_words(self) -> str:
-        """adapter | spec | dtype | device | check, as a reader reads the scope."""
+        """adapter | spec | dtype | target | check, as a reader reads the scope."""
         return " | ".join([in_words(self.adapter), scope_in_words(self.spec),
-                           *(in_words(p) for p in (self.dtype, self.device, self.check))])
+                           *(in_words(p) for p in (self.dtype, self.target, self.check))])
 
 
 def alternatives(patterns: Patterns) -> tuple[str, ...]:

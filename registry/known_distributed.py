@@ -32,7 +32,7 @@ ENTRIES: tuple[Divergence, ...] = (
         "(exactly 2.000 and 3.000 times the oracle's). Logging that value logs W times the loss.",
         link="KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/utils/distributed.py "
         "DistributedLossWrapper.forward_regular_loss (return loss * world_size); docs/distributed.md",
-        device="dist-gloo-*",
+        target="dist-gloo-*",
         check="loss",
         regressions=(PML_DISTRIBUTED_BATCH,),
     ),
@@ -50,7 +50,7 @@ ENTRIES: tuple[Divergence, ...] = (
         link="KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/utils/distributed.py "
         "(efficient=True: get_indices_tuple, remove_self_comparisons; its docs: gradients will not be equal); "
         "docs/distributed.md",
-        device="dist-gloo-*",
+        target="dist-gloo-*",
         check=("loss", "grad"),
         regressions=(PML_DISTRIBUTED_BATCH,),
     ),

@@ -30,7 +30,7 @@ def scope(entry: Divergence) -> str:
     """What narrows the entry, in words; "everything" when nothing does."""
     parts = [f"spec `{scope_in_words(entry.spec)}`"] if entry.spec else []
     parts += [f"{name} `{in_words(value)}`" for name, value in
-              (("dtype", entry.dtype), ("device", entry.device), ("check", entry.check)) if value != "*"]
+              (("dtype", entry.dtype), ("target", entry.target), ("check", entry.check)) if value != "*"]
     return ", ".join(parts) or "everything"
 
 

@@ -58,7 +58,7 @@ def entries(adapter: Adapter, spec: Spec) -> list[Divergence]:
     return [entry for entry in REGISTRY
             if matches(adapter.name, entry.adapter) and in_scope(spec, entry.spec)
             and any(matches(dtype, entry.dtype) for dtype in adapter.dtypes)
-            and any(matches(device, entry.device) for device in adapter.targets)]
+            and any(matches(device, entry.target) for device in adapter.targets)]
 
 
 def divergences_text(adapter: Adapter, spec: Spec) -> str:

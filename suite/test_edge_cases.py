@@ -94,7 +94,7 @@ def test_edge_case(cell, conformance, results, request):
         spec=cell.spec.to_dict(),
         spec_label=str(cell.spec),
         dtype=cell.dtype,
-        device=cell.device,
+        device=cell.target,
         case=case,
         outcome="error" if found is None else outcome_of(found.loss),
         loss=None if found is None else found.loss,

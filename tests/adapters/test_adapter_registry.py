@@ -35,7 +35,7 @@ def test_every_entry_matches_a_claimed_cell(entry):
     """A scope that matches no claimed adapter x spec x dtype x device would never fire: a typo."""
     assert any(
         matches(a.name, entry.adapter) and in_scope(spec, entry.spec) and matches(dtype, entry.dtype)
-        and matches(device, entry.device)
+        and matches(device, entry.target)
         for a in BUILT_IN for spec in a.specs for dtype in a.dtypes for device in a.targets
     )
     assert entry.reason and entry.link and len({d.id for d in REGISTRY}) == len(REGISTRY)

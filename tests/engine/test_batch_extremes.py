@@ -62,16 +62,16 @@ def distinct_cells(cells):
     """One cell per (spec, dtype, precision, target, equal shards): what the fixed examples depend on."""
     seen = {}
     for cell in cells:
-        options = shard_options(cell.adapter, cell.device)
-        seen.setdefault((str(cell.spec), cell.dtype, cell.precision, cell.device, str(options)), cell)
+        options = shard_options(cell.adapter, cell.target)
+        seen.setdefault((str(cell.spec), cell.dtype, cell.precision, cell.target, str(options)), cell)
     return list(seen.values())
 
 
 def test_every_conformance_cell_runs_each_geometry_at_its_extreme(monkeypatch):
     cells = distinct_cells(cell for cell in conformance_cells(adapters.catalog()) if cell.check == "loss")
-    assert {cell.device for cell in cells} >= {"cpu", "dist-gloo-2", "dist-gloo-3"}
+    assert {cell.target for cell in cells} >= {"cpu", "dist-gloo-2", "dist-gloo-3"}
     for cell in cells:
-        options = shard_options(cell.adapter, cell.device)
+        options = shard_options(cell.adapter, cell.target)
         assert_every_extreme(fixed_examples(test_conformance, cell, monkeypatch), **options)
 
 

@@ -181,8 +181,8 @@ def test_adapters_import_nothing_from_the_engine():
 
 def test_distributed_cells_exist_only_for_adapters_that_claim_the_targets():
     single = wrap_torch(losses.rank_weighted_squares, name="cpu only", spec=losses.SPEC)
-    assert {cell.device for cell in conformance_cells([single])} == {"cpu"}
-    assert {cell.device for cell in conformance_cells([EXAMPLE])} == {"dist-gloo-2", "dist-gloo-3"}
+    assert {cell.target for cell in conformance_cells([single])} == {"cpu"}
+    assert {cell.target for cell in conformance_cells([EXAMPLE])} == {"dist-gloo-2", "dist-gloo-3"}
 
 
 def test_the_strategy_draws_each_shard_layout_and_none_on_a_single_process_target():

@@ -139,11 +139,11 @@ def test_each_cell_runs_in_exactly_one_shard_with_its_loss_and_grad_together():
     from adapters import inhouse
     from engine.cells import conformance_cells
 
-    cells = [c for c in conformance_cells(inhouse.ADAPTERS) if c.device in ("cuda", "cuda-tf32")]
+    cells = [c for c in conformance_cells(inhouse.ADAPTERS) if c.target in ("cuda", "cuda-tf32")]
     for cell in cells:
         owners = [i for i in range(8) if keep(cell, ("cuda", "cuda-tf32"), (i, 8), dry=False)]
         assert owners == [shard_of(cell.key, 8)]
-    assert not any(keep(c, ("cuda",), (0, 1), dry=False) for c in cells if c.device == "cuda-tf32")
+    assert not any(keep(c, ("cuda",), (0, 1), dry=False) for c in cells if c.target == "cuda-tf32")
     dry = [c for c in cells if keep(c, ("cuda", "cuda-tf32"), (0, 1), dry=True)]
     assert {(c.adapter.name, c.spec, c.dtype) for c in dry} == {(a.name, a.specs[0], "float32") for a in inhouse.ADAPTERS}
 

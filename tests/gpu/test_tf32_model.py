@@ -34,9 +34,9 @@ def test_tf32_cells_exist_for_float32_only():
     from adapters import torch_native
 
     cells = conformance_cells(torch_native.ADAPTERS)
-    tf32 = {(c.adapter.name, c.dtype) for c in cells if c.device == "cuda-tf32"}
+    tf32 = {(c.adapter.name, c.dtype) for c in cells if c.target == "cuda-tf32"}
     assert tf32 and {dtype for _, dtype in tf32} == {"float32"}
-    assert {c.dtype for c in cells if c.device == "cuda" and c.adapter.name == "torch.TripletMarginLoss"} == {
+    assert {c.dtype for c in cells if c.target == "cuda" and c.adapter.name == "torch.TripletMarginLoss"} == {
         "float64", "float32", "float16", "bfloat16"}
 
 
