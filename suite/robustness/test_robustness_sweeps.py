@@ -83,18 +83,18 @@ def beyond_bound(records: list[dict]) -> str:
 def test_sweep(case: Cell, results, pytestconfig):
     adapter, sweep = case.adapter, sweep_of(case)
     levels, seeds = plan(full_sweep_requested(settings.get_current_profile_name()))
-    reason = unavailable(adapter, case.device)
+    reason = unavailable(adapter, case.target)
     if reason:
         if sweep == "tf32":  # the results say the TF32 sweep did not run here, and why
             for level in levels[sweep]:
-                results.write("robustness", **skipped_record(adapter, case.spec, case.dtype, case.device, sweep,
+                results.write("robustness", **skipped_record(adapter, case.spec, case.dtype, case.target, sweep,
                                                              level, reason))
         pytest.skip(reason)
     divergence = ", ".join(d.id for d in case.divergences()) or None
     records = []
     for level in levels[sweep]:
         try:
-            record = measure_level(adapter, case.spec, case.dtype, case.device, sweep, level, seeds,
+            record = measure_level(adapter, case.spec, case.dtype, case.target, sweep, level, seeds,
                                    pytestconfig.getoption("adapter_timeout"))
         except AdapterUnavailable as missing:
             pytest.skip(missing.reason)
