@@ -204,6 +204,33 @@ ENTRIES: tuple[Divergence, ...] = (
         ),
     ),
     Divergence(
+        id="tfsim-float16-cosine-normalisation-overflows",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_float16_cosine_normalisation_overflows_past_a_norm_of_256",
+        adapter="tfsim.TripletLoss*",
+        kind="precision",
+        reason="cosine normalises each row in the embeddings' dtype (no upcast): in float16 |x|^2 overflows to inf past "
+        "a row norm of 256, the row times rsqrt(inf) is 0, every cosine distance is 1 and the gradient 0: the hinge "
+        "loss is the margin and the soft loss log 2 where the spec's are finite and smaller (rows 256 to 336 from the "
+        "origin in three directions: 1.0 against 0.243, 0.693 against 0.385). The gradient, 0 where the oracle's is "
+        "at most 1.6e-3 at these norms (it falls as 1 / |x|), stays within float16's gradient tolerance. The sibling of "
+        "tfsim-float16-squared-norms-overflow; TF-Addons and sentence-transformers upcast float16 to float32 first. "
+        "Found by a dev-profile run of tox -e tfsim (the float16 batches of norms past 256, engine/draws.py "
+        "magnitude_limit).",
+        link="tensorflow/similarity tensorflow_similarity/distances.py CosineDistance.call (0.17.1)",
+        spec={"distance": "cosine"},
+        dtype="float16",
+        check="loss",
+        regressions=(
+            Regression(
+                np.array([[300.0, 60.0], [270.0, 90.0], [-60.0, 300.0], [-90.0, 240.0], [150.0, -300.0],
+                          [180.0, -270.0]]),
+                np.array([0, 0, 1, 1, 2, 2]), "three directions, rows 256 to 336 from the origin",
+                "|x|^2 past 65504 overflows float16, so a normalisation computed in float16 makes every row 0",
+                reaches={"distance": "cosine"},
+            ),
+        ),
+    ),
+    Divergence(
         id="tfsim-soft-margin-overflow-stops-descent",
         confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_soft_margin_overflow_leaves_no_step_to_descend",
         adapter="tfsim.TripletLoss*",

@@ -328,6 +328,23 @@ def test_float16_gram_expansion_overflows_past_a_norm_of_256():
         assert not np.isnan(single.loss) and not np.isnan(single.grad).any(), spec
 
 
+def test_float16_cosine_normalisation_overflows_past_a_norm_of_256():
+    """Confirms tfsim-float16-cosine-normalisation-overflows. Rows 256 to 336 from the origin have |x|^2 past float16's
+    65504: normalised in float16 they are 0, every cosine distance is 1, and the loss is what equal distances give (the
+    margin; softplus(0) = log 2) with a zero gradient, where the oracle's loss is smaller and its gradient is not 0;
+    float32 holds it."""
+    x = np.array([[300.0, 60.0], [270.0, 90.0], [-60.0, 300.0], [-90.0, 240.0], [150.0, -300.0], [180.0, -270.0]])
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert np.min(np.sum(x * x, axis=1)) > 65504
+    for spec in (s for s in HARD.specs if s.distance == "cosine"):
+        oracle = reference.evaluate(x, y, spec)
+        half, single = HARD.run(x, y, spec, "float16", "cpu"), HARD.run(x, y, spec, "float32", "cpu")
+        equal_distances = np.log(2.0) if spec.soft else spec.margin
+        assert half.loss == pytest.approx(equal_distances, rel=1e-3) and not half.grad.any(), spec
+        assert oracle.loss < equal_distances - 0.25 and np.abs(oracle.grad).max() > 1e-4, spec
+        assert single.loss == pytest.approx(oracle.loss, rel=1e-3), spec
+
+
 def test_soft_margin_overflow_leaves_no_step_to_descend():
     """Confirms tfsim-soft-margin-overflow-stops-descent: anchors 0 to 3 have x = hp - hn near -1000 (exp(-x)
     overflows in float32 and float64), anchor 5 has x = 800 and a gradient: the loss is inf before and after a step
