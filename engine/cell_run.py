@@ -149,6 +149,11 @@ class CellRun:
         except AdapterFailure as failure:
             return failure
 
+    def take_regimes(self) -> list:
+        """The regimes noted since the last take (the session tallies them once the item has passed)."""
+        taken, self.regimes = self.regimes, []
+        return taken
+
     def note_regimes(self, digest: str, reached: list[str]) -> None:
         cell = self.cell
         applicable = [regime.name for regime in applicable_regimes(cell.spec, cell.dtype)]

@@ -119,7 +119,8 @@ class ConformanceSession:
         report = outcome.get_result()
         if report.when == "setup" and report.passed:
             return
-        if report.when == "teardown":
+        if report.when == "teardown":  # the item is done: its run goes (the next item of its key keeps the cache)
+            self.runs.pop(item.nodeid, None)
             return
         verdict = _pytest_verdict(report, call)
         marker = item.get_closest_marker("divergence")
@@ -131,7 +132,7 @@ class ConformanceSession:
         if verdict in ("pass", "xfail"):  # a failed cell's examples include its shrinking: biased
             applicable, held = [], []
             run = self.runs.get(item.nodeid)
-            for key, names, reached in run.regimes if run else ():
+            for key, names, reached in run.take_regimes() if run else ():
                 # only what is new here: the loss and grad items of a cell share their examples
                 applicable += [[name, key] for name in names if key not in self.regime_applicable[name]]
                 held += [[name, key] for name in reached if key not in self.regime_held[name]]
