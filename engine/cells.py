@@ -80,7 +80,7 @@ def edge_case_cells(adapters: list[Adapter], cases: tuple[str, ...]) -> list[Cel
 class Property:
     """A property an adapter must have, checked on the adapter against itself (suite/test_properties.py)."""
 
-    check: Callable  # check(run, cell, batch): asserts the property on one base batch
+    verify: Callable  # verify(run, cell, batch): asserts the property on one base batch
     applies: Callable  # applies(adapter, spec): whether it holds for what the adapter claims
     dtype: str | None = None  # the dtype it prefers, where the adapter runs it (else the most precise)
 

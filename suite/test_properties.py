@@ -246,7 +246,7 @@ def _every_spec(adapter, spec):
     return True
 
 
-PROPERTIES = {  # name -> what it checks on one base batch, whether it applies to (adapter, spec), its dtype
+PROPERTIES = {  # name -> what verifies it on one base batch, whether it applies to (adapter, spec), its dtype
     "permutation": Property(permutation, _every_spec),
     "relabelling": Property(relabelling, lambda adapter, spec: spec.mining != "triplets"),
     "translation": Property(translation, lambda adapter, spec: _translatable(spec)),
@@ -314,9 +314,9 @@ def test_property(cell, conformance, request):
             event("adapter gave no answer on the base batch: not a property example")
             reject()
         try:
-            PROPERTIES[name].check(run, cell, batch)
+            PROPERTIES[name].verify(run, cell, batch)
         except Exception as exc:  # a violation, or the adapter failing: either way, say how to rerun it
-            add_note(exc, f"Reproduce the base batch of property {name!r} (see {PROPERTIES[name].check.__name__} for the "
+            add_note(exc, f"Reproduce the base batch of property {name!r} (see {PROPERTIES[name].verify.__name__} for the "
                          f"transformation) with:\n" + run.reproducer_for(batch))
             raise
 

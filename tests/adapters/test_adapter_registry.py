@@ -121,15 +121,6 @@ def test_the_benchmarks_measure_the_implementations_the_records_name():
     assert tuple(run.OURS) == next(f for f in families() if f.module == "inhouse").benchmarks
 
 
-def test_the_migration_document_lists_the_families_the_records_name():
-    from adapters import families
-    from reports import migration_doc
-
-    listed = sorted((f for f in families() if f.migration is not None), key=lambda f: f.migration)
-    assert migration_doc.FAMILIES == tuple((f.prefix, f.library) for f in listed)
-    assert migration_doc.SOURCE == next(f for f in families() if f.module == "tfa").prefix
-
-
 @pytest.mark.parametrize("changes, error, message", [
     ({"module": "Not-a-module"}, ValueError, "module name under adapters"),
     ({"library": " "}, ValueError, "library must be a non-empty string"),

@@ -170,7 +170,7 @@ def test_a_property_runs_in_the_most_precise_dtype_the_adapter_does_not_reject(m
         id="meta-no-float64", adapter=fake.ORACLE.name, kind="unsupported", reason="rejects float64", link="here",
         dtype="float64", confirmed_by="tests/engine/test_conformance_meta.py::test_no_float64")
     monkeypatch.setattr(registry, "REGISTRY", (rejects_float64,))
-    cells = property_cells([fake.ORACLE], {"permutation": Property(check=None, applies=lambda adapter, spec: True)})
+    cells = property_cells([fake.ORACLE], {"permutation": Property(verify=None, applies=lambda adapter, spec: True)})
     assert fake.ORACLE.dtypes[0] == "float64" and cells
     assert {cell.dtype for cell in cells} == {"float32"} and not any(cell.divergences() for cell in cells)
 

@@ -27,3 +27,12 @@ def test_a_match_names_its_differences_and_its_registered_divergences():
     assert "differs: empty=zero (TF-Addons nan)" in row
     row = next(line for line in document.splitlines() if "`st.BatchHardTripletLoss`" in line)
     assert "`masked-minimum-ties-at-the-row-maximum`" in row and "declared precision: gram" in row
+
+
+def test_the_migration_document_lists_the_families_the_records_name():
+    from adapters import families
+    from reports import migration_doc
+
+    listed = sorted((f for f in families() if f.migration is not None), key=lambda f: f.migration)
+    assert migration_doc.FAMILIES == tuple((f.prefix, f.library) for f in listed)
+    assert migration_doc.SOURCE == next(f for f in families() if f.module == "tfa").prefix
