@@ -20,6 +20,9 @@ import itertools
 import os
 import sys
 
+from contract.adapter import HALF_IN_FLOAT32
+from contract.family import Family
+from contract.targets import target as target_facts
 from reference import (
     ANCHORS,
     ANCHORS_MININGS,
@@ -32,10 +35,6 @@ from reference import (
     Spec,
 )
 
-from contract.targets import target as target_facts
-
-from contract.adapter import HALF_IN_FLOAT32
-from contract.family import Family
 from .wrap import Unavailable, wrap_torch
 
 FAMILY = Family(module="inhouse", library="in-house (this suite)", source="inhouse/ in this repository",
@@ -60,9 +59,13 @@ def _variants(mining: str) -> list[dict]:
     return [{**form, "anchors": a} for form in _forms(mining) for a in anchors]
 
 
+# The losses inhouse/strategies.py implements (its STRATEGIES; without importing torch here), in the records' order: a
+# loss of reference/losses.py need not have one; tests/inhouse/test_inhouse_torch.py keeps the two lists equal.
+IMPLEMENTED = tuple(mining for mining in MININGS if mining in (
+    "batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive"))
 ALL_SPECS = tuple(
     Spec(mining=mining, distance=distance, normalize=normalize, reduction=reduction, empty=empty, **variant)
-    for mining in MININGS
+    for mining in IMPLEMENTED
     for variant in _variants(mining)
     for distance, normalize, reduction, empty in itertools.product(DISTANCES, (False, True), REDUCTIONS, EMPTIES)
 )
@@ -72,7 +75,7 @@ def _covering(per_variant: int = 2) -> tuple[Spec, ...]:
     """For each mining variant, `per_variant` specs that step through the other fields at co-prime strides,
     so each distance, normalize, reduction and empty value meets many minings and forms."""
     specs = []
-    for index, (mining, variant) in enumerate((m, v) for m in MININGS for v in _variants(m)):
+    for index, (mining, variant) in enumerate((m, v) for m in IMPLEMENTED for v in _variants(m)):
         for k in range(per_variant):
             step = index * per_variant + k
             specs.append(
@@ -124,7 +127,7 @@ def _torch_adapter(specs: tuple[Spec, ...]):
 # --- the Triton kernels ------------------------------------------------------------------------------------
 
 TRITON_MININGS = ("batch_hard", "batch_all")
-TRITON_NOT_COVERED = tuple(m for m in MININGS if m not in TRITON_MININGS)
+TRITON_NOT_COVERED = tuple(m for m in IMPLEMENTED if m not in TRITON_MININGS)
 
 # Under the interpreter every call is slow, so the default claim is a few specs in which every value of every
 # field of both minings occurs; TRITON_ALL_SPECS (adapters.inhouse:THOROUGH) is everything they implement.

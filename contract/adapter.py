@@ -31,10 +31,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .dtypes import DTYPES as DTYPE_TABLE
-from .precision import DEFAULT as DIRECT, PRECISIONS
-from .targets import TARGETS, processes
 from reference import Spec
+
+from .dtypes import DTYPES as DTYPE_TABLE
+from .precision import DEFAULT as DIRECT
+from .precision import PRECISIONS
+from .targets import TARGETS, processes
 
 DTYPES = tuple(DTYPE_TABLE)
 

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import GAP_KINDS
-
 from contract.dtypes import dtype as dtype_facts
-from .exactness import exact_kinds
-from reference import Answer
 from contract.precision import DEFAULT, rounding_at
+from reference import GAP_KINDS, Answer
+
+from .exactness import exact_kinds
 from .tolerances import unit_roundoff
 
 # A decision gap below AMBIGUITY_FACTOR * delta may be taken either way by a correct implementation.

@@ -3,7 +3,8 @@ ambiguous, error), once pytest has decided it (so a strict xfail's outcome is kn
 (engine/cell_run.py), in the fields of the results schema (reports/schema.py)."""
 from __future__ import annotations
 
-from contract.targets import matmul_eps, target as target_facts
+from contract.targets import matmul_eps
+from contract.targets import target as target_facts
 
 from .cell_run import CellRun
 

@@ -20,16 +20,17 @@ from hypothesis import event, example, given, settings, target
 from adapters import unavailable
 from contract.adapter import Output
 from contract.batch import Batch
-from contract.targets import matmul_eps, target as target_facts
+from contract.targets import matmul_eps
+from contract.targets import target as target_facts
 from reference import Answer, evaluate
 
 from . import profiles
-from .profiles import NO_SHRINK
 from .ambiguity import Decisions, decisions
 from .cells import Cell
 from .compare import Errors, value_jumps
 from .harness import AdapterFailure, AdapterUnavailable, call_adapter
 from .judge import ORACLE, comparison, judge_example
+from .profiles import NO_SHRINK
 from .regimes import applicable_regimes, regimes
 from .reproducer import reproducer
 from .tolerances import Tolerance, tolerance

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import GAP_KINDS, valid_triplets
+from contract.dtypes import dtype as dtype_facts
+from contract.dtypes import ulp
+from reference import GAP_KINDS, Answer, valid_triplets
 from reference.gaps import HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, WINDOW_LOWER, WINDOW_UPPER
 
-from contract.dtypes import dtype as dtype_facts, ulp
-from reference import Answer
 from .tolerances import Tolerance
 
 MAX_NEAR_DISTANCES = 6  # 2**6 = 64 strategy runs on one example at most

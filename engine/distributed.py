@@ -31,8 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.adapter import Output, Unavailable
-from .harness import CHILD_CONTEXT, process_death
 from contract.targets import processes as processes_of
+
+from .harness import CHILD_CONTEXT, process_death
 
 START_TIMEOUT_S = 120.0  # a first forkserver importing torch, or W spawned ranks each importing it, on a loaded machine
 CLOSE_S = 10.0  # how long a rank may take to leave the group when asked, before it is killed

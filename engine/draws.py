@@ -30,10 +30,11 @@ import numpy as np
 from hypothesis import strategies as st
 
 from contract.batch import Batch
-from contract.dtypes import dtype as dtype_facts, most_precise
+from contract.dtypes import dtype as dtype_facts
+from contract.dtypes import most_precise
 from contract.precision import DEFAULT
 from contract.targets import processes as processes_of
-from reference import Spec, valid_triplets
+from reference import Spec, minings_of, valid_triplets
 
 from .ambiguity import zero_norm_resolution
 from .distributed import even_shards
@@ -41,7 +42,7 @@ from .regressions import regression_examples
 
 MAX_N = 64
 MAX_D = 16
-TRIPLET_MININGS = ("batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets")
+TRIPLET_MININGS = minings_of("triplet")
 # A common offset beyond a batch's spread keeps the dtype's spacing there within 1/OFFSET_GRID of the spread's reach
 OFFSET_GRID = 32
 SMALL_ROWS = 1e-4  # the smallest row norm the small-rows geometry reaches where the dtype resolves it

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import GAP_KINDS
-
 from contract.dtypes import dtype as dtype_facts
-from reference import Answer
+from reference import GAP_KINDS, Answer
 
 
 def common_power_of_two(x: np.ndarray) -> float | None:

@@ -37,9 +37,9 @@ from collections.abc import Callable
 import numpy as np
 
 from contract.adapter import Adapter, Output, Unavailable
+from contract.targets import is_distributed
 
 from . import machine
-from contract.targets import is_distributed
 
 DEFAULT_TIMEOUT_S = 60.0
 _QUARANTINED: dict[str, str] = {}  # adapter name -> why it is no longer called

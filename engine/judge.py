@@ -24,11 +24,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from reference import GAP_KINDS
+from reference import GAP_KINDS, Answer
 
 from .ambiguity import Decisions, decisions
 from .compare import Errors, admissible_losses, measure, measure_loss_against, overflows, value_jumps
-from reference import Answer
 from .tolerances import Tolerance, tolerance
 
 ORACLE, ADMISSIBLE, NOT_COMPARED = "oracle", "admissible", "not compared"

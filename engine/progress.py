@@ -27,7 +27,6 @@ from engine.workers import RECORDS_WRITTEN, xdist_role
 from reports.main import PROGRESS_FD
 
 
-
 def describe_item(item) -> str:
     """Which adapter and spec the test checks, from its parameters; the test id when it has none."""
     from adapters import Adapter

@@ -11,11 +11,10 @@ from typing import Callable
 
 import numpy as np
 
-from reference import GAP_KINDS, Spec, label_masks
-from reference.gaps import TIE_NEGATIVE
-
 from contract.batch import Batch
-from reference import Answer
+from reference import GAP_KINDS, LOSSES, Answer, Spec, label_masks
+from reference.gaps import SEMI_HARD_SELECTION, TIE_NEGATIVE, TIE_POSITIVE, WINDOW_LOWER, WINDOW_UPPER
+
 from .draws import TRIPLET_MININGS
 
 
@@ -30,12 +29,16 @@ class Regime:
     min_frequency: float
 
 
+# The decision kinds of a selection (a max or min, semi-hard's strict >, a window's edges), not of a term's value
+SELECTION_KINDS = {TIE_POSITIVE, TIE_NEGATIVE, SEMI_HARD_SELECTION, WINDOW_LOWER, WINDOW_UPPER}
+
+
 def _always(spec: Spec, dtype: str) -> bool:
     return True
 
 
 def _labelled(spec: Spec, dtype: str) -> bool:
-    return spec.mining != "triplets"
+    return LOSSES[spec.mining].layout == "labels"
 
 
 def _hinged(spec: Spec, dtype: str) -> bool:
@@ -44,7 +47,7 @@ def _hinged(spec: Spec, dtype: str) -> bool:
 
 def _selects(spec: Spec, dtype: str) -> bool:
     """Minings whose selection can tie: a max/min, semi-hard's strict >, the window's edges."""
-    return spec.mining in ("batch_hard", "semi_hard", "semi_hard_all")
+    return bool(SELECTION_KINDS & set(LOSSES[spec.mining].gaps))
 
 
 def _mining(name: str) -> Callable[[Spec, str], bool]:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from registry import REGISTRY
-from reference import Spec
-
 from contract.batch import Batch, Regression, found
+from reference import Spec
+from registry import REGISTRY
 
 OWN: tuple[Regression, ...] = (
     Regression(

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import Spec
-
 from contract.targets import processes
+from reference import Spec
 
 CATALOG = "catalog"  # the adapter is a built-in: adapters.catalog() finds it
 

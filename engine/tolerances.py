@@ -41,13 +41,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference.distances import pairwise_backward
-from reference.terms import NO_INDEX, hinge_or_soft, lookup
-
 from contract.dtypes import dtype as dtype_facts
-from reference import Answer
 from contract.precision import DEFAULT, squared_error, to_distance
 from contract.targets import matmul_eps
+from reference import Answer
+from reference.distances import pairwise_backward
+from reference.terms import NO_INDEX, hinge_or_soft, lookup
 
 # atol = max(table atol, SAFETY * first-order estimate). The estimate bounds a distance's rounding
 # (Higham's gamma_{D+2} for a sum of D products and two more terms); SAFETY leaves room for the

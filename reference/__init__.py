@@ -7,6 +7,7 @@
 """
 from .evaluate import Answer, evaluate, evaluate_distances
 from .gaps import GAP_KINDS, GapKind, gap_kind
+from .losses import LOSSES, Loss, minings_of, minings_taking
 from .spec import (
     ANCHORS,
     ANCHORS_MININGS,
@@ -35,6 +36,8 @@ __all__ = [
     "EMPTIES",
     "GAP_KINDS",
     "GapKind",
+    "LOSSES",
+    "Loss",
     "MININGS",
     "REDUCTIONS",
     "SCALED_MININGS",
@@ -50,6 +53,8 @@ __all__ = [
     "gap_kind",
     "in_scope",
     "label_masks",
+    "minings_of",
+    "minings_taking",
     "scope_in_words",
     "valid_triplets",
 ]

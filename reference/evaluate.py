@@ -8,7 +8,7 @@ import numpy as np
 from .distances import normalize_backward, normalize_rows, pairwise, pairwise_backward
 from .gaps import ZERO_DISTANCE, ZERO_NORM, in_distance_units
 from .spec import Spec
-from .strategies import STRATEGIES
+from .losses import LOSSES
 from .terms import Terms, smallest
 from .validation import as_embeddings, as_labels, as_spec, as_triplets
 
@@ -62,7 +62,7 @@ def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Answer:
     unit, norms = normalize_rows(x)
     rows = unit if spec.normalize else x
     dist = pairwise(rows, spec.distance)
-    outcome = STRATEGIES[spec.mining](dist, y, spec, triplets)
+    outcome = LOSSES[spec.mining].oracle(dist, y, spec, triplets)
     grad = pairwise_backward(rows, dist, outcome.grad_dist, spec.distance)
     if spec.normalize:
         grad = normalize_backward(unit, norms, grad)
@@ -100,4 +100,4 @@ def evaluate_distances(distances, labels, spec: Spec, triplets=None) -> Terms:
     spec = as_spec(spec)
     distances = np.asarray(distances, dtype=np.float64)
     labels = as_labels(labels, len(distances))
-    return STRATEGIES[spec.mining](distances, labels, spec, as_triplets(triplets, spec, len(distances)))
+    return LOSSES[spec.mining].oracle(distances, labels, spec, as_triplets(triplets, spec, len(distances)))

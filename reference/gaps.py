@@ -37,9 +37,11 @@ resolution of that point counts is the dtype's decision, never an exact one (SOF
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .spec import Spec
+if TYPE_CHECKING:  # only for the annotations: the vocabulary imports the losses, whose gaps these are
+    from .spec import Spec
+
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,18 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-MININGS = ("batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive")
+from .losses import LOSSES, minings_taking
+
+MININGS = tuple(LOSSES)  # one record each: reference/losses.py
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")
 REDUCTIONS = ("mean", "mean_nonzero", "sum")
 ANCHORS = ("all", "valid")
 EMPTIES = ("nan", "zero")
 
-# Which minings a field that is not universal applies to; anywhere else it must keep its default.
-SOFT_MININGS = ("batch_all", "batch_hard", "semi_hard", "triplets")
-SCALED_MININGS = ("batch_hard",)
-ANCHORS_MININGS = ("batch_hard",)
+# Which minings a field that is not universal applies to (the records' `takes`); elsewhere it keeps its default.
+SOFT_MININGS = minings_taking("soft")
+SCALED_MININGS = minings_taking("scaled")
+ANCHORS_MININGS = minings_taking("anchors")
 
 
 class OracleError(ValueError):

@@ -1,4 +1,4 @@
-"""One function per `Spec.mining`, each to be read against its source.
+"""One function per `Spec.mining`, each to be read against its source (the records: reference/losses.py).
 
 Each takes the distance matrix D (float64, N x N), integer labels and the `Spec`, and returns an
 `Terms`: the loss, dL/dD, the selected terms with their weights, and the decision gaps, the
@@ -173,11 +173,34 @@ def contrastive(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Te
     return Terms(loss, grad_dist, np.stack([i, j], axis=1), values, weights, gaps)
 
 
-STRATEGIES = {
-    "batch_all": batch_all,
-    "batch_hard": batch_hard,
-    "semi_hard": semi_hard,
-    "semi_hard_all": semi_hard_all,
-    "triplets": explicit_triplets,
-    "contrastive": contrastive,
-}
+
+def lifted(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
+    """Lifted structured loss (Song et al. 2016, arXiv 1511.06452, eq. 4; TF-Addons ``lifted_struct_loss``).
+
+    For every positive pair i < j, J = log(sum_{k in N(i)} e^(m - D_ik) + sum_{l in N(j)} e^(m - D_jl)) + D_ij, and
+    the term [J]+^2 / 2. The mean over positive pairs is TF-Addons' 1 / (2 |P|) sum [J]+^2. A pair whose rows have
+    no negative (one class) has J = -inf: its term is 0. [J]+^2 has a continuous slope at J = 0; only the count of
+    mean_nonzero jumps there, where J moves at most twice as fast as any distance.
+    """
+    positive, negative = label_masks(labels)
+    i, j = np.nonzero(np.triu(positive, k=1))
+    exponent = np.where(negative, spec.margin - dist, -np.inf)  # row k: m - D_kn over the negatives n of k
+    both = np.concatenate([exponent[i], exponent[j]], axis=1)  # per pair, the negatives of i, then those of j
+    top = both.max(axis=1, initial=-np.inf)
+    shift = np.where(np.isfinite(top), top, 0.0)  # the log-sum-exp's shift: it moves neither J nor its slope
+    scaled = np.exp(both - shift[:, None])
+    total = scaled.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        j_value = np.log(total) + shift + dist[i, j]
+    hinge = np.maximum(j_value, 0.0)
+    values = 0.5 * hinge**2
+    loss, weights = reduce(values, spec.reduction, spec.empty, positive=j_value > 0)
+    slope = weights * hinge  # dL/dJ per pair
+    share = np.divide(scaled, total[:, None], out=np.zeros_like(scaled), where=total[:, None] > 0)
+    n = len(labels)
+    grad_dist = np.zeros_like(dist)
+    np.add.at(grad_dist, (i, j), slope)
+    for rows, part in ((i, share[:, :n]), (j, share[:, n:])):  # dJ/dD_kn = -(its share of the sum)
+        np.add.at(grad_dist, (np.repeat(rows, n), np.tile(np.arange(n), len(rows))), -(slope[:, None] * part).ravel())
+    gaps = {HINGE: smallest(np.abs(j_value[np.isfinite(j_value)]) / 2)} if spec.reduction == "mean_nonzero" else {}
+    return Terms(loss, grad_dist, np.stack([i, j], axis=1), values, weights, gaps)

@@ -7,7 +7,6 @@ from contract.batch import Regression
 
 from .entry import Divergence
 
-
 # Six rows, one of three classes on each rank at W = 2 and 3 (equal shards, as PML needs): every PML distributed
 # spec has a loss above 0.01 and a decision gap above 1e-3 on it, and efficient=True misses the oracle's loss and
 # gradient by over 27% at both world sizes (found by a search over random seeds).

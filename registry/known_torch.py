@@ -6,7 +6,7 @@ import numpy as np
 
 from contract.batch import Regression, found
 
-from .entry import CONFORMANCE, Divergence, QUATERION_FORMULA, QUATERION_HARD, SENTENCE_TRANSFORMERS_HARD
+from .entry import CONFORMANCE, QUATERION_FORMULA, QUATERION_HARD, SENTENCE_TRANSFORMERS_HARD, Divergence
 
 ENTRIES: tuple[Divergence, ...] = (
     Divergence(

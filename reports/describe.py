@@ -5,17 +5,11 @@ import math
 
 import numpy as np
 
+from reference import LOSSES
+
 from .reader import number
 
-_SELECTION = {
-    "batch_all": ("every valid triplet (a, p, n) in the batch", "triplets"),
-    "batch_hard": ("per anchor, its farthest positive and its nearest negative (batch-hard)", "anchors"),
-    "semi_hard": ("per ordered positive pair, the nearest negative farther than the positive, else the "
-                  "anchor's farthest negative (TF-Addons semi-hard)", "ordered positive pairs"),
-    "semi_hard_all": ("every triplet with 0 < d(a,n) - d(a,p) <= margin (FaceNet semi-hard window)", "triplets"),
-    "triplets": ("the explicit (a, p, n) index triples given with the input", "triplets"),
-    "contrastive": ("every unordered pair: y d^2 + (1 - y) [m - d]+^2 (contrastive)", "pairs"),
-}
+_SELECTION = {name: (loss.selects, loss.unit) for name, loss in LOSSES.items()}  # reference/losses.py
 _DISTANCE = {
     "euclidean": "Euclidean distance",
     "squared_euclidean": "squared Euclidean distance",

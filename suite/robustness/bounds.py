@@ -88,10 +88,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.ambiguity import underflow_resolution
 from contract.dtypes import dtype as dtype_facts
-from reference import Answer
-from reference import GAP_KINDS
+from engine.ambiguity import underflow_resolution
+from reference import GAP_KINDS, Answer
 from reference.gaps import ZERO_DISTANCE
 
 # A TF32 matmul rounds its float32 inputs to 10 explicit mantissa bits and accumulates in float32.

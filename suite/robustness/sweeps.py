@@ -32,13 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from adapters import Adapter
+from contract.dtypes import dtype as dtype_facts
+from contract.dtypes import round_to_dtype
 from engine.cells import runnable_dtypes
 from engine.compare import admissible_losses
-from contract.dtypes import dtype as dtype_facts, round_to_dtype
 from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
-from reference import Answer, evaluate
 from engine.tolerances import VALUES
-from reference import Spec, valid_triplets
+from reference import LOSSES, Answer, Spec, evaluate, valid_triplets
 
 from .bounds import TF32_EPS, expectation
 
@@ -71,8 +71,10 @@ HALF_WIDTH = 4.0  # coordinates in [-4, 4]
 NEAR_DUPLICATE_CLASSES = CLASSES // 2
 BATCH_SEEDS = (3, 4, 5)
 
-# The order in which a spec is preferred for an adapter's sweep: the plainest form of each mining.
-MINING_PREFERENCE = ("batch_hard", "semi_hard", "batch_all", "triplets", "semi_hard_all", "contrastive")
+# The order in which a spec is preferred for an adapter's sweep: the plainest form of each mining; the other losses of
+# reference/losses.py follow in the records' order.
+PLAINEST_FIRST = ("batch_hard", "semi_hard", "batch_all", "triplets", "semi_hard_all")
+MINING_PREFERENCE = PLAINEST_FIRST + tuple(name for name in LOSSES if name not in PLAINEST_FIRST)
 
 
 def full_sweep_requested(profile: str) -> bool:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import settings
 
-from engine.cells import Cell, params
 from adapters import unavailable
-from engine.harness import AdapterUnavailable
 from contract.targets import TARGETS
+from engine.cells import Cell, params
+from engine.harness import AdapterUnavailable
 
 from .sweeps import (
     SWEEPS,

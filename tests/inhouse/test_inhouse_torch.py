@@ -249,3 +249,11 @@ def test_cuda_matches_the_oracle(spec):
     loss = metric_loss(embeddings, torch.as_tensor(y, device="cuda"), spec, triplets)
     loss.backward()
     _assert_matches(oracle, loss.item(), embeddings.grad.cpu().numpy(), 1e-10, 1e-10, 1e-9, 1e-9)
+
+
+def test_the_in_house_claims_are_the_losses_it_implements():
+    """adapters/inhouse.py names, without importing torch, the losses inhouse/strategies.py implements."""
+    from adapters.inhouse import IMPLEMENTED
+    from inhouse.strategies import STRATEGIES
+
+    assert sorted(IMPLEMENTED) == sorted(STRATEGIES)

@@ -134,6 +134,26 @@ def contrastive(dist, labels, spec, triplets):
     return terms
 
 
+
+def lifted(dist, labels, spec, triplets):
+    """Per positive pair i < j: [log(sum over the negatives of i and of j of e^(m - d)) + d_ij]+^2 / 2, the sum taken
+    after subtracting its largest exponent (as TF-Addons does) and no term where there is no negative."""
+    terms = []
+    for i in range(len(labels)):
+        for j in range(i + 1, len(labels)):
+            if labels[i] != labels[j]:
+                continue
+            exponents = [spec.margin - dist[row][k] for row in (i, j) for k in range(len(labels))
+                         if labels[k] != labels[row]]
+            if not exponents:
+                terms.append(((i, j), 0.0))
+                continue
+            top = max(exponents)
+            value = top + math.log(sum(math.exp(e - top) for e in exponents)) + dist[i][j]
+            terms.append(((i, j), max(value, 0.0) ** 2 / 2))
+    return terms
+
+
 STRATEGIES = {
     "batch_all": batch_all,
     "batch_hard": batch_hard,
@@ -141,6 +161,7 @@ STRATEGIES = {
     "semi_hard_all": semi_hard_all,
     "triplets": explicit_triplets,
     "contrastive": contrastive,
+    "lifted": lifted,
 }
 
 

@@ -1,0 +1,84 @@
+"""One record per loss of the vocabulary, as PyTorch's OpInfo has one per operator: its name (the value of
+`Spec.mining`), the oracle function, the Spec fields it takes, what its reduction averages over, what a term is,
+the batch layout it needs, the decision kinds it can meet, one line of description and its source.
+
+Every list of losses derives from `LOSSES`: the vocabulary's choices (reference/spec.py), the batch draws and
+regimes (engine/), the robustness sweeps' order, the report's words, the in-house claims;
+tests/oracle/test_loss_records.py fails when a table keyed by loss misses one. Adding a loss: README, "Add a loss".
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import strategies
+from .gaps import COLLAPSE, HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, TIE_NEGATIVE, TIE_POSITIVE, WINDOW_LOWER, \
+    WINDOW_UPPER
+from .terms import Terms
+
+# The Spec fields every loss takes; `Loss.takes` names the others it takes (elsewhere they keep their defaults).
+UNIVERSAL_FIELDS = ("mining", "distance", "normalize", "reduction", "empty")
+OPTIONAL_FIELDS = ("margin", "soft", "scaled", "anchors")
+TERMS = ("triplet", "pair")  # what one term of the loss is made of: (a, p, n) or (i, j)
+LAYOUTS = ("labels", "labels and triplets")  # what a batch carries besides the embeddings
+
+
+@dataclass(frozen=True)
+class Loss:
+    name: str  # Spec.mining
+    oracle: Callable[..., Terms]  # oracle(distances, labels, spec, triplets) -> Terms
+    takes: tuple[str, ...]  # the OPTIONAL_FIELDS it takes
+    unit: str  # what reduction="mean" averages over, in words
+    term: str  # one of TERMS
+    layout: str  # one of LAYOUTS
+    gaps: tuple[str, ...]  # the decision kinds (reference/gaps.py) its selection and its terms can meet
+    selects: str  # what it is made of, in one line (the report's words)
+    source: str
+
+    def __post_init__(self) -> None:
+        if not set(self.takes) <= set(OPTIONAL_FIELDS):
+            raise ValueError(f"loss {self.name}: takes {self.takes}, beyond {OPTIONAL_FIELDS}")
+        if self.term not in TERMS or self.layout not in LAYOUTS:
+            raise ValueError(f"loss {self.name}: term {self.term!r} not in {TERMS} or layout {self.layout!r} "
+                             f"not in {LAYOUTS}")
+
+
+_TRIPLET_GAPS = (HINGE, SOFT_UNDERFLOW)
+LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
+    Loss("batch_all", strategies.batch_all, ("margin", "soft"), "triplets", "triplet", "labels", _TRIPLET_GAPS,
+         "every valid triplet (a, p, n) in the batch",
+         "Hermans et al. 2017, arXiv 1703.07737, eq. 4; pytorch-metric-learning TripletMarginLoss"),
+    Loss("batch_hard", strategies.batch_hard, ("margin", "soft", "scaled", "anchors"), "anchors", "triplet",
+         "labels", (*_TRIPLET_GAPS, TIE_POSITIVE, TIE_NEGATIVE, COLLAPSE),
+         "per anchor, its farthest positive and its nearest negative (batch-hard)",
+         "Hermans et al. 2017, eq. 5; TF-Addons triplet_hard_loss"),
+    Loss("semi_hard", strategies.semi_hard, ("margin", "soft"), "ordered positive pairs", "triplet", "labels",
+         (*_TRIPLET_GAPS, SEMI_HARD_SELECTION, TIE_NEGATIVE),
+         "per ordered positive pair, the nearest negative farther than the positive, else the anchor's farthest "
+         "negative (TF-Addons semi-hard)",
+         "TF-Addons triplet_semihard_loss (tensorflow_addons/losses/triplet.py)"),
+    Loss("semi_hard_all", strategies.semi_hard_all, ("margin",), "triplets", "triplet", "labels",
+         (*_TRIPLET_GAPS, WINDOW_LOWER, WINDOW_UPPER),
+         "every triplet with 0 < d(a,n) - d(a,p) <= margin (FaceNet semi-hard window)",
+         "Schroff et al. 2015, FaceNet, eq. 4; pytorch-metric-learning TripletMarginMiner(type_of_triplets='semihard')"),
+    Loss("triplets", strategies.explicit_triplets, ("margin", "soft"), "triplets", "triplet", "labels and triplets",
+         _TRIPLET_GAPS, "the explicit (a, p, n) index triples given with the input",
+         "torch nn.TripletMarginLoss (aten/src/ATen/native/Loss.cpp triplet_margin_loss)"),
+    Loss("contrastive", strategies.contrastive, ("margin",), "pairs", "pair", "labels", (HINGE,),
+         "every unordered pair: y d^2 + (1 - y) [m - d]+^2 (contrastive)",
+         "Hadsell, Chopra, LeCun 2006, eq. 4; TF-Addons contrastive_loss"),
+    Loss("lifted", strategies.lifted, ("margin",), "positive pairs", "pair", "labels", (HINGE,),
+         "per positive pair i < j, [log(sum of e^(m - d) over the negatives of i and of j) + d(i,j)]+^2 / 2 "
+         "(lifted structured)",
+         "Song et al. 2016, arXiv 1511.06452, eq. 4; TF-Addons lifted_struct_loss"),
+)}
+
+
+def minings_taking(field: str) -> tuple[str, ...]:
+    """The losses that take the optional Spec field `field`."""
+    return tuple(name for name, loss in LOSSES.items() if field in loss.takes)
+
+
+def minings_of(term: str) -> tuple[str, ...]:
+    """The losses whose terms are `term`s (TERMS)."""
+    return tuple(name for name, loss in LOSSES.items() if loss.term == term)
