@@ -62,7 +62,7 @@ def _variants(mining: str) -> list[dict]:
 # The losses inhouse/strategies.py implements (its STRATEGIES; without importing torch here), in the records' order: a
 # loss of reference/losses.py need not have one; tests/inhouse/test_inhouse_torch.py keeps the two lists equal.
 IMPLEMENTED = tuple(mining for mining in MININGS if mining in (
-    "batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive"))
+    "batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive", "lifted"))
 ALL_SPECS = tuple(
     Spec(mining=mining, distance=distance, normalize=normalize, reduction=reduction, empty=empty, **variant)
     for mining in IMPLEMENTED

@@ -1,5 +1,5 @@
 """pytorch-metric-learning (PML): `TripletMarginLoss` alone, with `BatchHardMiner`, and with
-`TripletMarginMiner("semihard")`.
+`TripletMarginMiner("semihard")`; `LiftedStructureLoss`.
 
 How PML maps onto the vocabulary (docs/upstream/pytorch.md, section 1; src/pytorch_metric_learning/...):
   * the loss is relu(d_ap - d_an + margin) per mined triplet, reduced by `AvgNonZeroReducer` (mean over
@@ -19,6 +19,20 @@ How PML maps onto the vocabulary (docs/upstream/pytorch.md, section 1; src/pytor
     `TripletMarginMiner("semihard", margin=m)`: every triplet with 0 < d_an - d_ap <= m (semi_hard_all).
     The miner and the loss get the SAME margin and the same distance object: semi_hard_all's window and
     its hinge share one m.
+
+`LiftedStructureLoss(neg_margin=m, pos_margin=0)` (losses/lifted_structure_loss.py; docs/upstream/next-losses.md,
+section 1.1) is lifted: per ordered positive pair (a, p), J = log of the sum of e^(neg_margin - d) over the negative
+pairs of a and of p, plus d_ap - pos_margin, the term [J]+^2 / 2, mean over ordered positive pairs, which is the
+spec's mean over unordered pairs i < j (each J is symmetric in a and p); a batch without a positive pair or without a
+negative pair gives 0 (empty zero; one class: every J = -inf in the spec, term 0). The margins enter J only through
+their difference, lse(nm - d) + d - pm = lse((nm - pm) - d) + d: the spec's margin is neg_margin - pos_margin. With
+`CosineSimilarity` PML inverts both, J = lse(s_an - neg_margin) + pos_margin - s_ap, which is the cosine spec's
+lse(m - d_an) + d_ap (d = 1 - s) with m = pos_margin - neg_margin: the defaults (0, 1) are m = -1, no Spec; the
+adapter passes pos_margin 1, neg_margin 1 - m (and pos_margin 0, neg_margin m for the distances).
+`GeneralizedLiftedStructureLoss` (Hermans et al. 2017, p. 4) is not here because it maps onto no Spec: per anchor
+[lse over its positives of (d_ap - pos_margin) + lse over its negatives of (neg_margin - d_an)]+, unsquared, mean
+over all N anchors, where an empty set's lse is 0 (so a one-class batch is not 0: 2.35772 on next-losses.md's
+fixture; lifted's terms are squared, per positive pair, and pool both rows' negatives).
 
 `ContrastiveLoss` is not here because it maps onto no Spec: it takes relu(d - pos_margin) over positive
 pairs and relu(neg_margin - d) over negative pairs, both unsquared, over ordered pairs (i, j) and (j, i),
@@ -112,6 +126,18 @@ def pml_adapter(name, make_miner, spec, notes, source):
     )
 
 
+def lifted_structure_loss(embeddings, labels, spec):
+    """LiftedStructureLoss(neg_margin=m, pos_margin=0) with the distance `spec.distance` measures; cosine through
+    CosineSimilarity with pos_margin=1, neg_margin=1 - m (its margins are inverted: module docstring)."""
+    from pytorch_metric_learning import losses
+
+    distance = distance_for(spec)
+    if spec.distance == "cosine":
+        return losses.LiftedStructureLoss(neg_margin=1.0 - spec.margin, pos_margin=1.0, distance=distance)(
+            embeddings, labels)
+    return losses.LiftedStructureLoss(neg_margin=spec.margin, pos_margin=0.0, distance=distance)(embeddings, labels)
+
+
 ADAPTERS = [
     pml_adapter(
         "pml.TripletMarginLoss",
@@ -144,5 +170,20 @@ ADAPTERS = [
         "over the terms > 0 (every softplus is, until the dtype rounds it to 0: the soft count, reference/gaps.py "
         "soft_underflow). PML's default margin 0.05 would give softplus(d_ap - d_an + 0.05), which no Spec is.",
         "losses/triplet_margin_loss.py",
+    ),
+    wrap_torch(
+        lifted_structure_loss,
+        name="pml.LiftedStructureLoss",
+        spec=[Spec(mining="lifted", distance=distance, normalize=normalize, margin=1.0, reduction="mean",
+                   empty="zero") for distance, normalize in DISTANCES],
+        dtypes=("float64", "float32"),
+        targets=("cpu", "cuda", "cuda-tf32"),
+        notes="Per ordered positive pair [lse(neg_margin - d over the negatives of both rows) + d_ap]+^2 / 2, mean "
+        "over ordered positive pairs (= over unordered ones), 0 without a positive or a negative pair; PML's default "
+        "neg_margin 1 and pos_margin 0 (cosine: CosineSimilarity with pos_margin 1, neg_margin 0). A dense "
+        "[positive pairs x negative pairs] mask: O(N^4) memory.",
+        source=SOURCE + "losses/lifted_structure_loss.py",
+        requires=("pytorch_metric_learning",),
+        precision="gram",  # LpDistance is torch.cdist: the Gram expansion above 25 rows
     ),
 ]

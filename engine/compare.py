@@ -118,6 +118,18 @@ def _near_decisions(answer: Answer, kind: str, within: float) -> list[tuple[list
         margin = np.where(same, dist[i, j], dist[i, j] - spec.margin)
         for k in np.flatnonzero(np.abs(margin) < within):
             found.append(([(i[k], j[k], -1 if same[k] else 1)], abs(margin[k])))
+    elif kind == HINGE and spec.mining == "lifted":
+        # J_ij = lse(m - D over the negatives of i and of j) + D_ij moves at most twice as fast as any distance it
+        # reads: its own (up takes J up) and every negative's (up takes J down), as reference/strategies.py says
+        negative = labels[:, None] != labels[None, :]
+        for i, j in answer.selection:
+            exponents = np.concatenate([spec.margin - dist[i, negative[i]], spec.margin - dist[j, negative[j]]])
+            if not len(exponents):
+                continue  # J = -inf: no decision
+            margin = abs(float(np.logaddexp.reduce(exponents)) + dist[i, j]) / 2
+            if margin < within:
+                reads = [(i, k, 1) for k in np.flatnonzero(negative[i])] + [(j, k, 1) for k in np.flatnonzero(negative[j])]
+                found.append(([(i, j, -1)] + reads, margin))
     elif kind == HINGE:
         a, p, n = answer.selection.T
         hp = np.where(p >= 0, dist[a, np.maximum(p, 0)], 0.0)

@@ -34,7 +34,7 @@ from contract.dtypes import dtype as dtype_facts
 from contract.dtypes import most_precise
 from contract.precision import DEFAULT
 from contract.targets import processes as processes_of
-from reference import Spec, minings_of, valid_triplets
+from reference import LOSSES, Spec, minings_of, valid_triplets
 
 from .ambiguity import zero_norm_resolution
 from .distributed import even_shards
@@ -49,10 +49,18 @@ SMALL_ROWS = 1e-4  # the smallest row norm the small-rows geometry reaches where
 SMALL_ROW_ROOM = 4.0  # ... and at least this many times the norm engine/ambiguity.py tells from zero
 
 
-def finite_limit(dtype: str, d: int) -> float:
-    """The largest coordinate for which |x|^2 summed over D stays finite in `dtype`, with room: the spread every
-    batch keeps, so that |x - y|^2 (what the spec squares) is finite for every pair."""
-    return math.sqrt(dtype_facts(dtype).largest / (8.0 * (d + 2)))
+def finite_limit(dtype: str, d: int, power: int = 2) -> float:
+    """The largest coordinate for which |x|^power summed over D stays finite in `dtype`, with room: the spread every
+    batch keeps, so that |x - y|^2 (what the spec squares) is finite for every pair, and a term that grows like
+    |x - y|^power (contrastive's or lifted's square of a squared distance: power 4) with its gradient."""
+    room = dtype_facts(dtype).largest / 2.0 ** (power + 1)
+    return math.sqrt(room ** (2.0 / power) / (d + 2))
+
+
+def coordinate_power(spec: Spec) -> int:
+    """The power of |x - y| a term of the spec's loss grows like: its record's growth in the distance, the distance
+    itself |x - y| or |x - y|^2; at least 2, what measuring a distance squares."""
+    return max(2, LOSSES[spec.mining].growth * (2 if spec.distance == "squared_euclidean" else 1))
 
 
 def magnitude_limit(dtype: str, d: int) -> float:
@@ -184,7 +192,8 @@ def build(spec: Spec, dtype: str, plan: Plan, rng: np.random.Generator, precisio
         copies(0.0)
         layout += ", duplicates"
     # the spread every |x_i - x_j|^2 the spec squares keeps finite; cosine and normalize square unit rows only
-    bound = magnitude_limit(dtype, d) if spec.distance == "cosine" or spec.normalize else finite_limit(dtype, d)
+    bound = (magnitude_limit(dtype, d) if spec.distance == "cosine" or spec.normalize
+             else finite_limit(dtype, d, coordinate_power(spec)))
     limit = offset_limit(dtype, d, scale, precision)
     offset = np.zeros(d)  # a common shift, added after the spread is bounded
     geometry = plan.geometry

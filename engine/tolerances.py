@@ -251,15 +251,17 @@ def slope_rounding(answer: Answer, dtype: str, delta: np.ndarray, slope: np.ndar
     """Per row: how far a term's slope dL/dD itself moves with the rounding of what it reads, carried to the
     rows it reads. The hinge's slope is constant between its kinks (those are decisions), but softplus'
     slope sigmoid(x) moves by sigmoid(x + r) - sigmoid(x - r) when x = d_ap - d_an is read r off, and
-    contrastive's 2 d and -2 (m - d) by 2 r: where distances are large enough that their rounding spans the
-    width of the sigmoid (squared distances of 1e14 in float32 are rounded by 1e7) the slope is the rounding's,
-    not the spec's."""
+    contrastive's 2 d and -2 (m - d) by 2 r, lifted's with J and with each negative's share (`_lifted_slopes`):
+    where distances are large enough that their rounding spans the width of the sigmoid (squared distances of 1e14
+    in float32 are rounded by 1e7) the slope is the rounding's, not the spec's."""
     spec = answer.spec
     rows = np.zeros(len(answer.distances))
-    if not len(answer.selection) or not (spec.soft or spec.mining == "contrastive"):
+    if not len(answer.selection) or not (spec.soft or spec.mining in ("contrastive", "lifted")):
         return rows
     dist, weights, eps = answer.distances, np.abs(answer.weights), dtype_facts(dtype).eps
-    if spec.mining == "contrastive":
+    if spec.mining == "lifted":
+        pairs = _lifted_slopes(answer, delta, weights, eps)
+    elif spec.mining == "contrastive":
         i, j = answer.selection.T
         moved = 2.0 * weights * delta[i, j]
         pairs = [(i, j, moved)]
@@ -275,6 +277,35 @@ def slope_rounding(answer: Answer, dtype: str, delta: np.ndarray, slope: np.ndar
         np.add.at(rows, first, amount * slope[first, second])
         np.add.at(rows, second, amount * slope[second, first])
     return rows
+
+
+def _lifted_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: float) -> list:
+    """lifted's slopes: w [J]+ on the pair's own distance and -w [J]+ s_k on each negative's, s_k = e^(m - D_k - lse)
+    its share of the log-sum-exp. J is read r_J = delta_ij + max_k delta_k + eps (|lse| + D_ij) off (the shares sum
+    to 1), which moves every slope by w r_J s_k; a share read with its exponent r_k = delta_k + max delta + eps |lse|
+    off moves by s_k (e^(r_k) - 1), at most 1: where distances round by more than the softmax's width (a near tie
+    of two negatives far from the origin) the shares are the rounding's, not the spec's."""
+    spec, dist, labels = answer.spec, answer.distances, answer.labels
+    negative = labels[:, None] != labels[None, :]
+    moved = []
+    for (i, j), w in zip(answer.selection, weights):
+        rows_read = [(i, np.flatnonzero(negative[i])), (j, np.flatnonzero(negative[j]))]
+        exponents = np.concatenate([spec.margin - dist[row, ks] for row, ks in rows_read])
+        if not len(exponents) or w == 0:
+            continue
+        lse = float(np.logaddexp.reduce(exponents))
+        hinge = max(lse + dist[i, j], 0.0)
+        read = np.concatenate([delta[row, ks] for row, ks in rows_read])
+        r_j = delta[i, j] + read.max() + eps * (abs(lse) + dist[i, j])
+        shares = np.exp(exponents - lse)
+        share_moves = np.minimum(shares * np.expm1(np.minimum(read + read.max() + eps * abs(lse), 700.0)), 1.0)
+        moved.append(([i], [j], np.array([w * r_j])))
+        at = 0
+        for row, ks in rows_read:
+            part = slice(at, at + len(ks))
+            moved.append((np.full(len(ks), row), ks, w * (r_j * shares[part] + hinge * share_moves[part])))
+            at += len(ks)
+    return moved
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ class Loss:
     gaps: tuple[str, ...]  # the decision kinds (reference/gaps.py) its selection and its terms can meet
     selects: str  # what it is made of, in one line (the report's words)
     source: str
+    growth: int = 1  # a term's value grows like the distance to this power (1: a hinge; 2: a squared distance)
 
     def __post_init__(self) -> None:
         if not set(self.takes) <= set(OPTIONAL_FIELDS):
@@ -66,11 +67,11 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
          "torch nn.TripletMarginLoss (aten/src/ATen/native/Loss.cpp triplet_margin_loss)"),
     Loss("contrastive", strategies.contrastive, ("margin",), "pairs", "pair", "labels", (HINGE,),
          "every unordered pair: y d^2 + (1 - y) [m - d]+^2 (contrastive)",
-         "Hadsell, Chopra, LeCun 2006, eq. 4; TF-Addons contrastive_loss"),
+         "Hadsell, Chopra, LeCun 2006, eq. 4; TF-Addons contrastive_loss", growth=2),
     Loss("lifted", strategies.lifted, ("margin",), "positive pairs", "pair", "labels", (HINGE,),
          "per positive pair i < j, [log(sum of e^(m - d) over the negatives of i and of j) + d(i,j)]+^2 / 2 "
          "(lifted structured)",
-         "Song et al. 2016, arXiv 1511.06452, eq. 4; TF-Addons lifted_struct_loss"),
+         "Song et al. 2016, arXiv 1511.06452, eq. 4; TF-Addons lifted_struct_loss", growth=2),
 )}
 
 

@@ -121,3 +121,77 @@ def test_a_smooth_loss_cell_on_terms_float32_rounds_to_0_conforms(dtype, ambiguo
         assert run.examples == 1 and cell_record.summary(run)["ambiguous_kinds"].get("soft_underflow", 0) == ambiguous
         if quantity == "loss":  # among the admissible counts in float32, against the oracle's own value in float64
             assert run.compared == 1 - ambiguous
+
+
+LIFTED = ADAPTERS["pml.LiftedStructureLoss"]
+# docs/upstream/next-losses.md, section 1.1: unit rows, two classes; every J = 2.049277, J^2 / 2 = 2.0997672
+A = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]])
+A_LABELS = np.array([0, 0, 1, 1])
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0])
+def test_lifted_structure_loss_is_lifted_of_normalised_rows(scale):
+    """PML's LpDistance normalises: A and 3 A give 2.0997672, the oracle's with normalize=True (the raw rows of
+    3 A give 1.9600879)."""
+    spec = Spec(mining="lifted", normalize=True, margin=1.0, reduction="mean", empty="zero")
+    assert spec in LIFTED.specs
+    x = scale * A
+    oracle = reference.evaluate(x, A_LABELS, spec)
+    assert oracle.loss == pytest.approx(2.0997672, abs=1e-7)
+    for dtype in ("float64", "float32"):
+        out = LIFTED.run(x, A_LABELS, spec, dtype, "cpu")
+        assert out.loss == pytest.approx(2.0997672, abs=2e-6 if dtype == "float32" else 1e-7), dtype
+        assert np.allclose(out.grad, oracle.grad, atol=1e-6 if dtype == "float32" else 1e-12), dtype
+    raw = reference.evaluate(x, A_LABELS, dataclasses.replace(spec, normalize=False)).loss
+    assert raw == pytest.approx(2.0997672 if scale == 1.0 else 1.9600879, abs=1e-7)
+
+
+def test_lifted_structure_loss_one_class_and_no_positive_pair_are_zero():
+    spec = Spec(mining="lifted", normalize=True, margin=1.0, reduction="mean", empty="zero")
+    for labels in (np.zeros(4, dtype=int), np.arange(4)):
+        out = LIFTED.run(A, labels, spec, "float32", "cpu")
+        assert out.loss == 0.0 and np.isfinite(out.grad).all() and not out.grad.any()
+        assert reference.evaluate(A, labels, spec).loss == 0.0
+
+
+def test_lifted_margins_enter_only_through_their_difference():
+    """lse(nm - d) + d - pm = lse((nm - pm) - d) + d: LiftedStructureLoss(neg_margin=nm, pos_margin=pm) is lifted
+    with margin nm - pm (pos_margin=0.5 with neg_margin=1: margin 0.5, not 1)."""
+    x = torch.tensor(X)
+    value = losses.LiftedStructureLoss(neg_margin=1.0, pos_margin=0.5)(x, torch.tensor(Y)).item()
+    assert value == pytest.approx(reference.evaluate(X, Y, Spec(mining="lifted", normalize=True, margin=0.5)).loss,
+                                  abs=1e-12)
+    assert abs(value - reference.evaluate(X, Y, Spec(mining="lifted", normalize=True, margin=1.0)).loss) > 0.1
+
+
+def test_lifted_cosine_similarity_inverts_both_margins():
+    """With CosineSimilarity PML computes lse(s_an - neg_margin) + pos_margin - s_ap, which is the cosine spec
+    (d = 1 - s) with margin pos_margin - neg_margin: the adapter passes (1, 0) for m = 1; the defaults (0, 1) are
+    margin -1, no Spec."""
+    spec = Spec(mining="lifted", distance="cosine", normalize=True, margin=1.0, reduction="mean", empty="zero")
+    oracle = reference.evaluate(X, Y, spec)
+    assert LIFTED.run(X, Y, spec, "float64", "cpu").loss == pytest.approx(oracle.loss, abs=1e-12)
+    default = losses.LiftedStructureLoss(distance=distances.CosineSimilarity())(torch.tensor(X), torch.tensor(Y))
+    assert abs(default.item() - oracle.loss) > 0.1
+    with pytest.raises(reference.SpecError):
+        Spec(mining="lifted", distance="cosine", margin=-1.0)
+
+
+def test_generalized_lifted_structure_loss_maps_onto_no_spec():
+    """GeneralizedLiftedStructureLoss: per anchor [lse_P(d_ap) + lse_N(1 - d_an)]+, unsquared, mean over all N
+    anchors, an empty set's lse 0: 1.2997239 on A, and a one-class batch is not 0 (no lifted spec gives either)."""
+    loss = losses.GeneralizedLiftedStructureLoss()
+    assert loss(torch.tensor(A), torch.tensor(A_LABELS)).item() == pytest.approx(1.2997239, abs=1e-7)
+    assert loss(torch.tensor(A), torch.zeros(4, dtype=torch.long)).item() > 0.1
+    unit = A  # unit rows: normalisation changes nothing
+    d = np.linalg.norm(unit[:, None] - unit[None], axis=-1)
+    same, off_diagonal = A_LABELS[:, None] == A_LABELS[None], ~np.eye(4, dtype=bool)
+    per_anchor = [max(np.logaddexp.reduce(d[a, same[a] & off_diagonal[a]]) + np.logaddexp.reduce(1 - d[a, ~same[a]]),
+                      0.0) for a in range(4)]
+    assert np.mean(per_anchor) == pytest.approx(1.2997239, abs=1e-7)
+    for normalize in (False, True):
+        for margin in (0.2, 1.0):
+            for reduction in ("mean", "mean_nonzero", "sum"):
+                spec = Spec(mining="lifted", normalize=normalize, margin=margin, reduction=reduction)
+                assert reference.evaluate(A, np.zeros(4, dtype=int), spec).loss == 0.0
+                assert abs(reference.evaluate(A, A_LABELS, spec).loss - 1.2997239) > 0.05, spec

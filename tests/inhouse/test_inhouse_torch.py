@@ -33,6 +33,9 @@ SPECS = [
     Spec(mining="semi_hard_all", distance="cosine", margin=0.3, reduction="mean_nonzero", empty="nan"),
     Spec(mining="triplets", soft=True),
     Spec(mining="contrastive", margin=2.0, reduction="mean_nonzero"),
+    Spec(mining="lifted", margin=1.0),
+    Spec(mining="lifted", distance="cosine", normalize=True, margin=0.2, reduction="mean_nonzero", empty="nan"),
+    Spec(mining="lifted", distance="squared_euclidean", margin=0.2, reduction="sum"),
 ]
 
 
@@ -201,7 +204,7 @@ class _LargestTensor(TorchDispatchMode):
         return out
 
 
-MEMORY_SPECS = [Spec(mining=m) for m in ("batch_all", "batch_hard", "semi_hard", "semi_hard_all", "contrastive")]
+MEMORY_SPECS = [Spec(mining=m) for m in ("batch_all", "batch_hard", "semi_hard", "semi_hard_all", "contrastive", "lifted")]
 MEMORY_SPECS += [Spec(mining=m, soft=True) for m in ("batch_all", "batch_hard", "semi_hard")]
 
 
@@ -216,6 +219,74 @@ def test_no_intermediate_beyond_n_squared(spec, monkeypatch):
     with _LargestTensor() as probe:
         metric_loss(x, y, spec).backward()
     assert probe.largest <= n * n + n
+
+
+# docs/upstream/next-losses.md, section 1.1: unit rows, two classes; every J = 2.049277, J^2 / 2 = 2.0997672
+FIXTURE_A = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]]), np.array([0, 0, 1, 1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_lifted_on_fixture_a(dtype):
+    x, y = FIXTURE_A
+    spec = Spec(mining="lifted", margin=1.0)
+    oracle = reference.evaluate(x, y, spec)
+    loss, grad = _run(x, y, spec, dtype)
+    assert oracle.loss == pytest.approx(2.0997672, abs=1e-7)
+    rtol, atol = (1e-12, 1e-12) if dtype == torch.float64 else (1.3e-6, 2e-6)
+    np.testing.assert_allclose(loss, oracle.loss, rtol=rtol)
+    np.testing.assert_allclose(grad, oracle.grad, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "mean_nonzero", "sum"])
+def test_lifted_one_class_is_zero_with_a_finite_zero_gradient(reduction):
+    """No negative anywhere: every row's log-sum-exp is over nothing, J = -inf and the term 0; the masked rows must
+    not leak 0 * inf = NaN into the gradient, and the pairs still count as units (not the empty batch's NaN)."""
+    x, _ = FIXTURE_A
+    spec = Spec(mining="lifted", margin=1.0, reduction=reduction, empty="nan")
+    for dtype in (torch.float64, torch.float32, torch.float16):
+        loss, grad = _run(x, np.zeros(4, dtype=int), spec, dtype)
+        assert loss == 0.0 and np.isfinite(grad).all() and not grad.any(), dtype
+    assert reference.evaluate(x, np.zeros(4, dtype=int), spec).loss == 0.0
+
+
+def test_lifted_without_a_positive_pair_is_empty():
+    x, _ = FIXTURE_A
+    for empty in ("nan", "zero"):
+        spec = Spec(mining="lifted", margin=1.0, empty=empty)
+        loss, grad = _run(x, np.arange(4), spec, torch.float32)
+        if empty == "nan":
+            assert np.isnan(loss) and np.isnan(grad).all()
+        else:
+            assert loss == 0.0 and not grad.any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_lifted_in_half_precision_is_finite(dtype):
+    """Computed in float32 and cast back: the loss and gradient are finite and within the dtype's rounding."""
+    x, y = FIXTURE_A
+    spec = Spec(mining="lifted", margin=1.0)
+    loss, grad = _run(x, y, spec, dtype)
+    oracle = reference.evaluate(x, y, spec)
+    assert np.isfinite(loss) and np.isfinite(grad).all()
+    tolerance = 1e-3 if dtype == torch.float16 else 1.6e-2
+    assert loss == pytest.approx(oracle.loss, rel=tolerance)
+    np.testing.assert_allclose(grad, oracle.grad, rtol=0, atol=10 * tolerance)
+
+
+@pytest.mark.parametrize("near", [False, True], ids=["negatives far", "negatives near"])
+def test_lifted_shifts_each_row_so_that_no_exponential_underflows(near):
+    """Negatives 200 away: every e^(m - d) underflows float32 (e^-199) and the unshifted log is log 0 = -inf, a NaN
+    gradient; each row shifted by its largest exponent keeps J = -199 + log 4 + 0.5 (term 0). Negatives near:
+    every J above 0 (the terms' squares carry the gradient)."""
+    x = np.array([[0.0, 0.0], [0.5, 0.0], [2.0 if near else 200.0, 0.0], [2.0 if near else 200.0, 0.7]])
+    y = np.array([0, 0, 1, 1])
+    spec = Spec(mining="lifted", margin=1.0, reduction="sum")
+    oracle = reference.evaluate(x, y, spec)
+    assert (oracle.loss > 1.0) if near else (oracle.loss == 0.0)
+    for dtype in (torch.float32, torch.float64):
+        loss, grad = _run(x, y, spec, dtype)
+        np.testing.assert_allclose(loss, oracle.loss, rtol=2e-6)
+        np.testing.assert_allclose(grad, oracle.grad, rtol=0, atol=1e-5)
 
 
 def test_semi_hard_runs_where_n_cubed_would_not_fit():
