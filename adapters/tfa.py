@@ -1,7 +1,8 @@
-"""TensorFlow-Addons 0.23.0 (end of life; TF 2.13-2.15): `triplet_semihard_loss`, `triplet_hard_loss`
-and `contrastive_loss` (tensorflow/addons tensorflow_addons/losses/{triplet,contrastive,metric_learning}.py).
+"""TensorFlow-Addons 0.23.0 (end of life; TF 2.13-2.15): `triplet_semihard_loss`, `triplet_hard_loss`,
+`lifted_struct_loss` and `contrastive_loss` (tensorflow/addons
+tensorflow_addons/losses/{triplet,lifted,contrastive,metric_learning}.py).
 
-What the suite knows (docs/upstream/tf-addons.md, sections 1.1-1.8):
+What the suite knows (docs/upstream/tf-addons.md, sections 1.1-1.8; docs/upstream/next-losses.md, section 4.1):
   * distance_metric "L2" = euclidean, "squared-L2" = squared_euclidean, "angular" = cosine (1 - cos,
     clamped at 0); L2 via the Gram expansion with a masked 1e-16 inside the sqrt, 0 and gradient 0 at
     zero distance. Declared (precision="gram", contract/precision.py): the Gram expansion's rounding,
@@ -13,11 +14,16 @@ What the suite knows (docs/upstream/tf-addons.md, sections 1.1-1.8):
     farthest negative; mean over ordered positive pairs, 0/0 = NaN when there is none.
   * hard: per anchor farthest positive (0 when none) and nearest negative (farthest point when none),
     mean over every anchor; soft=True is log1p(exp(hp - hn)) and ignores the margin.
+  * lifted: per positive pair i < j, J = log(sum of e^(m - D) over the negatives of i and of j) + D_ij (a shifted
+    log-sum-exp), the term [J]+^2 / 2, mean over positive pairs; L2 only (pairwise_distance), no normalisation,
+    0/0 = NaN without a positive pair. Registered: NaN with one class (log 0 = -inf times a 0 mask) and once a
+    row's nearest negative is past 88.72 (exp overflows before the mask), and a gradient through the shift where
+    the two rows of a pair tie (tf.maximum's tie rule).
   * `contrastive_loss(y, d)` takes precomputed distances; here they are TF-Addons' own pairwise distances
     of every unordered pair i < j, computed from the embeddings under the tape, and y = same label.
 
 The losses are `tf.function`s. The adapters run them eagerly (run_functions_eagerly), as a user calling them
-outside a tf.function does; the two "(graph)" adapters, on one spec in float32, run them traced into one graph
+outside a tf.function does; the three "(graph)" adapters, on one spec in float32, run them traced into one graph
 with their gradient, as Keras's fit does (adapters/_tf.py `_graph`: after the first batch the batch size is
 unknown to the graph, and TF-Addons' code must work from the dynamic shape).
 """
@@ -55,6 +61,11 @@ def triplet_hard_loss(embeddings, labels, spec):
     )
 
 
+def lifted_struct_loss(embeddings, labels, spec):
+    tfa = load("tensorflow_addons")
+    return tfa.losses.lifted_struct_loss(labels, embeddings, margin=spec.margin)
+
+
 def contrastive_loss(embeddings, labels, spec):
     """contrastive_loss over every unordered pair i < j, reduced by mean or sum as `spec` says.
 
@@ -86,9 +97,16 @@ def hard_specs(distances):
     return [Spec(mining="batch_hard", distance=d, **form) for d in distances for form in forms]
 
 
+def lifted_specs(margins):
+    return [Spec(mining="lifted", distance="euclidean", margin=m, reduction="mean", empty="nan") for m in margins]
+
+
 SEMIHARD_NOTES = "Ordered positive pairs, nearest farther negative else farthest; NaN without a positive pair."
 GRAPH_NOTES = " Run as a graph with its gradient, as Keras's fit does (reduce_retracing: the batch size unknown)."
 HARD_NOTES = "Mean over every anchor (hp = 0 without a positive); soft = log1p(exp(hp - hn))."
+LIFTED_NOTES = ("Per positive pair, [log(sum of e^(m - d) over both rows' negatives) + d]+^2 / 2, mean over positive "
+                "pairs; L2 of the raw rows; NaN without a positive pair, with one class, and past a nearest negative "
+                "of 88.7.")
 
 ADAPTERS = [
     wrap_tensorflow(
@@ -109,6 +127,17 @@ ADAPTERS = [
         dtypes=DTYPES,
         notes=HARD_NOTES + " Run eagerly.",
         source=SOURCE + "triplet.py",
+        requires=REQUIRES,
+        precision="gram",
+        compute_dtype=HALF_IN_FLOAT32,
+    ),
+    wrap_tensorflow(
+        lifted_struct_loss,
+        name="tfa.lifted_struct_loss",
+        spec=lifted_specs((1.0, 0.2)),
+        dtypes=DTYPES,
+        notes=LIFTED_NOTES + " Run eagerly.",
+        source=SOURCE + "lifted.py",
         requires=REQUIRES,
         precision="gram",
         compute_dtype=HALF_IN_FLOAT32,
@@ -144,6 +173,16 @@ ADAPTERS = [
         spec=Spec(mining="batch_hard", distance="euclidean", margin=1.0),
         notes=HARD_NOTES + GRAPH_NOTES,
         source=SOURCE + "triplet.py",
+        requires=REQUIRES,
+        precision="gram",
+        graph=True,
+    ),
+    wrap_tensorflow(
+        lifted_struct_loss,
+        name="tfa.lifted_struct_loss (graph)",
+        spec=lifted_specs((1.0,)),
+        notes=LIFTED_NOTES + GRAPH_NOTES,
+        source=SOURCE + "lifted.py",
         requires=REQUIRES,
         precision="gram",
         graph=True,

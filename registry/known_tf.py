@@ -117,6 +117,115 @@ ENTRIES: tuple[Divergence, ...] = (
         dtype="float64",
     ),
     Divergence(
+        id="tfa-lifted-one-class-nan",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_lifted_one_class_is_nan_with_nan_gradients",
+        adapter="tfa.lifted_struct_loss*",
+        kind="edge_case",
+        reason="With one class no row has a negative: the spec's J is log(0) + D = -inf for every positive pair and "
+        "each term [J]+^2 / 2 is 0, so the loss is 0. lifted_struct_loss computes J for every (i, j) of the batch, "
+        "the diagonal included: the negative mask empties every sum, log 0 = -inf, the positive mask multiplies the "
+        "diagonal's -inf by 0, NaN, and tf.maximum(NaN, 0) stays NaN. Loss and every gradient entry are NaN "
+        "(fixture A with labels [0, 0, 0, 0]: NaN against 0). The loss is finite only with a positive pair and two classes (docs/upstream/next-losses.md, "
+        "section 4.1). Every cell meets it: the one-class batch is among the extremes of engine/draws.py, and the "
+        "regression batch below.",
+        link="tensorflow/addons tensorflow_addons/losses/lifted.py lifted_struct_loss (log of the masked sum)",
+        spec={"mining": "lifted"},
+        dtype=("float32", "float16", "bfloat16"),
+        check=(CONFORMANCE, "edge:no_negative", "property:descent", "property:duplicates_finite"),
+        regressions=(
+            Regression(
+                np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]]), np.zeros(4, dtype=np.int64),
+                "fixture A in one class",
+                "no row has a negative: the spec's terms are all 0 (J = -inf), TF-Addons' loss and gradient NaN",
+                reaches={"mining": "lifted"}, properties=("descent", "duplicates_finite"),
+            ),
+        ),
+    ),
+    Divergence(
+        id="tfa-lifted-far-negatives-overflow",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_lifted_is_nan_once_a_nearest_negative_is_past_88_7",
+        adapter="tfa.lifted_struct_loss*",
+        kind="precision",
+        reason="lifted_struct_loss exponentiates every entry of its [B^2, B] tiles, exp(m - D_ik - M_ij) with M_ij = "
+        "max(m_i, m_j) and m_i = m - (row i's nearest negative distance), and only then multiplies by the negative "
+        "mask. The masked-out diagonal entry is exp(m - M_ii) = e^(nearest negative of i): once a row's nearest "
+        "negative is farther than 88.72 (log of float32's largest value; float16/bfloat16 are upcast) it is inf, inf x 0 "
+        "is NaN, and the loss and every gradient entry are NaN, whatever the margin. The spec's terms there are finite "
+        "(classes 99 apart in 1-D: loss 0 and gradient 0; TF-Addons' NaN from a nearest negative of 88.72 on: 88.5 is "
+        "finite, 89 NaN). Hit by any row far from every other class (unnormalised features, which the docstring asks "
+        "for: not l2-normalised), and far from the origin by near-duplicate rows of two classes: the Gram expansion "
+        "puts rows 2.5e5 from the origin and 0 to 25 apart 90 to 181 apart (found by the thorough hunt). "
+        "The NaN also fails the properties that use an answer: descent, duplicates_finite, and permutation, "
+        "relabelling and translation where the gradient is not compared with the oracle's (a row at distance 0 from a "
+        "negative).",
+        link="tensorflow/addons tensorflow_addons/losses/lifted.py lifted_struct_loss (exp of the tiles before the mask)",
+        spec={"mining": "lifted"},
+        dtype=("float32", "float16", "bfloat16"),
+        check=(CONFORMANCE, "property:permutation", "property:relabelling", "property:translation",
+               "property:descent", "property:duplicates_finite"),
+        regressions=(
+            Regression(
+                np.array([[0.0], [1.0], [100.0], [101.0]]), np.array([0, 0, 1, 1]), "two classes 99 apart",
+                "every row's nearest negative is 99 or 100 away, past float32's exp range: the spec's loss and "
+                "gradient are 0 (J = -96.4 for both pairs), TF-Addons' NaN",
+                reaches={"mining": "lifted"}, properties=("descent", "duplicates_finite"),
+            ),
+            Regression(
+                np.array([[0.1], [0.7], [200.3], [201.1], [200.3]]), np.array([0, 0, 1, 1, 2]),
+                "a class 200 from the others, one row of it copied into a third class",
+                "rows 0 and 1 have their nearest negative 199.6 away: TF-Addons' loss and gradient are NaN where the "
+                "spec's are finite (1.1784 at m = 1); the copy puts a negative at distance 0 where the pair (2, 3) "
+                "reads it, so the gradient is not compared with the oracle's and a property holding one answer to "
+                "another requires it finite",
+                reaches={"mining": "lifted"}, properties=("permutation", "relabelling", "translation"),
+            ),
+        ),
+    ),
+    Divergence(
+        id="tfa-lifted-gradient-through-a-tied-shift",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_lifted_gradient_leaks_through_the_shift_at_a_tie",
+        adapter="tfa.lifted_struct_loss*",
+        kind="semantics",
+        reason="lifted_struct_loss shifts each pair's log-sum-exp by M_ij = tf.maximum(m_i, m_j), m_i = m - (row i's "
+        "nearest negative distance), without stop_gradient. J does not depend on the shift, and away from a tie the "
+        "shift's gradient cancels (docs/upstream/next-losses.md, section 4.1). Where m_i = m_j exactly (the two rows "
+        "of a positive pair at the same distance from their nearest negatives: duplicate rows, lattices, symmetric "
+        "layouts), tf.maximum sends all of M_ij's gradient to m_i and all of M_ji's to m_j: m_i gets 1 - 2 t_i and m_j "
+        "1 - 2 t_j (t: a row's share of the pair's sum of exponentials), which sum to 0 but reach different distances "
+        "(each row's nearest negative), so unless the shares are equal the loss is right and the gradient gains a "
+        "spurious term (an even split at the tie, as |.|'s sign(0) = 0 gives, would cancel it). 1-D rows -4, 2, 4, 2, -2 with labels "
+        "1, 0, 1, 0, 0 (pair (0, 2): nearest negatives both 2 away, the others 6, 6 against 2, 6), m = 1: gradient "
+        "[-0.087, 1.864, 0.087, 1.864, -3.728] against [-0.413, 2.027, -0.239, 2.027, -3.402]; the same code with the "
+        "shift stop-gradient'ed gives the spec's. A gradient at a tie may be one-sided only where the loss has a kink; "
+        "J has none there. Found by the thorough hunt on lattice batches with duplicates.",
+        link="tensorflow/addons tensorflow_addons/losses/lifted.py lifted_struct_loss (max_elements, no stop_gradient)",
+        spec={"mining": "lifted"},
+        dtype=("float32", "float16", "bfloat16"),
+        check="grad",
+        regressions=(
+            Regression(
+                np.array([[-4.0], [2.0], [4.0], [2.0], [-2.0]]), np.array([1, 0, 1, 0, 0]),
+                "a positive pair whose nearest negatives tie, its other negatives not",
+                "rows 0 and 2 (class 1) each have a negative 2 away and a row maximum of 8, so m_0 = m_2 in any "
+                "rounding; row 0's other negatives are 6 away, row 2's 2 and 6: TF-Addons' gradient moves by 0.29 to "
+                "0.33 (m = 0.2 and 1), beyond bfloat16's gradient tolerance",
+                reaches={"mining": "lifted"},
+            ),
+        ),
+    ),
+    Divergence(
+        id="tfa-lifted-float64-rejected",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_lifted_rejects_float64_eagerly_and_as_a_graph",
+        adapter="tfa.lifted_struct_loss*",
+        kind="unsupported",
+        reason="lifted_struct_loss measures with TF-Addons' pairwise_distance, which multiplies by float32 masks, and "
+        "casts its own masks to float32: float64 embeddings raise InvalidArgumentError eagerly and TypeError in a "
+        "graph (docs/upstream/next-losses.md, section 4.1). Only float16/bfloat16 are upcast (PR #1683).",
+        link="tensorflow/addons tensorflow_addons/losses/lifted.py, metric_learning.py pairwise_distance; PR #1683",
+        spec={"mining": "lifted"},
+        dtype="float64",
+    ),
+    Divergence(
         id="tfa-pairwise-distance-float64-rejected",
         confirmed_by="tests/adapters/test_adapter_tfa.py::test_contrastive_rejects_float64_only_through_the_l2_distance",
         adapter="tfa.contrastive_loss",

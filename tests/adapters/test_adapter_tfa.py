@@ -1,5 +1,6 @@
 """TF-Addons adapters and wrap_tensorflow: the float64 rejections in the registry, the NaN that semi_hard's
-empty="nan" stands for, graph mode on a fixed shape, and the checks on a wrapped function's output."""
+empty="nan" stands for, graph mode on a fixed shape, the checks on a wrapped function's output, and
+lifted_struct_loss: its probed fixture values and the NaNs the registry holds (one class, far negatives)."""
 import numpy as np
 import pytest
 
@@ -248,3 +249,143 @@ def test_angular_gradient_of_a_row_near_the_origin_is_within_the_normalisations_
     metric_loss(points, y, spec).backward()
     assert conforms(points.grad.double().numpy())
 
+
+
+# --- lifted_struct_loss ------------------------------------------------------------------------------
+
+# Fixture A of docs/upstream/next-losses.md: unit vectors, labels [0, 0, 1, 1].
+FIXTURE_A = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]])
+FIXTURE_A_LABELS = np.array([0, 0, 1, 1])
+LIFTED = Spec(mining="lifted", distance="euclidean", margin=1.0, reduction="mean", empty="nan")
+
+
+@pytest.mark.parametrize("name", ["tfa.lifted_struct_loss", "tfa.lifted_struct_loss (graph)"])
+@pytest.mark.parametrize("scale, expected", [(1.0, 2.0997672), (3.0, 1.9600879)])
+def test_lifted_gives_the_probed_fixture_values(name, scale, expected):
+    """TF-Addons' lifted_struct_loss on fixture A is 2.0997672, on 3 A 1.9600879 (no normalisation), eagerly and as
+    a graph (docs/upstream/next-losses.md, section 4.1), within float32's loss tolerance; so is the oracle's, and
+    the gradients agree with it within float32's gradient tolerance."""
+    adapter = ADAPTERS[name]
+    x = scale * FIXTURE_A
+    out = adapter.run(x, FIXTURE_A_LABELS, LIFTED, "float32", "cpu")
+    oracle = reference.evaluate(x, FIXTURE_A_LABELS, LIFTED)
+    assert out.loss == pytest.approx(expected, rel=1.3e-6, abs=1e-5)
+    assert oracle.loss == pytest.approx(expected, abs=1e-7)
+    np.testing.assert_allclose(out.grad, oracle.grad, rtol=2e-3, atol=2e-3)
+
+
+def test_lifted_graph_and_eager_agree():
+    """The "(graph)" adapter traces lifted_struct_loss and its gradient into one graph: the same loss and gradient as
+    eagerly, on a random batch and on batches of new sizes (the graph retraced for an unknown batch size)."""
+    graph, eager = ADAPTERS["tfa.lifted_struct_loss (graph)"], ADAPTERS["tfa.lifted_struct_loss"]
+    assert graph.extra["mode"] == "graph" and eager.extra["mode"] == "eager"
+    for rows in (10, 10, 8, 9):
+        in_graph = graph.run(X[:rows], Y[:rows], LIFTED, "float32", "cpu")
+        eagerly = eager.run(X[:rows], Y[:rows], LIFTED, "float32", "cpu")
+        oracle = reference.evaluate(X[:rows], Y[:rows], LIFTED)
+        assert in_graph.loss == pytest.approx(eagerly.loss, rel=1e-6)
+        np.testing.assert_allclose(in_graph.grad, eagerly.grad, rtol=1e-5, atol=1e-6)
+        assert in_graph.loss == pytest.approx(oracle.loss, rel=1e-5)
+    assert tf.config.functions_run_eagerly() is False  # the setting is restored
+
+
+def test_lifted_half_precision_is_computed_in_float32_and_cast_back():
+    """float16 and bfloat16 are upcast (PR #1683): fixture A gives 2.1 and 2.09375 (probed), float32's 2.0997672
+    rounded to the dtype's grid, and the loss comes back in the input dtype (the adapter checks it)."""
+    adapter = ADAPTERS["tfa.lifted_struct_loss"]
+    assert adapter.compute_dtype == {"float16": "float32", "bfloat16": "float32"}
+    assert adapter.run(FIXTURE_A, FIXTURE_A_LABELS, LIFTED, "float16", "cpu").loss == pytest.approx(2.1, abs=1e-3)
+    assert adapter.run(FIXTURE_A, FIXTURE_A_LABELS, LIFTED, "bfloat16", "cpu").loss == 2.09375
+
+
+def test_lifted_rejects_float64_eagerly_and_as_a_graph():
+    """Confirms tfa-lifted-float64-rejected: InvalidArgumentError eagerly (the float32 masks of pairwise_distance),
+    TypeError when the tf.function is traced."""
+    adapter = ADAPTERS["tfa.lifted_struct_loss"]
+    for spec in adapter.specs:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a double tensor but is a float"):
+            adapter.run(X, Y, spec, "float64", "cpu")
+    eager_before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(False)
+    try:
+        with pytest.raises(TypeError, match="float32 that does not match type float64"):
+            addons.losses.lifted_struct_loss(tf.constant(Y), tf.constant(X, tf.float64))
+    finally:
+        tf.config.run_functions_eagerly(eager_before)
+
+
+@pytest.mark.parametrize("name", ["tfa.lifted_struct_loss", "tfa.lifted_struct_loss (graph)"])
+def test_lifted_one_class_is_nan_with_nan_gradients(name):
+    """Confirms tfa-lifted-one-class-nan: fixture A in one class has no negative; the spec's terms are all 0
+    (J = -inf), TF-Addons' loss and gradient NaN (-inf x 0 on the diagonal), in every dtype it computes."""
+    adapter = ADAPTERS[name]
+    one_class = np.zeros(4, dtype=np.int64)
+    for spec in adapter.specs:
+        oracle = reference.evaluate(FIXTURE_A, one_class, spec)
+        assert oracle.loss == 0.0 and not oracle.grad.any()
+        for dtype in adapter.dtypes:
+            if dtype == "float64":
+                continue  # rejected: tfa-lifted-float64-rejected
+            out = adapter.run(FIXTURE_A, one_class, spec, dtype, "cpu")
+            assert np.isnan(out.loss) and np.isnan(out.grad).all(), (spec, dtype)
+
+
+def test_lifted_without_a_positive_pair_is_nan():
+    """The claimed empty="nan": every label distinct, 0 / 0 over positive pairs."""
+    adapter = ADAPTERS["tfa.lifted_struct_loss"]
+    out = adapter.run(FIXTURE_A, np.arange(4), LIFTED, "float32", "cpu")
+    assert np.isnan(out.loss) and np.isnan(reference.evaluate(FIXTURE_A, np.arange(4), LIFTED).loss)
+
+
+@pytest.mark.parametrize("name", ["tfa.lifted_struct_loss", "tfa.lifted_struct_loss (graph)"])
+def test_lifted_is_nan_once_a_nearest_negative_is_past_88_7(name):
+    """Confirms tfa-lifted-far-negatives-overflow: two classes 0.5 wide in 1-D, `apart` from each other. Row 0's
+    nearest negative is `apart` away; TF-Addons exponentiates e^(apart) for its masked-out diagonal, inf in float32
+    past 88.72, and inf x 0 is NaN: the loss and every gradient entry are NaN where the spec gives 0 (every
+    J < -80), for each margin and each dtype it computes; at 88.5 the exponential is finite and so is the answer."""
+    adapter = ADAPTERS[name]
+    for apart, overflows in ((80.0, False), (88.5, False), (89.0, True), (100.0, True)):
+        x = np.array([[0.0], [0.5], [apart], [apart + 0.5]])
+        for spec in adapter.specs:
+            oracle = reference.evaluate(x, FIXTURE_A_LABELS, spec)
+            assert oracle.loss == 0.0 and not oracle.grad.any()
+            for dtype in adapter.dtypes:
+                if dtype == "float64":
+                    continue  # rejected: tfa-lifted-float64-rejected
+                out = adapter.run(x, FIXTURE_A_LABELS, spec, dtype, "cpu")
+                if overflows:
+                    assert np.isnan(out.loss) and np.isnan(out.grad).all(), (apart, spec, dtype)
+                else:
+                    assert out.loss == 0.0 and not out.grad.any(), (apart, spec, dtype)
+
+
+@pytest.mark.parametrize("name", ["tfa.lifted_struct_loss", "tfa.lifted_struct_loss (graph)"])
+def test_lifted_gradient_leaks_through_the_shift_at_a_tie(name):
+    """Confirms tfa-lifted-gradient-through-a-tied-shift. Rows 0 and 2 (1-D -4 and 4, class 1) have their nearest
+    negatives both 2 away and their row maxima both 8: every step of m_i = max over negatives (m - D) is the same
+    float32 arithmetic for both rows, so m_0 = m_2 on any CPU, and tf.maximum splits the shift's gradient. The loss
+    is right; the gradient is beyond the dtype's gradient tolerance (atol = rtol: float32 2e-3, float16 1e-2,
+    bfloat16 1e-1) in every dtype and margin. Moving row 0 by 2^-6 breaks the tie, and the gradient agrees again."""
+    x = np.array([[-4.0], [2.0], [4.0], [2.0], [-2.0]])
+    y = np.array([1, 0, 1, 0, 0])
+    adapter = ADAPTERS[name]
+    allowed = {"float32": 2e-3, "float16": 1e-2, "bfloat16": 1e-1}
+    for spec in adapter.specs:
+        oracle = reference.evaluate(x, y, spec)
+        for dtype in adapter.dtypes:
+            if dtype == "float64":
+                continue  # rejected: tfa-lifted-float64-rejected
+            out = adapter.run(x, y, spec, dtype, "cpu")
+            assert out.loss == pytest.approx(oracle.loss, rel=2e-2), (spec, dtype)
+            error = np.abs(out.grad - oracle.grad)
+            assert error.max() > 0.25, (spec, dtype)
+            assert (error > allowed[dtype] * (1 + np.abs(oracle.grad))).any(), (spec, dtype)
+        untied = x + np.array([[2.0**-6], [0.0], [0.0], [0.0], [0.0]])
+        out = adapter.run(untied, y, spec, "float32", "cpu")
+        np.testing.assert_allclose(out.grad, reference.evaluate(untied, y, spec).grad, rtol=2e-3, atol=2e-3)
+    if name == "tfa.lifted_struct_loss":  # the spec's gradient, and TF-Addons', at m = 1 (in the registry's reason)
+        spec = next(s for s in adapter.specs if s.margin == 1.0)
+        np.testing.assert_allclose(reference.evaluate(x, y, spec).grad.ravel(),
+                                   [-0.4128, 2.0271, -0.2393, 2.0271, -3.4022], atol=1e-4)
+        np.testing.assert_allclose(adapter.run(x, y, spec, "float32", "cpu").grad.ravel(),
+                                   [-0.0868, 1.8641, 0.0868, 1.8641, -3.7282], atol=1e-3)
