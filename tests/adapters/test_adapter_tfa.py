@@ -27,15 +27,20 @@ def test_triplet_losses_reject_float64_for_every_metric(name):
             adapter.run(X, Y, spec, "float64", "cpu")
 
 
-def test_triplet_loss_rejects_float64_as_a_graph_too():
-    """The same rejection when the tf.function runs as a graph: a TypeError at trace time."""
+def assert_float64_rejected_as_a_graph(loss) -> None:
+    """loss(labels, float64 embeddings), its tf.function traced as a graph: a TypeError at trace time."""
     eager_before = tf.config.functions_run_eagerly()
     tf.config.run_functions_eagerly(False)
     try:
         with pytest.raises(TypeError, match="float32 that does not match type float64"):
-            addons.losses.triplet_semihard_loss(tf.constant(Y), tf.constant(X, tf.float64))
+            loss(tf.constant(Y), tf.constant(X, tf.float64))
     finally:
         tf.config.run_functions_eagerly(eager_before)
+
+
+def test_triplet_loss_rejects_float64_as_a_graph_too():
+    """The same rejection when the tf.function runs as a graph: a TypeError at trace time."""
+    assert_float64_rejected_as_a_graph(addons.losses.triplet_semihard_loss)
 
 
 def test_contrastive_rejects_float64_only_through_the_l2_distance():
@@ -305,13 +310,7 @@ def test_lifted_rejects_float64_eagerly_and_as_a_graph():
     for spec in adapter.specs:
         with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a double tensor but is a float"):
             adapter.run(X, Y, spec, "float64", "cpu")
-    eager_before = tf.config.functions_run_eagerly()
-    tf.config.run_functions_eagerly(False)
-    try:
-        with pytest.raises(TypeError, match="float32 that does not match type float64"):
-            addons.losses.lifted_struct_loss(tf.constant(Y), tf.constant(X, tf.float64))
-    finally:
-        tf.config.run_functions_eagerly(eager_before)
+    assert_float64_rejected_as_a_graph(addons.losses.lifted_struct_loss)
 
 
 @pytest.mark.parametrize("name", ["tfa.lifted_struct_loss", "tfa.lifted_struct_loss (graph)"])
