@@ -23,7 +23,7 @@ def test_every_loss_has_its_plain_loop():
     assert sorted(naive.STRATEGIES) == sorted(LOSSES)
 
 
-@pytest.mark.parametrize("loss", LOSSES.values(), ids=str)
+@pytest.mark.parametrize("loss", LOSSES.values(), ids=lambda loss: loss.name)  # a name: the same in every worker
 def test_a_loss_takes_only_the_fields_its_record_names(loss):
     for field, value in (("soft", True), ("scaled", True), ("anchors", "valid")):
         if field in loss.takes:
@@ -45,7 +45,7 @@ def _specs(loss):
             for form in forms for distance in reference.DISTANCES for reduction in reference.REDUCTIONS]
 
 
-@pytest.mark.parametrize("loss", LOSSES.values(), ids=str)
+@pytest.mark.parametrize("loss", LOSSES.values(), ids=lambda loss: loss.name)
 def test_an_oracle_meets_only_the_decision_kinds_its_record_declares(loss):
     rng = np.random.default_rng(7)
     measured_everywhere = {"zero_distance", "zero_norm"}  # evaluate's own, from the distance and the norms
