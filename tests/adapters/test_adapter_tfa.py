@@ -313,20 +313,22 @@ def test_lifted_rejects_float64_eagerly_and_as_a_graph():
     assert_float64_rejected_as_a_graph(addons.losses.lifted_struct_loss)
 
 
+def lifted_answers(adapter, x, labels):
+    """(spec, dtype, the oracle's answer, the adapter's) for every spec it claims and dtype it computes (float64 is
+    rejected: tfa-lifted-float64-rejected)."""
+    for spec in adapter.specs:
+        oracle = reference.evaluate(x, labels, spec)
+        for dtype in (d for d in adapter.dtypes if d != "float64"):
+            yield spec, dtype, oracle, adapter.run(x, labels, spec, dtype, "cpu")
+
+
 @pytest.mark.parametrize("name", ["tfa.lifted_struct_loss", "tfa.lifted_struct_loss (graph)"])
 def test_lifted_one_class_is_nan_with_nan_gradients(name):
     """Confirms tfa-lifted-one-class-nan: fixture A in one class has no negative; the spec's terms are all 0
     (J = -inf), TF-Addons' loss and gradient NaN (-inf x 0 on the diagonal), in every dtype it computes."""
-    adapter = ADAPTERS[name]
-    one_class = np.zeros(4, dtype=np.int64)
-    for spec in adapter.specs:
-        oracle = reference.evaluate(FIXTURE_A, one_class, spec)
+    for spec, dtype, oracle, out in lifted_answers(ADAPTERS[name], FIXTURE_A, np.zeros(4, dtype=np.int64)):
         assert oracle.loss == 0.0 and not oracle.grad.any()
-        for dtype in adapter.dtypes:
-            if dtype == "float64":
-                continue  # rejected: tfa-lifted-float64-rejected
-            out = adapter.run(FIXTURE_A, one_class, spec, dtype, "cpu")
-            assert np.isnan(out.loss) and np.isnan(out.grad).all(), (spec, dtype)
+        assert np.isnan(out.loss) and np.isnan(out.grad).all(), (spec, dtype)
 
 
 def test_lifted_without_a_positive_pair_is_nan():
@@ -342,20 +344,14 @@ def test_lifted_is_nan_once_a_nearest_negative_is_past_88_7(name):
     nearest negative is `apart` away; TF-Addons exponentiates e^(apart) for its masked-out diagonal, inf in float32
     past 88.72, and inf x 0 is NaN: the loss and every gradient entry are NaN where the spec gives 0 (every
     J < -80), for each margin and each dtype it computes; at 88.5 the exponential is finite and so is the answer."""
-    adapter = ADAPTERS[name]
     for apart, overflows in ((80.0, False), (88.5, False), (89.0, True), (100.0, True)):
         x = np.array([[0.0], [0.5], [apart], [apart + 0.5]])
-        for spec in adapter.specs:
-            oracle = reference.evaluate(x, FIXTURE_A_LABELS, spec)
+        for spec, dtype, oracle, out in lifted_answers(ADAPTERS[name], x, FIXTURE_A_LABELS):
             assert oracle.loss == 0.0 and not oracle.grad.any()
-            for dtype in adapter.dtypes:
-                if dtype == "float64":
-                    continue  # rejected: tfa-lifted-float64-rejected
-                out = adapter.run(x, FIXTURE_A_LABELS, spec, dtype, "cpu")
-                if overflows:
-                    assert np.isnan(out.loss) and np.isnan(out.grad).all(), (apart, spec, dtype)
-                else:
-                    assert out.loss == 0.0 and not out.grad.any(), (apart, spec, dtype)
+            if overflows:
+                assert np.isnan(out.loss) and np.isnan(out.grad).all(), (apart, spec, dtype)
+            else:
+                assert out.loss == 0.0 and not out.grad.any(), (apart, spec, dtype)
 
 
 @pytest.mark.parametrize("name", ["tfa.lifted_struct_loss", "tfa.lifted_struct_loss (graph)"])
