@@ -96,19 +96,19 @@ def judge_example(cell, quantity: str, impl, answer: Answer, *, decided: Decisio
     follows, and the rule above. `decided`, when the caller has it already, saves computing it again.
 
     `held_to`: another answer of the adapter's that `impl` must equal (a property: two inputs that must give the same
-    answer). It is compared where the rule compares with the oracle's value, within twice the tolerance (both carry
-    their own rounding); elsewhere either side of a decision is admissible, but neither may be a NaN or an infinity
-    where every admissible answer is finite."""
+    answer). Neither may be a NaN or an infinity where every admissible answer is finite (the same NaN twice is no
+    agreement); then `impl` is held to it where the rule compares with the oracle's value, within twice the tolerance
+    (both carry their own rounding), and elsewhere either side of a decision is admissible."""
     if decided is None:
         decided = decisions(answer, cell.compute_dtype, cell.precision, device)
     allowed = tolerance(quantity, cell.dtype, answer, cell.compute_dtype, cell.precision, device)
     if held_to is None:
         return judge(quantity, impl, answer, decided, allowed, cell.dtype, conventions)
+    for which, value in (("the answer it is held to", held_to), ("the answer", impl)):
+        errors = finite_where_required(quantity, value, answer, decided, cell.dtype)
+        if errors is not None:  # a NaN on both sides is no agreement where every admissible answer is finite
+            return replace(errors, mismatch=f"{which}: {errors.mismatch}")
     if comparison(quantity, decided, answer, conventions) != ORACLE:
-        for which, value in (("the answer it is held to", held_to), ("the answer", impl)):
-            errors = finite_where_required(quantity, value, answer, decided, cell.dtype)
-            if errors is not None:
-                return replace(errors, mismatch=f"{which}: {errors.mismatch}")
         return None
     doubled = Tolerance(2 * allowed.atol, allowed.rtol, f"2 x ({allowed.source})", allowed.scale)
     return measure(quantity, impl, held_to, doubled, cell.dtype)

@@ -125,13 +125,15 @@ ENTRIES: tuple[Divergence, ...] = (
         "each term [J]+^2 / 2 is 0, so the loss is 0. lifted_struct_loss computes J for every (i, j) of the batch, "
         "the diagonal included: the negative mask empties every sum, log 0 = -inf, the positive mask multiplies the "
         "diagonal's -inf by 0, NaN, and tf.maximum(NaN, 0) stays NaN. Loss and every gradient entry are NaN "
-        "(fixture A with labels [0, 0, 0, 0]: NaN against 0). The loss is finite only with a positive pair and two classes (docs/upstream/next-losses.md, "
-        "section 4.1). Every cell meets it: the one-class batch is among the extremes of engine/draws.py, and the "
-        "regression batch below.",
+        "(fixture A with labels [0, 0, 0, 0]: NaN against 0). The loss is finite only with a positive pair and two "
+        "classes (docs/upstream/next-losses.md, section 4.1). Every cell meets it: the one-class batch is among the "
+        "extremes of engine/draws.py, and the regression batch below. The properties that hold one answer to another "
+        "fail there too: NaN before and after is no agreement where the oracle answers 0.",
         link="tensorflow/addons tensorflow_addons/losses/lifted.py lifted_struct_loss (log of the masked sum)",
         spec={"mining": "lifted"},
         dtype=("float32", "float16", "bfloat16"),
-        check=(CONFORMANCE, "edge:no_negative", "property:descent", "property:duplicates_finite"),
+        check=(CONFORMANCE, "edge:no_negative", "property:descent", "property:duplicates_finite", "property:permutation",
+               "property:relabelling", "property:translation"),
         regressions=(
             Regression(
                 np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]]), np.zeros(4, dtype=np.int64),
