@@ -25,6 +25,7 @@ from contract.dtypes import dtype as dtype_facts
 from contract.dtypes import ulp
 from reference import GAP_KINDS, Answer, valid_triplets
 from reference.gaps import HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, WINDOW_LOWER, WINDOW_UPPER
+from reference.strategies import lifted_pairs
 
 from .tolerances import Tolerance
 
@@ -122,14 +123,12 @@ def _near_decisions(answer: Answer, kind: str, within: float) -> list[tuple[list
         # J_ij = lse(m - D over the negatives of i and of j) + D_ij moves at most twice as fast as any distance it
         # reads: its own (up takes J up) and every negative's (up takes J down), as reference/strategies.py says
         negative = labels[:, None] != labels[None, :]
-        for i, j in answer.selection:
-            exponents = np.concatenate([spec.margin - dist[i, negative[i]], spec.margin - dist[j, negative[j]]])
-            if not len(exponents):
-                continue  # J = -inf: no decision
-            margin = abs(float(np.logaddexp.reduce(exponents)) + dist[i, j]) / 2
-            if margin < within:
-                reads = [(i, k, 1) for k in np.flatnonzero(negative[i])] + [(j, k, 1) for k in np.flatnonzero(negative[j])]
-                found.append(([(i, j, -1)] + reads, margin))
+        i, j, argument, _ = lifted_pairs(dist, labels, spec.margin)
+        margins = np.abs(argument) / 2  # J = -inf (no negative): no decision
+        for k in np.flatnonzero(margins < within):
+            reads = [(i[k], n, 1) for n in np.flatnonzero(negative[i[k]])] + \
+                [(j[k], n, 1) for n in np.flatnonzero(negative[j[k]])]
+            found.append(([(i[k], j[k], -1)] + reads, float(margins[k])))
     elif kind == HINGE:
         a, p, n = answer.selection.T
         hp = np.where(p >= 0, dist[a, np.maximum(p, 0)], 0.0)

@@ -46,6 +46,7 @@ from contract.precision import DEFAULT, squared_error, to_distance
 from contract.targets import matmul_eps
 from reference import Answer
 from reference.distances import pairwise_backward
+from reference.strategies import lifted_pairs
 from reference.terms import NO_INDEX, hinge_or_soft, lookup
 
 # atol = max(table atol, SAFETY * first-order estimate). The estimate bounds a distance's rounding
@@ -287,21 +288,22 @@ def _lifted_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: 
     of two negatives far from the origin) the shares are the rounding's, not the spec's."""
     spec, dist, labels = answer.spec, answer.distances, answer.labels
     negative = labels[:, None] != labels[None, :]
+    i, j, argument, all_shares = lifted_pairs(dist, labels, spec.margin)
     moved = []
-    for (i, j), w in zip(answer.selection, weights):
-        rows_read = [(i, np.flatnonzero(negative[i])), (j, np.flatnonzero(negative[j]))]
-        exponents = np.concatenate([spec.margin - dist[row, ks] for row, ks in rows_read])
-        if not len(exponents) or w == 0:
+    for a, b, value, row_shares, w in zip(i, j, argument, all_shares, weights):
+        if not np.isfinite(value) or w == 0:  # J = -inf: no negative, no slope
             continue
-        lse = float(np.logaddexp.reduce(exponents))
-        hinge = max(lse + dist[i, j], 0.0)
-        read = np.concatenate([delta[row, ks] for row, ks in rows_read])
-        r_j = delta[i, j] + read.max() + eps * (abs(lse) + dist[i, j])
-        shares = np.exp(exponents - lse)
+        lse = value - dist[a, b]
+        hinge = max(value, 0.0)
+        reads = np.concatenate([negative[a], negative[b]])
+        read = np.concatenate([delta[a], delta[b]])[reads]
+        shares = row_shares[reads]
+        r_j = delta[a, b] + read.max() + eps * (abs(lse) + dist[a, b])
         share_moves = np.minimum(shares * np.expm1(np.minimum(read + read.max() + eps * abs(lse), 700.0)), 1.0)
-        moved.append(([i], [j], np.array([w * r_j])))
+        moved.append(([a], [b], np.array([w * r_j])))
         at = 0
-        for row, ks in rows_read:
+        for row in (a, b):
+            ks = np.flatnonzero(negative[row])
             part = slice(at, at + len(ks))
             moved.append((np.full(len(ks), row), ks, w * (r_j * shares[part] + hinge * share_moves[part])))
             at += len(ks)

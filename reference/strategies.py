@@ -182,21 +182,11 @@ def lifted(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
     no negative (one class) has J = -inf: its term is 0. [J]+^2 has a continuous slope at J = 0; only the count of
     mean_nonzero jumps there, where J moves at most twice as fast as any distance.
     """
-    positive, negative = label_masks(labels)
-    i, j = np.nonzero(np.triu(positive, k=1))
-    exponent = np.where(negative, spec.margin - dist, -np.inf)  # row k: m - D_kn over the negatives n of k
-    both = np.concatenate([exponent[i], exponent[j]], axis=1)  # per pair, the negatives of i, then those of j
-    top = both.max(axis=1, initial=-np.inf)
-    shift = np.where(np.isfinite(top), top, 0.0)  # the log-sum-exp's shift: it moves neither J nor its slope
-    scaled = np.exp(both - shift[:, None])
-    total = scaled.sum(axis=1)
-    with np.errstate(divide="ignore"):
-        j_value = np.log(total) + shift + dist[i, j]
+    i, j, j_value, share = lifted_pairs(dist, labels, spec.margin)
     hinge = np.maximum(j_value, 0.0)
     values = 0.5 * hinge**2
     loss, weights = reduce(values, spec.reduction, spec.empty, positive=j_value > 0)
     slope = weights * hinge  # dL/dJ per pair
-    share = np.divide(scaled, total[:, None], out=np.zeros_like(scaled), where=total[:, None] > 0)
     n = len(labels)
     grad_dist = np.zeros_like(dist)
     np.add.at(grad_dist, (i, j), slope)
@@ -204,3 +194,21 @@ def lifted(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
         np.add.at(grad_dist, (np.repeat(rows, n), np.tile(np.arange(n), len(rows))), -(slope[:, None] * part).ravel())
     gaps = {HINGE: smallest(np.abs(j_value[np.isfinite(j_value)]) / 2)} if spec.reduction == "mean_nonzero" else {}
     return Terms(loss, grad_dist, np.stack([i, j], axis=1), values, weights, gaps)
+
+
+def lifted_pairs(dist: np.ndarray, labels: np.ndarray, margin: float):
+    """lifted's J per positive pair i < j, and each negative's share of its log-sum-exp: (i, j, J, shares), shares
+    [P, 2N] over row i's columns then row j's (0 off their negatives). The sum is shifted by its largest exponent,
+    which moves neither J nor a share; a pair without negatives has J = -inf and no share."""
+    positive, negative = label_masks(labels)
+    i, j = np.nonzero(np.triu(positive, k=1))
+    exponent = np.where(negative, margin - dist, -np.inf)  # row k: m - D_kn over the negatives n of k
+    both = np.concatenate([exponent[i], exponent[j]], axis=1)  # per pair, the negatives of i, then those of j
+    top = both.max(axis=1, initial=-np.inf)
+    shift = np.where(np.isfinite(top), top, 0.0)
+    scaled = np.exp(both - shift[:, None])
+    total = scaled.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        j_value = np.log(total) + shift + dist[i, j]
+    shares = np.divide(scaled, total[:, None], out=np.zeros_like(scaled), where=total[:, None] > 0)
+    return i, j, j_value, shares
