@@ -26,6 +26,7 @@ from contract.targets import target as target_facts
 from reference import (
     ANCHORS,
     ANCHORS_MININGS,
+    MARGIN_MININGS,
     DISTANCES,
     EMPTIES,
     MININGS,
@@ -45,8 +46,8 @@ MARGINS = (0.2, 1.0)
 
 
 def _forms(mining: str) -> list[dict]:
-    """The term's forms a mining allows: hinge at each margin, soft, scaled."""
-    forms = [{"margin": m} for m in MARGINS]
+    """The term's forms a mining allows: hinge at each margin, soft, scaled; no margin where it takes none."""
+    forms = [{"margin": m} for m in MARGINS] if mining in MARGIN_MININGS else [{}]
     if mining in SOFT_MININGS:
         forms.append({"soft": True})
     if mining in SCALED_MININGS:
@@ -62,7 +63,8 @@ def _variants(mining: str) -> list[dict]:
 # The losses inhouse/strategies.py implements (its STRATEGIES; without importing torch here), in the records' order: a
 # loss of reference/losses.py need not have one; tests/inhouse/test_inhouse_torch.py keeps the two lists equal.
 IMPLEMENTED = tuple(mining for mining in MININGS if mining in (
-    "batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive", "lifted"))
+    "batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive", "lifted", "npairs",
+    "npairs_multilabel"))
 ALL_SPECS = tuple(
     Spec(mining=mining, distance=distance, normalize=normalize, reduction=reduction, empty=empty, **variant)
     for mining in IMPLEMENTED

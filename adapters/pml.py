@@ -1,5 +1,5 @@
 """pytorch-metric-learning (PML): `TripletMarginLoss` alone, with `BatchHardMiner`, and with
-`TripletMarginMiner("semihard")`; `LiftedStructureLoss`.
+`TripletMarginMiner("semihard")`; `LiftedStructureLoss`; `NPairsLoss`.
 
 How PML maps onto the vocabulary (docs/upstream/pytorch.md, section 1; src/pytorch_metric_learning/...):
   * the loss is relu(d_ap - d_an + margin) per mined triplet, reduced by `AvgNonZeroReducer` (mean over
@@ -33,6 +33,14 @@ adapter passes pos_margin 1, neg_margin 1 - m (and pos_margin 0, neg_margin m fo
 [lse over its positives of (d_ap - pos_margin) + lse over its negatives of (neg_margin - d_an)]+, unsquared, mean
 over all N anchors, where an empty set's lse is 0 (so a one-class batch is not 0: 2.35772 on next-losses.md's
 fixture; lifted's terms are squared, per positive pair, and pool both rows' negatives).
+
+`NPairsLoss()` (losses/n_pairs_loss.py; docs/upstream/next-losses.md, section 1.3) builds its pairs from the labels:
+of every class with two rows or more it keeps the first ordered positive pair (row-major), scores anchors x those
+positives with its distance (negated unless a similarity: `DotProductSimilarity` of normalised rows by default, the
+cosine, whose softmax is the spec's -D; `LpDistance` gives -D), and takes the cross-entropy against each anchor's own
+positive, mean over the pairs. In the pairs layout with one pair per class that is npairs; where pairs share a class
+it keeps one of them (the first two rows of the class, both anchors), where TF-Addons spreads the target over every
+positive of the class: registered.
 
 `ContrastiveLoss` is not here because it maps onto no Spec: it takes relu(d - pos_margin) over positive
 pairs and relu(neg_margin - d) over negative pairs, both unsquared, over ordered pairs (i, j) and (j, i),
@@ -126,6 +134,15 @@ def pml_adapter(name, make_miner, spec, notes, source):
     )
 
 
+def npairs_loss(embeddings, labels, spec):
+    """NPairsLoss() with the distance `spec.distance` measures: its default DotProductSimilarity() (normalised rows:
+    the cosine) for cosine, LpDistance for the others."""
+    from pytorch_metric_learning import distances, losses
+
+    distance = distances.DotProductSimilarity() if spec.distance == "cosine" else distance_for(spec)
+    return losses.NPairsLoss(distance=distance)(embeddings, labels)
+
+
 def lifted_structure_loss(embeddings, labels, spec):
     """LiftedStructureLoss(neg_margin=m, pos_margin=0) with the distance `spec.distance` measures; cosine through
     CosineSimilarity with pos_margin=1, neg_margin=1 - m (its margins are inverted: module docstring)."""
@@ -183,6 +200,20 @@ ADAPTERS = [
         "neg_margin 1 and pos_margin 0 (cosine: CosineSimilarity with pos_margin 1, neg_margin 0). A dense "
         "[positive pairs x negative pairs] mask: O(N^4) memory.",
         source=SOURCE + "losses/lifted_structure_loss.py",
+        requires=("pytorch_metric_learning",),
+        precision="gram",  # LpDistance is torch.cdist: the Gram expansion above 25 rows
+    ),
+    wrap_torch(
+        npairs_loss,
+        name="pml.NPairsLoss",
+        spec=[Spec(mining="npairs", distance=distance, normalize=normalize)
+              for distance, normalize in (("cosine", False), ("euclidean", False), ("squared_euclidean", False))],
+        dtypes=("float64", "float32"),
+        targets=("cpu", "cuda", "cuda-tf32"),
+        notes="The first positive pair of each class (row-major), cross-entropy of anchors x those positives "
+        "(DotProductSimilarity of normalised rows by default: cosine; LpDistance negated) against the anchor's own "
+        "positive, mean over the pairs; 0 with fewer than two pairs. Pairs sharing a class: one of them is kept.",
+        source=SOURCE + "losses/n_pairs_loss.py",
         requires=("pytorch_metric_learning",),
         precision="gram",  # LpDistance is torch.cdist: the Gram expansion above 25 rows
     ),

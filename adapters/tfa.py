@@ -1,6 +1,6 @@
 """TensorFlow-Addons 0.23.0 (end of life; TF 2.13-2.15): `triplet_semihard_loss`, `triplet_hard_loss`,
-`lifted_struct_loss` and `contrastive_loss` (tensorflow/addons
-tensorflow_addons/losses/{triplet,lifted,contrastive,metric_learning}.py).
+`lifted_struct_loss`, `contrastive_loss`, `npairs_loss` and `npairs_multilabel_loss` (tensorflow/addons
+tensorflow_addons/losses/{triplet,lifted,contrastive,npairs,metric_learning}.py).
 
 What the suite knows (docs/upstream/tf-addons.md, sections 1.1-1.8; docs/upstream/next-losses.md, section 4.1):
   * distance_metric "L2" = euclidean, "squared-L2" = squared_euclidean, "angular" = cosine (1 - cos,
@@ -19,6 +19,11 @@ What the suite knows (docs/upstream/tf-addons.md, sections 1.1-1.8; docs/upstrea
     0/0 = NaN without a positive pair. Registered: NaN with one class (log 0 = -inf times a 0 mask) and once a
     row's nearest negative is past 88.72 (exp overflows before the mask), and a gradient through the shift where
     the two rows of a pair tie (tf.maximum's tie rule).
+  * `npairs_loss(y, s)` and `npairs_multilabel_loss(Y, s)` take a [B, B] logit matrix; here it is what a porter
+    passes (`anchor_positive_logits`, measured in float32 for float16 and bfloat16 and cast back): the cosine
+    similarity of the unit rows (a matmul), or the negated distance measured from differences, of anchors (rows 0..B-1) and positives (rows B..2B-1); y = the pairs' labels, Y their
+    class sets as a [B, 62] 0/1 matrix. Both run in the logits' dtype, float64 included, no upcast. Registered:
+    npairs_loss casts the labels to that dtype before comparing them (ids 2048 and 2049 are one class in float16).
   * `contrastive_loss(y, d)` takes precomputed distances; here they are TF-Addons' own pairwise distances
     of every unordered pair i < j, computed from the embeddings under the tape, and y = same label.
 
@@ -32,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference import Spec
+from reference.validation import MAX_CLASSES
 
 from ._tf import load
 from contract.adapter import HALF_IN_FLOAT32
@@ -64,6 +70,53 @@ def triplet_hard_loss(embeddings, labels, spec):
 def lifted_struct_loss(embeddings, labels, spec):
     tfa = load("tensorflow_addons")
     return tfa.losses.lifted_struct_loss(labels, embeddings, margin=spec.margin)
+
+
+def anchor_positive_logits(embeddings, spec):
+    """The [B, B] logits a porter passes to npairs_loss: anchors x positives (the pairs layout, reference/npairs.py),
+    cos(a_i, p_j) of the unit rows by one matmul for cosine (the spec's -D up to the constant 1, which a softmax
+    ignores), else -D(a_i, p_j) from differences (0 and gradient 0 at distance 0); float16 and bfloat16 measured in
+    float32, where |x - y|^2 of close rows does not underflow, and cast back: npairs runs in the dtype."""
+    tf = load("tensorflow")
+    low_precision = embeddings.dtype in (tf.float16, tf.bfloat16)  # upcast as TF-Addons' own distances do
+    precise = tf.cast(embeddings, tf.float32) if low_precision else embeddings
+    half = tf.shape(precise)[0] // 2
+    anchors, positives = precise[:half], precise[half:]
+    if spec.distance == "cosine":
+        logits = tf.matmul(_unit_rows(anchors), _unit_rows(positives), transpose_b=True)
+    else:
+        difference = anchors[:, None, :] - positives[None, :, :]
+        squared = tf.reduce_sum(difference * difference, axis=-1)
+        apart = squared > 0
+        logits = -squared if spec.distance == "squared_euclidean" else -tf.where(
+            apart, tf.sqrt(tf.where(apart, squared, tf.ones_like(squared))), tf.zeros_like(squared))
+    return tf.cast(logits, embeddings.dtype)
+
+
+def _unit_rows(x):
+    """l2_normalize of each row first scaled by a power of two to a largest |coordinate| in [1, 2): exact, and |x|^2
+    cannot overflow float16 (at |x| > 256) nor underflow."""
+    tf = load("tensorflow")
+    largest = tf.reduce_max(tf.abs(x), axis=1, keepdims=True)
+    exponent = tf.floor(tf.math.log(tf.where(largest > 0, largest, tf.ones_like(largest))) / tf.math.log(
+        tf.constant(2.0, x.dtype)))
+    return tf.math.l2_normalize(x * tf.pow(tf.constant(2.0, x.dtype), -exponent), axis=1)
+
+
+def npairs_loss(embeddings, labels, spec):
+    tf = load("tensorflow")
+    tfa = load("tensorflow_addons")
+    return tfa.losses.npairs_loss(labels[: tf.shape(labels)[0] // 2], anchor_positive_logits(embeddings, spec))
+
+
+def npairs_multilabel_loss(embeddings, labels, spec):
+    """Each pair's class set (a bit mask, reference/npairs.py) as the [B, 62] 0/1 matrix TF-Addons takes."""
+    tf = load("tensorflow")
+    tfa = load("tensorflow_addons")
+    masks = labels[: tf.shape(labels)[0] // 2]
+    classes = tf.bitwise.bitwise_and(tf.bitwise.right_shift(masks[:, None], tf.range(MAX_CLASSES, dtype=masks.dtype)),
+                                     tf.ones_like(masks[:, None]))
+    return tfa.losses.npairs_multilabel_loss(classes, anchor_positive_logits(embeddings, spec))
 
 
 def contrastive_loss(embeddings, labels, spec):
@@ -101,7 +154,15 @@ def lifted_specs(margins):
     return [Spec(mining="lifted", distance="euclidean", margin=m, reduction="mean", empty="nan") for m in margins]
 
 
+def npairs_specs(mining, distances):
+    return [Spec(mining=mining, distance=d) for d in distances]
+
+
+NPAIRS_DISTANCES = ("cosine", "euclidean", "squared_euclidean")
 SEMIHARD_NOTES = "Ordered positive pairs, nearest farther negative else farthest; NaN without a positive pair."
+NPAIRS_NOTES = ("Softmax cross-entropy of each anchor's logits (the porter's [B, B] anchors x positives matrix: "
+                "cosine similarity, or -distance) against targets spread over the positives of its class{sets}; "
+                "mean over anchors; in the logits' dtype.")
 GRAPH_NOTES = " Run as a graph with its gradient, as Keras's fit does (reduce_retracing: the batch size unknown)."
 HARD_NOTES = "Mean over every anchor (hp = 0 without a positive); soft = log1p(exp(hp - hn))."
 LIFTED_NOTES = ("Per positive pair, [log(sum of e^(m - d) over both rows' negatives) + d]+^2 / 2, mean over positive "
@@ -141,6 +202,24 @@ ADAPTERS = [
         requires=REQUIRES,
         precision="gram",
         compute_dtype=HALF_IN_FLOAT32,
+    ),
+    wrap_tensorflow(
+        npairs_loss,
+        name="tfa.npairs_loss",
+        spec=npairs_specs("npairs", NPAIRS_DISTANCES),
+        dtypes=DTYPES,
+        notes=NPAIRS_NOTES.format(sets="") + " Run eagerly.",
+        source=SOURCE + "npairs.py",
+        requires=REQUIRES,
+    ),
+    wrap_tensorflow(
+        npairs_multilabel_loss,
+        name="tfa.npairs_multilabel_loss",
+        spec=npairs_specs("npairs_multilabel", NPAIRS_DISTANCES),
+        dtypes=DTYPES,
+        notes=NPAIRS_NOTES.format(sets=" (weighted by the classes shared)") + " Run eagerly.",
+        source=SOURCE + "npairs.py",
+        requires=REQUIRES,
     ),
     wrap_tensorflow(
         contrastive_loss,
@@ -185,6 +264,24 @@ ADAPTERS = [
         source=SOURCE + "lifted.py",
         requires=REQUIRES,
         precision="gram",
+        graph=True,
+    ),
+    wrap_tensorflow(
+        npairs_loss,
+        name="tfa.npairs_loss (graph)",
+        spec=npairs_specs("npairs", ("cosine",)),
+        notes=NPAIRS_NOTES.format(sets="") + GRAPH_NOTES,
+        source=SOURCE + "npairs.py",
+        requires=REQUIRES,
+        graph=True,
+    ),
+    wrap_tensorflow(
+        npairs_multilabel_loss,
+        name="tfa.npairs_multilabel_loss (graph)",
+        spec=npairs_specs("npairs_multilabel", ("cosine",)),
+        notes=NPAIRS_NOTES.format(sets=" (weighted by the classes shared)") + GRAPH_NOTES,
+        source=SOURCE + "npairs.py",
+        requires=REQUIRES,
         graph=True,
     ),
 ]

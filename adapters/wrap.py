@@ -37,6 +37,8 @@ import numpy as np
 
 from contract.adapter import Adapter, Output, Unavailable
 from contract.targets import processes
+from reference import LOSSES
+from reference.evaluate import read_labels
 
 from . import _numpy, _tf, _torch
 
@@ -110,6 +112,8 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, t
             raise ValueError(f"{who}: {device!r} is a distributed target, whose ranks run rank_call's function "
                              "(engine.harness.call_adapter shards the batch), not run")
         x = np.asarray(embeddings, dtype=np.float64)
+        if LOSSES[spec.mining].layout == "pairs":  # the layout's own mistakes, said here rather than from inside
+            read_labels(labels, len(x), spec)
         loss, grad = execute(functools.partial(call, spec=spec), who, x, np.asarray(labels), triplets, dtype, device)
         return Output(loss=loss, grad=grad, version=plumbing.version(requires), target=plumbing.target(device))
 

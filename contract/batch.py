@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reference import Scope, Spec, check_scope, in_scope, valid_triplets
+from reference import LOSSES, Scope, Spec, check_scope, in_scope, valid_triplets
+from reference.validation import MAX_CLASSES
 
 from .dtypes import round_to_dtype
 
@@ -72,15 +73,33 @@ class Regression:
         """Whether a cell of `spec` (and property `prop`, dtype `dtype`) runs it: a batch the dtype cannot hold
         (a coordinate past its range) is not an input of that dtype."""
         representable = dtype is None or bool(np.all(np.isfinite(round_to_dtype(self.embeddings, dtype))))
-        return in_scope(spec, self.reaches) and (prop is None or prop in self.properties) and representable
+        has_a_pair = LOSSES[spec.mining].layout != "pairs" or len(self.labels) >= 2
+        return in_scope(spec, self.reaches) and (prop is None or prop in self.properties) and representable \
+            and has_a_pair
 
     def batch(self, spec: Spec) -> Batch:
-        """The batch for `spec`: with its own triples, or the first valid ones of its labels, for mining="triplets"."""
-        labels = np.array(self.labels, dtype=np.int64)
+        """The batch for `spec`: with its own triples, or the first valid ones of its labels, for mining="triplets";
+        in the loss's layout (`in_layout`)."""
+        embeddings, labels = in_layout(spec, np.array(self.embeddings, dtype=np.float64), self.labels)
         triplets = None
         if spec.mining == "triplets":
             triplets = valid_triplets(labels)[:4] if self.triplets is None else np.array(self.triplets, dtype=np.int64)
-        return Batch(np.array(self.embeddings, dtype=np.float64), labels, triplets, f"regression: {self.layout}")
+        return Batch(embeddings, labels, triplets, f"regression: {self.layout}")
+
+
+def in_layout(spec: Spec, embeddings: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+    """A labelled batch as the spec's loss reads it (reference/losses.py LAYOUTS, LABEL_KINDS): for the pairs layout
+    an even number of rows (the last one dropped) whose second half takes the first half's labels, so that row
+    B + i is the positive of anchor i; for class sets, class c as the set {c}. Other losses read it as it is."""
+    loss = LOSSES[spec.mining]
+    labels = np.array(labels, dtype=np.int64)
+    if loss.layout == "pairs":
+        half = len(labels) // 2
+        embeddings, labels = embeddings[: 2 * half], np.tile(labels[:half], 2)
+    if loss.labels == "class sets":
+        _, codes = np.unique(labels, return_inverse=True)
+        labels = np.left_shift(1, codes.reshape(-1) % MAX_CLASSES).astype(np.int64)
+    return embeddings, labels
 
 
 # Batches a search found, too large to read as source: arrays by name (NAME_x, NAME_y).

@@ -65,14 +65,17 @@ def conformance_cells(adapters: list[Adapter]) -> list[Cell]:
     ]
 
 
-def edge_case_cells(adapters: list[Adapter], cases: tuple[str, ...]) -> list[Cell]:
-    """Per adapter x claimed spec x case, on its first dtype and the CPU (the behaviour, recorded)."""
+def edge_case_cells(adapters: list[Adapter], cases: tuple[str, ...],
+                    expressible: Callable[[Spec, str], bool] = lambda spec, case: True) -> list[Cell]:
+    """Per adapter x claimed spec x case the spec's batch layout can express, on its first dtype and the CPU (the
+    behaviour, recorded)."""
     return [
         Cell(adapter, spec, adapter.dtypes[0], "cpu", f"edge:{case}")
         for adapter in adapters
         if "cpu" in adapter.targets
         for spec in adapter.specs
         for case in cases
+        if expressible(spec, case)
     ]
 
 

@@ -35,6 +35,7 @@ from contract.dtypes import most_precise
 from contract.precision import DEFAULT
 from contract.targets import processes as processes_of
 from reference import LOSSES, Spec, minings_of, valid_triplets
+from reference.validation import MAX_CLASSES
 
 from .ambiguity import zero_norm_resolution
 from .distributed import even_shards
@@ -162,8 +163,14 @@ def build(spec: Spec, dtype: str, plan: Plan, rng: np.random.Generator, precisio
           processes: int = 1) -> Batch:
     """The batch `plan` describes, its coordinates drawn from `rng`: what `batches` draws, and (Plan.extreme) what
     `extremes` fixes."""
-    n, d = plan.n, plan.d
-    labels, layout = _labels(rng, n, plan.labels, plan.sparse_labels)
+    loss = LOSSES[spec.mining]
+    pairs = loss.layout == "pairs"
+    n, d = (max(2, plan.n - plan.n % 2) if pairs else plan.n), plan.d
+    labels, layout = _labels(rng, n // 2 if pairs else n, plan.labels, plan.sparse_labels)
+    if loss.labels == "class sets":
+        labels, layout = _class_sets(rng, labels), layout + ", class sets"
+    if pairs:  # row B + i is the positive of anchor i: the same label, so the same cluster
+        labels, layout = np.tile(labels, 2), layout + ", as pairs"
     _, codes = np.unique(labels, return_inverse=True)
 
     scale = (spec.margin or 1.0) * 2.0 ** rng.uniform(-1.0, 1.5)
@@ -236,10 +243,19 @@ def _labels(rng: np.random.Generator, n: int, layout: str, sparse: bool) -> tupl
         k = int(rng.integers(2, max(2, min(n, 8)) + 1))
         classes = rng.integers(0, k, size=n).astype(np.int64)
     if sparse:  # labels need not be 0..k-1
-        values = np.sort(rng.choice(10**6, size=n, replace=False))
+        values = np.sort(rng.choice(10**6, size=max(n, int(classes.max()) + 1), replace=False))  # one pair: 2 classes
         classes = values[classes]
         layout += ", sparse labels"
     return classes, layout
+
+
+def _class_sets(rng: np.random.Generator, classes: np.ndarray) -> np.ndarray:
+    """Each row's class as the set {its class}, and a third of them one more class of the batch: rows that share
+    some classes and not others (the multilabel case)."""
+    _, codes = np.unique(classes, return_inverse=True)
+    codes = codes.reshape(-1) % MAX_CLASSES
+    more = np.where(rng.random(len(codes)) < 1 / 3, rng.choice(codes, size=len(codes)), codes)
+    return (np.left_shift(1, codes) | np.left_shift(1, more)).astype(np.int64)
 
 
 def _triplets(rng: np.random.Generator, labels: np.ndarray, arbitrary: bool) -> np.ndarray:

@@ -41,6 +41,14 @@ def _labelled(spec: Spec, dtype: str) -> bool:
     return LOSSES[spec.mining].layout == "labels"
 
 
+def _paired(spec: Spec, dtype: str) -> bool:
+    return LOSSES[spec.mining].layout == "pairs"
+
+
+def _pair_labels(batch: Batch) -> np.ndarray:
+    return batch.labels[: len(batch.labels) // 2]
+
+
 def _hinged(spec: Spec, dtype: str) -> bool:
     return spec.mining in TRIPLET_MININGS and not spec.soft
 
@@ -153,6 +161,9 @@ REGIMES: tuple[Regime, ...] = (
     Regime("negative pair inside the margin", _mining("contrastive"), lambda b, a: bool((_negative_pair_margins(a) < 0).any()), 0.2),
     Regime("negative pair beyond the margin", _mining("contrastive"), lambda b, a: bool((_negative_pair_margins(a) > 0).any()), 0.2),
     Regime("index repeated inside a triplet", _mining("triplets"), _repeats_an_index, 0.1),
+    Regime("pairs sharing a class", _paired, lambda b, a: len(np.unique(_pair_labels(b))) < len(_pair_labels(b)), 0.2),
+    Regime("every pair its own class", _paired,
+           lambda b, a: len(_pair_labels(b)) > 1 and len(np.unique(_pair_labels(b))) == len(_pair_labels(b)), 0.05),
 )
 
 

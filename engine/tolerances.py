@@ -12,7 +12,7 @@ correct implementation, so atol grows with a first-order estimate of this batch'
 The estimate carries each distance's rounding delta_ij (contract/precision.py: a direct computation of the
 spec by default; the Gram expansion's only where the adapter declares it) through the loss with the oracle's
 dL/dD: sum_ij |dL/dD_ij| delta_ij, plus each term's own arithmetic, eps (m + its distances + |term|) weighted
-as the reduction weighs it, plus the rounding of the distances read by the terms where dL/dD is one-sided: a
+as the reduction weighs it (a log-sum-exp's at its row's largest logit), plus the rounding of the distances read by the terms where dL/dD is one-sided: a
 hinge within that rounding of its kink, a term whose positive and negative are one distance (`kink_rounding`).
 A sum over T terms therefore scales with T, a mean does not. The gradient
 estimate carries the relative rounding of each distance, delta_ij / d_ij, into that distance's gradient
@@ -44,7 +44,7 @@ import numpy as np
 from contract.dtypes import dtype as dtype_facts
 from contract.precision import DEFAULT, squared_error, to_distance
 from contract.targets import matmul_eps
-from reference import Answer
+from reference import LOSSES, Answer
 from reference.distances import pairwise_backward
 from reference.strategies import lifted_pairs
 from reference.terms import NO_INDEX, hinge_or_soft, lookup
@@ -167,9 +167,12 @@ def term_rounding(answer: Answer, dtype: str) -> float:
     exactly, yet float16 gives m - 0.008 at d = 15)."""
     if not len(answer.selection):
         return 0.0
-    rows, read = answer.selection[:, :1], answer.selection[:, 1:]
-    dist = np.where(read >= 0, answer.distances[rows, np.maximum(read, 0)], 0.0)
-    operands = answer.spec.margin + dist.sum(axis=1) + np.abs(answer.values)
+    if answer.operands is not None:  # a log-sum-exp rounds at its row's largest logit (reference/terms.py Terms)
+        operands = answer.operands
+    else:
+        rows, read = answer.selection[:, :1], answer.selection[:, 1:]
+        dist = np.where(read >= 0, answer.distances[rows, np.maximum(read, 0)], 0.0)
+        operands = answer.spec.margin + dist.sum(axis=1) + np.abs(answer.values)
     return float(dtype_facts(dtype).eps * np.sum(np.abs(answer.weights) * operands))
 
 
@@ -257,10 +260,13 @@ def slope_rounding(answer: Answer, dtype: str, delta: np.ndarray, slope: np.ndar
     in float32 are rounded by 1e7) the slope is the rounding's, not the spec's."""
     spec = answer.spec
     rows = np.zeros(len(answer.distances))
-    if not len(answer.selection) or not (spec.soft or spec.mining in ("contrastive", "lifted")):
+    softmax = LOSSES[spec.mining].term == "softmax row"
+    if not len(answer.selection) or not (spec.soft or softmax or spec.mining in ("contrastive", "lifted")):
         return rows
     dist, weights, eps = answer.distances, np.abs(answer.weights), dtype_facts(dtype).eps
-    if spec.mining == "lifted":
+    if softmax:
+        pairs = _softmax_slopes(answer, delta, weights, eps)
+    elif spec.mining == "lifted":
         pairs = _lifted_slopes(answer, delta, weights, eps)
     elif spec.mining == "contrastive":
         i, j = answer.selection.T
@@ -308,6 +314,20 @@ def _lifted_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: 
             moved.append((np.full(len(ks), row), ks, w * (r_j * shares[part] + hinge * share_moves[part])))
             at += len(ks)
     return moved
+
+
+def _softmax_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: float) -> list:
+    """A softmax row's slopes w_i (softmax_ij - Y_ij) on its logits -D(a_i, p_j): every logit of row i is read up to
+    r_i = max_j delta_ij + eps max_j |logit_ij| off, which moves softmax_ij by at most softmax_ij (e^(2 r_i) - 1), and
+    by at most 1: where logits round by more than their spread the weights are the rounding's, not the spec's."""
+    b = len(answer.selection)
+    logits = -answer.distances[:b, b:]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    read = delta[:b, b:].max(axis=1) + eps * np.abs(logits).max(axis=1)
+    moved = np.minimum(softmax * np.expm1(np.minimum(2.0 * read, 700.0))[:, None], 1.0) * weights[:, None]
+    anchors, positives = np.meshgrid(np.arange(b), b + np.arange(b), indexing="ij")
+    return [(anchors.ravel(), positives.ravel(), moved.ravel())]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

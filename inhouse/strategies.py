@@ -25,6 +25,7 @@ from reference import Spec
 
 from .chunks import anchor_chunks
 from .distances import PairDistances, pairwise_distances
+from .npairs import npairs, npairs_multilabel
 from .mining import ClassSlots, hardest_partners, semi_hard_negatives, sorted_negatives
 from .terms import aggregate, term_and_slope
 
@@ -203,4 +204,6 @@ STRATEGIES = {
     "triplets": explicit_triplets,
     "contrastive": contrastive,
     "lifted": lifted,
+    "npairs": npairs,
+    "npairs_multilabel": npairs_multilabel,
 }

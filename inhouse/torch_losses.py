@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import torch
 
-from reference import Spec
+from reference import LOSSES, Spec
 
 from .distances import measured_points, unit_rows
+from .npairs import class_set_masks
 from .strategies import STRATEGIES
 from .terms import finish, in_working_precision, reduce
 
@@ -32,11 +33,15 @@ def metric_loss(embeddings: torch.Tensor, labels, spec: Spec, triplets=None) -> 
     """The loss `spec` describes, as a differentiable scalar on the embeddings' device and dtype.
 
     embeddings  [N, D] floating tensor (float16/bfloat16 are computed in float32)
-    labels      [N] integer labels (tensor or array-like)
+    labels      [N] integer labels (tensor or array-like); class sets (npairs_multilabel): [N] bit masks or a [N, C]
+                0/1 matrix
     triplets    [T, 3] (anchor, positive, negative) indices, for mining="triplets" only
     """
     work = in_working_precision(embeddings)
-    labels = torch.as_tensor(labels, device=work.device).long().reshape(-1)
+    labels = torch.as_tensor(labels, device=work.device).long()
+    if labels.ndim == 2 and labels.shape[1] > 1 and LOSSES[spec.mining].labels == "class sets":
+        labels = class_set_masks(labels)  # a [N, C] 0/1 matrix: each row's bit mask
+    labels = labels.reshape(-1)
     points = measured_points(unit_rows(work) if spec.normalize else work, spec.distance)
     if spec.mining == "triplets":
         triplets = torch.as_tensor(triplets, device=work.device)

@@ -10,7 +10,7 @@ from .gaps import ZERO_DISTANCE, ZERO_NORM, in_distance_units
 from .spec import Spec
 from .losses import LOSSES
 from .terms import Terms, smallest
-from .validation import as_embeddings, as_labels, as_spec, as_triplets
+from .validation import as_class_sets, as_embeddings, as_labels, as_layout, as_spec, as_triplets
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Answer:
     norms      the input rows' norms (normalisation divides by them)
     selection  one row per term: (a, p, n) or, for contrastive, (i, j); -1 marks a constant-0 distance
     values     each term's loss;  weights: each term's coefficient in `loss`
+    operands   each term's operands' magnitude where its arithmetic rounds at more than its reads (Terms), or None
     gaps       decision kind -> the smallest margin of this input from that kind of decision point
     gap        min(gaps) over the kinds measured in the embedding space (distances, norms): how far the rows may
                move before a decision flips; a soft term's value (soft_underflow) is no such distance
@@ -43,6 +44,7 @@ class Answer:
     selection: np.ndarray
     values: np.ndarray
     weights: np.ndarray
+    operands: np.ndarray | None
     gaps: dict
     gap: float
 
@@ -56,8 +58,8 @@ def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Answer:
     (the decision-gap kinds and what each means are declared in reference/gaps.py)."""
     spec = as_spec(spec)
     x = as_embeddings(embeddings)
-    y = as_labels(labels, len(x))
     triplets = as_triplets(triplets, spec, len(x))
+    y = read_labels(labels, len(x), spec)
 
     unit, norms = normalize_rows(x)
     rows = unit if spec.normalize else x
@@ -88,9 +90,16 @@ def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Answer:
         selection=outcome.selection,
         values=outcome.values,
         weights=outcome.weights,
+        operands=outcome.operands,
         gaps=gaps,
         gap=smallest([value for kind, value in gaps.items() if in_distance_units(kind)]),
     )
+
+
+def read_labels(labels, n: int, spec: Spec) -> np.ndarray:
+    """The labels as int64 [N], in the layout the spec's loss reads (reference/validation.py)."""
+    loss = LOSSES[spec.mining]
+    return as_layout(as_labels(as_class_sets(labels) if loss.labels == "class sets" else labels, n), loss)
 
 
 def evaluate_distances(distances, labels, spec: Spec, triplets=None) -> Terms:
@@ -99,5 +108,5 @@ def evaluate_distances(distances, labels, spec: Spec, triplets=None) -> Terms:
     What-if questions ask this: the loss had two tied distances come out the other way round."""
     spec = as_spec(spec)
     distances = np.asarray(distances, dtype=np.float64)
-    labels = as_labels(labels, len(distances))
+    labels = read_labels(labels, len(distances), spec)
     return LOSSES[spec.mining].oracle(distances, labels, spec, as_triplets(triplets, spec, len(distances)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import strategies
+from . import npairs, strategies
 from .gaps import COLLAPSE, HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, TIE_NEGATIVE, TIE_POSITIVE, WINDOW_LOWER, \
     WINDOW_UPPER
 from .terms import Terms
@@ -19,8 +19,12 @@ from .terms import Terms
 # The Spec fields every loss takes; `Loss.takes` names the others it takes (elsewhere they keep their defaults).
 UNIVERSAL_FIELDS = ("mining", "distance", "normalize", "reduction", "empty")
 OPTIONAL_FIELDS = ("margin", "soft", "scaled", "anchors")
-TERMS = ("triplet", "pair")  # what one term of the loss is made of: (a, p, n) or (i, j)
-LAYOUTS = ("labels", "labels and triplets")  # what a batch carries besides the embeddings
+# what one term of the loss is made of: (a, p, n), (i, j), or one anchor's softmax over every positive
+TERMS = ("triplet", "pair", "softmax row")
+# what a batch carries besides the embeddings; "pairs": rows 0..B-1 the anchors, row B + i the positive of anchor i,
+# both rows of a pair with its label (reference/npairs.py)
+LAYOUTS = ("labels", "labels and triplets", "pairs")
+LABEL_KINDS = ("classes", "class sets")  # a label is a class id, or a pair's set of classes as a bit mask
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,14 @@ class Loss:
     selects: str  # what it is made of, in one line (the report's words)
     source: str
     growth: int = 1  # a term's value grows like the distance to this power (1: a hinge; 2: a squared distance)
+    labels: str = "classes"  # one of LABEL_KINDS
 
     def __post_init__(self) -> None:
         if not set(self.takes) <= set(OPTIONAL_FIELDS):
             raise ValueError(f"loss {self.name}: takes {self.takes}, beyond {OPTIONAL_FIELDS}")
-        if self.term not in TERMS or self.layout not in LAYOUTS:
-            raise ValueError(f"loss {self.name}: term {self.term!r} not in {TERMS} or layout {self.layout!r} "
-                             f"not in {LAYOUTS}")
+        if self.term not in TERMS or self.layout not in LAYOUTS or self.labels not in LABEL_KINDS:
+            raise ValueError(f"loss {self.name}: term {self.term!r} not in {TERMS}, layout {self.layout!r} not in "
+                             f"{LAYOUTS} or labels {self.labels!r} not in {LABEL_KINDS}")
 
 
 _TRIPLET_GAPS = (HINGE, SOFT_UNDERFLOW)
@@ -72,6 +77,13 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
          "per positive pair i < j, [log(sum of e^(m - d) over the negatives of i and of j) + d(i,j)]+^2 / 2 "
          "(lifted structured)",
          "Song et al. 2016, arXiv 1511.06452, eq. 4; TF-Addons lifted_struct_loss", growth=2),
+    Loss("npairs", npairs.npairs, (), "pairs", "softmax row", "pairs", (),
+         "per anchor, softmax cross-entropy of -D(anchor, every positive) against the positives of its class (N-pairs)",
+         "Sohn 2016, NeurIPS, eq. 6; TF-Addons npairs_loss (tensorflow_addons/losses/npairs.py)"),
+    Loss("npairs_multilabel", npairs.npairs_multilabel, (), "pairs", "softmax row", "pairs", (),
+         "per anchor, softmax cross-entropy of -D(anchor, every positive) against the positives sharing its classes, "
+         "weighted by how many (multilabel N-pairs)",
+         "TF-Addons npairs_multilabel_loss (tensorflow_addons/losses/npairs.py)", labels="class sets"),
 )}
 
 

@@ -17,6 +17,7 @@ ANCHORS = ("all", "valid")
 EMPTIES = ("nan", "zero")
 
 # Which minings a field that is not universal applies to (the records' `takes`); elsewhere it keeps its default.
+MARGIN_MININGS = minings_taking("margin")
 SOFT_MININGS = minings_taking("soft")
 SCALED_MININGS = minings_taking("scaled")
 ANCHORS_MININGS = minings_taking("anchors")
@@ -54,7 +55,7 @@ class Spec:
     mining     which terms the loss is made of (``MININGS``)
     distance   euclidean, squared_euclidean, or cosine = 1 - cos clamped at 0 (TF-Addons "angular")
     normalize  L2-normalise every embedding before the distance (pytorch-metric-learning's default)
-    margin     m >= 0; ignored, and stored as 0, when ``soft`` is set
+    margin     m >= 0; ignored, and stored as 0, when ``soft`` is set or the loss takes no margin (N-pairs)
     soft       softplus(d_ap - d_an) instead of the hinge [d_ap - d_an + m]+ (Hermans et al. 2017)
     scaled     batch_hard only: [(hp - hn) / mean(hn) + m]+ (Quaterion's collapse prevention)
     reduction  mean over the strategy's units, mean over non-zero terms only, or sum. mean_nonzero counts the
@@ -63,6 +64,10 @@ class Spec:
                (reference/terms.py `reduce`)
     anchors    batch_hard only: average over every anchor, or only anchors with a positive and a negative
     empty      what a batch with no unit at all returns: NaN (TF-Addons semi-hard) or 0
+
+    The labels are class ids, one per row; for a loss whose record reads class sets (npairs_multilabel) each is
+    a pair's set of classes as a bit mask, bit c set for class c (a [N, C] 0/1 matrix is read as those masks).
+    A loss of the pairs layout reads rows 0..B-1 as anchors and row B + i as the positive of anchor i.
     """
 
     mining: str = "batch_hard"
@@ -98,13 +103,16 @@ class Spec:
         if self.anchors != "all":
             _only_for("anchors", ANCHORS_MININGS, self.mining)
         # One spelling per meaning: the margin plays no part in the soft form.
-        object.__setattr__(self, "margin", 0.0 if self.soft else float(margin))
+        object.__setattr__(self, "margin", 0.0 if self.soft or self.mining not in MARGIN_MININGS else float(margin))
 
     def __str__(self) -> str:
         parts = [self.mining, self.distance]
         if self.normalize:
             parts.append("normalized")
-        parts.append("soft" if self.soft else f"m={_short(self.margin)}")
+        if self.soft:
+            parts.append("soft")
+        elif self.mining in MARGIN_MININGS:
+            parts.append(f"m={_short(self.margin)}")
         if self.scaled:
             parts.append("scaled")
         parts.append(self.reduction)

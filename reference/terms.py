@@ -25,6 +25,9 @@ class Terms:
     values: np.ndarray  # each term's loss
     weights: np.ndarray  # each term's coefficient in the reduced loss
     gaps: dict[str, float] = field(default_factory=dict)  # decision kind -> its smallest margin
+    # each term's operands' magnitude where its arithmetic rounds at more than the distances it reads (a log-sum-exp
+    # rounds at its row's largest logit); None: its reads and its value (engine/tolerances.py `term_rounding`)
+    operands: np.ndarray | None = None
 
 
 def reduce(values: np.ndarray, reduction: str, empty: str, positive: np.ndarray | None = None

@@ -49,6 +49,44 @@ def as_labels(labels, n: int) -> np.ndarray:
     raise OracleError(f"labels must be integers (or integral floats), got dtype {y.dtype} with values {y[:5]!r}")
 
 
+def as_class_sets(labels) -> object:
+    """A [N, C] 0/1 matrix as each row's bit mask (bit c set = class c); anything else as it is (`as_labels`)."""
+    try:
+        y = np.asarray(labels)
+    except ValueError:
+        return labels  # as_labels says what is wrong with it
+    if y.ndim != 2 or y.shape[1] == 1:
+        return labels
+    if y.shape[1] > MAX_CLASSES:
+        raise OracleError(f"class-set labels have {y.shape[1]} classes; at most {MAX_CLASSES} fit a bit mask")
+    if not np.all((y == 0) | (y == 1)):
+        raise OracleError(f"class-set labels [N, C] must hold 0 or 1, got values {np.unique(y)[:5]!r}")
+    return (y.astype(np.int64) << np.arange(y.shape[1], dtype=np.int64)).sum(axis=1)
+
+
+MAX_CLASSES = 62  # bits of an int64 mask that stay positive, with one to spare
+
+
+def as_layout(labels: np.ndarray, loss) -> np.ndarray:
+    """The batch as the loss's record reads it: the pairs layout needs an even N and both rows of a pair with one
+    label; class sets need masks of at most MAX_CLASSES bits."""
+    if loss.labels == "class sets" and np.any((labels < 0) | (labels >= 2**MAX_CLASSES)):
+        raise OracleError(f"mining={loss.name!r} reads each label as a set of classes, a bit mask in 0..2^{MAX_CLASSES}"
+                          f" - 1 (or a [N, C] 0/1 matrix); got {labels[(labels < 0) | (labels >= 2**MAX_CLASSES)][:5]!r}")
+    if loss.layout != "pairs":
+        return labels
+    if len(labels) % 2:
+        raise OracleError(f"mining={loss.name!r} reads the batch as pairs: rows 0..B-1 the anchors, row B + i the "
+                          f"positive of anchor i; N must be even, got N = {len(labels)}")
+    half = len(labels) // 2
+    differ = np.flatnonzero(labels[:half] != labels[half:])
+    if len(differ):
+        i = int(differ[0])
+        raise OracleError(f"mining={loss.name!r} reads row {half + i} as the positive of anchor {i}: both need the "
+                          f"pair's label, got {labels[i]} and {labels[half + i]}")
+    return labels
+
+
 def as_triplets(triplets, spec: Spec, n: int) -> np.ndarray | None:
     if spec.mining != "triplets":
         if triplets is not None:

@@ -362,4 +362,28 @@ ENTRIES: tuple[Divergence, ...] = (
             ),
         ),
     ),
+    Divergence(
+        id="tfa-npairs-labels-cast-to-the-logits-dtype",
+        confirmed_by="tests/adapters/test_adapter_tfa.py::test_npairs_casts_the_labels_to_the_logits_dtype",
+        adapter="tfa.npairs_loss*",
+        kind="semantics",
+        reason="npairs_loss casts y_true to y_pred's dtype before it compares labels: integer ids that round to one "
+        "number of that dtype are one class. In float16 every id past 2048 shares its number with a neighbour (2048 "
+        "and 2049), in bfloat16 past 256; two pairs of distinct classes then spread their targets over each other's "
+        "positives (labels [2048, 2049] on the unit rows of the regression batch: 0.813 against the spec's 0.313). "
+        "float32 merges ids past 2^24, which the suite's label draws (up to 10^6) do not reach. A porter maps labels "
+        "to small contiguous ids before the call (docs/upstream/next-losses.md, section 4.2).",
+        link="tensorflow/addons tensorflow_addons/losses/npairs.py npairs_loss (tf.cast(y_true, y_pred.dtype))",
+        spec={"mining": "npairs"},
+        dtype=("float16", "bfloat16"),
+        check=CONFORMANCE,
+        regressions=(
+            Regression(
+                np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]), np.array([2048, 2049, 2048, 2049]),
+                "two pairs labelled 2048 and 2049",
+                "one class once the labels are float16 or bfloat16: TF-Addons' targets spread over both positives",
+                reaches={"mining": "npairs"},
+            ),
+        ),
+    ),
 )

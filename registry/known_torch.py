@@ -268,4 +268,29 @@ ENTRIES: tuple[Divergence, ...] = (
             ),
         ),
     ),
+    Divergence(
+        id="pml-npairs-first-pair-per-class",
+        confirmed_by="tests/adapters/test_adapter_pml.py::test_npairs_keeps_the_first_pair_of_each_class",
+        adapter="pml.NPairsLoss",
+        kind="semantics",
+        reason="NPairsLoss builds its pairs from the labels and keeps one per class: the first ordered positive pair "
+        "in row-major order (losses/n_pairs_loss.py, utils/loss_and_miner_utils.py "
+        "convert_to_pos_pairs_with_unique_labels). Where pairs share a class that is two anchors, and the class's "
+        "other pairs are dropped; TF-Addons' npairs (the spec) keeps every pair and spreads an anchor's target over "
+        "every positive of its class. The two agree only when every pair has a class of its own. It also makes the "
+        "loss depend on the order of the pairs (property:permutation), and a batch of one class is one pair, "
+        "loss 0 (edge cases no_negative, full_collapse, duplicates and singletons, in the pairs layout).",
+        link="KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/losses/n_pairs_loss.py",
+        spec={"mining": "npairs"},
+        check=(CONFORMANCE, "property:permutation", "edge:no_negative", "edge:singletons", "edge:full_collapse",
+               "edge:duplicates"),
+        regressions=(
+            Regression(
+                np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 5.0], [0.5, 0.0], [3.0, 0.5], [0.0, 4.0]]),
+                np.array([0, 0, 1, 0, 0, 1]), "two pairs of class 0 and a pair of class 1",
+                "PML keeps rows 0 and 1 (both anchors) as class 0's pair and drops the positives 3 and 4",
+                reaches={"mining": "npairs"}, properties=("permutation",),
+            ),
+        ),
+    ),
 )

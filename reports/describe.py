@@ -22,12 +22,12 @@ def describe_spec(spec: dict | None, label: str = "") -> str:
     if not isinstance(spec, dict) or spec.get("mining") not in _SELECTION:
         return label
     selection, unit = _SELECTION[spec["mining"]]
-    parts = [selection.capitalize(), _DISTANCE.get(spec.get("distance"), f"distance {spec.get('distance')}")]
+    parts = [selection[0].upper() + selection[1:], _DISTANCE.get(spec.get("distance"), f"distance {spec.get('distance')}")]
     if spec.get("normalize"):
         parts[-1] += " on L2-normalised embeddings"
     if spec.get("soft"):
         parts.append("soft-plus of d(a,p) - d(a,n) instead of the hinge")
-    elif spec["mining"] != "contrastive":
+    elif spec["mining"] != "contrastive" and "margin" in LOSSES[spec["mining"]].takes:
         parts.append(f"hinge with margin {spec.get('margin', '?'):g}" if isinstance(spec.get("margin"), (int, float))
                      else "hinge")
     if spec.get("scaled"):

@@ -7,6 +7,10 @@
     duplicates     exact copies of points, within and across classes (zero distances, ties)
     nan_input      a NaN coordinate (the oracle rejects it: OracleError)
 
+In the pairs layout (N-pairs: rows 0..B-1 the anchors, row B + i the positive of anchor i) a case's batch becomes
+pairs (contract/batch.py `in_layout`: its first half's labels on both halves, an odd last row dropped); every anchor
+then has its positive, so no_positive is no batch of that layout and is not run.
+
 Every item writes one "edge_case" record (what the adapter returned: a value, NaN, inf, or an error
 with its message; whether its gradient is finite; what the oracle says), whether or not it matches.
 It then asserts what is a conformance question: where the oracle gives an answer, the adapter's loss
@@ -16,11 +20,11 @@ recorded only. Known differences are registry entries (registry/known_*.py) with
 """
 import numpy as np
 
-from contract.batch import Batch
+from contract.batch import Batch, in_layout
 from engine.cells import edge_case_cells, params
 from engine.harness import AdapterFailure
 from engine.judge import judge_example
-from reference import OracleError, Spec, evaluate, valid_triplets
+from reference import LOSSES, OracleError, Spec, evaluate, valid_triplets
 from reference.gaps import ZERO_DISTANCE
 from reports.schema import EDGE_CASES
 
@@ -41,18 +45,22 @@ CONVENTIONS = (ZERO_DISTANCE,)
 
 
 def edge_batch(case: str, spec: Spec) -> Batch:
-    embeddings, labels = CASES[case]
-    labels = np.array(labels, dtype=np.int64)
+    embeddings, labels = in_layout(spec, np.array(CASES[case][0], dtype=np.float64), CASES[case][1])
     triplets = None
     if spec.mining == "triplets":  # the triples a labelled batch would give, or the first rows when none
         valid = valid_triplets(labels)
         triplets = valid if len(valid) else np.array([[0, 1, 2], [1, 2, 3]])
-    return Batch(np.array(embeddings, dtype=np.float64), labels, triplets, f"edge case {case}")
+    return Batch(embeddings, labels, triplets, f"edge case {case}")
+
+
+def expressible(spec: Spec, case: str) -> bool:
+    return not (LOSSES[spec.mining].layout == "pairs" and case == "no_positive")
 
 
 def pytest_generate_tests(metafunc):
     if "cell" in metafunc.fixturenames:
-        metafunc.parametrize("cell", params(edge_case_cells(metafunc.config.conformance_adapters, EDGE_CASES)))
+        metafunc.parametrize("cell", params(edge_case_cells(metafunc.config.conformance_adapters, EDGE_CASES,
+                                                                       expressible)))
 
 
 def outcome_of(loss) -> str:

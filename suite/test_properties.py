@@ -1,8 +1,8 @@
 """Properties every adapter must have, checked on the adapter against itself (not only on the oracle).
 
-    permutation        shuffling the batch (and re-indexing explicit triplets) permutes the gradient rows
-                       and leaves the loss alone
-    relabelling        renaming the classes changes nothing
+    permutation        shuffling the batch (and re-indexing explicit triplets; the pairs layout: shuffling the pairs)
+                       permutes the gradient rows and leaves the loss alone
+    relabelling        renaming the classes changes nothing (class sets: moving each class to another bit)
     translation        euclidean and squared distances: shifting every point by one vector changes nothing
     scale_invariance   cosine and normalized distances: multiplying every row by a power of two changes nothing
                        (the gradient scales by its inverse), down to the smallest rows the dtype tells from zero
@@ -39,7 +39,8 @@ from engine.judge import judge_example
 from engine.profiles import examples_per_property
 from engine.regressions import regression_examples
 from engine.tolerances import tolerance
-from reference import valid_triplets
+from reference import LOSSES, valid_triplets
+from reference.validation import MAX_CLASSES
 from reference.gaps import COLLAPSE
 
 
@@ -50,8 +51,8 @@ def _translatable(spec):
 def _margins_can_hold(spec):
     """Every triplet can clear the margin: hinged triplet losses, with room for the margin on the
     unit sphere (normalize, cosine: distances <= 2) and under Quaterion's scaling (m < 1)."""
-    if spec.mining == "contrastive" or spec.soft:
-        return False
+    if spec.mining == "contrastive" or spec.soft or LOSSES[spec.mining].term == "softmax row":
+        return False  # a squared distance, a softplus, a cross-entropy: > 0 wherever there is a term
     if spec.mining == "lifted" and (spec.normalize or spec.distance == "cosine"):
         return False  # a smooth maximum over every negative: 0 only past m + log(count), beyond distances of 2
     if (spec.normalize or spec.distance == "cosine") and spec.margin >= 1.5:
@@ -89,8 +90,30 @@ def _rng(batch: Batch):
 
 # --- the properties -----------------------------------------------------------------------------------
 
+def _order(batch: Batch, spec) -> np.ndarray:
+    """A shuffle of the rows; in the pairs layout a shuffle of the pairs, the same for anchors and positives, so that
+    row B + i stays the positive of anchor i."""
+    rng = _rng(batch)
+    if LOSSES[spec.mining].layout != "pairs":
+        return rng.permutation(len(batch.labels))
+    half = len(batch.labels) // 2
+    pairs = rng.permutation(half)
+    return np.concatenate([pairs, half + pairs])
+
+
+def _renamed(batch: Batch, spec) -> np.ndarray:
+    """Other names for the classes: other ids, or (class sets, bit masks) the classes' bits moved to other bits."""
+    rng = _rng(batch)
+    if LOSSES[spec.mining].labels == "class sets":
+        bits = rng.permutation(MAX_CLASSES)
+        return np.array([sum(1 << int(bits[b]) for b in range(MAX_CLASSES) if mask >> b & 1) for mask in batch.labels],
+                        dtype=np.int64)
+    classes, codes = np.unique(batch.labels, return_inverse=True)
+    return rng.choice(10**6, size=len(classes), replace=False)[codes].astype(np.int64)
+
+
 def permutation(run, cell, batch):
-    order = _rng(batch).permutation(len(batch.labels))
+    order = _order(batch, cell.spec)
     where = np.argsort(order)  # where[i]: the new position of old row i
     shuffled = Batch(
         batch.embeddings[order], batch.labels[order], None if batch.triplets is None else where[batch.triplets],
@@ -101,9 +124,7 @@ def permutation(run, cell, batch):
 
 
 def relabelling(run, cell, batch):
-    classes, codes = np.unique(batch.labels, return_inverse=True)
-    names = _rng(batch).choice(10**6, size=len(classes), replace=False)
-    renamed = Batch(batch.embeddings, names[codes].astype(np.int64), batch.triplets, batch.layout + ", relabelled")
+    renamed = Batch(batch.embeddings, _renamed(batch, cell.spec), batch.triplets, batch.layout + ", relabelled")
     before, after = run.call(batch), run.call(renamed)
     assert_same_answer(cell, before, after, run.oracle(batch), "renaming the classes")
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from adapters import Adapter
 from contract.dtypes import dtype as dtype_facts
+from contract.batch import in_layout
 from contract.dtypes import round_to_dtype
 from engine.cells import runnable_dtypes
 from engine.compare import admissible_losses
@@ -96,10 +97,12 @@ class SweepBatch:
     embeddings: np.ndarray
     labels: np.ndarray
     directions: np.ndarray  # a unit vector per collapsing class
+    partners: np.ndarray  # per collapsing class, its two rows (the second moves onto the first)
 
 
-def base_batch(seed: int) -> SweepBatch:
-    """16 classes of 2 rows: class centres spread over the cube, each pair 0.5 to 2 apart, on the grid."""
+def base_batch(seed: int, spec: Spec | None = None) -> SweepBatch:
+    """16 classes of 2 rows: class centres spread over the cube, each pair 0.5 to 2 apart, on the grid. A class's two
+    rows are next to each other; in the pairs layout (N-pairs) they are anchor c and its positive 16 + c."""
     rng = np.random.default_rng(seed)
     centres = rng.uniform(-0.25, 0.25, size=(CLASSES, DIM)) * HALF_WIDTH
     halves = rng.normal(size=(CLASSES, DIM))
@@ -109,7 +112,13 @@ def base_batch(seed: int) -> SweepBatch:
     directions = rng.normal(size=(NEAR_DUPLICATE_CLASSES, DIM))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     labels = np.repeat(np.arange(CLASSES, dtype=np.int64), PER_CLASS)
-    return SweepBatch(embeddings, labels, directions)
+    partners = np.arange(NEAR_DUPLICATE_CLASSES)[:, None] * PER_CLASS + np.arange(2)
+    if spec is not None and LOSSES[spec.mining].layout == "pairs":
+        order = np.concatenate([np.arange(CLASSES) * PER_CLASS, np.arange(CLASSES) * PER_CLASS + 1])
+        embeddings, labels = embeddings[order], labels[order]
+        partners = np.arange(NEAR_DUPLICATE_CLASSES)[:, None] + np.array([0, CLASSES])
+    embeddings, labels = in_layout(spec, embeddings, labels) if spec is not None else (embeddings, labels)
+    return SweepBatch(embeddings, labels, directions, partners)
 
 
 def transformed(batch: SweepBatch, sweep: str, level: float) -> np.ndarray:
@@ -121,16 +130,16 @@ def transformed(batch: SweepBatch, sweep: str, level: float) -> np.ndarray:
         return x * level
     if sweep == "near_duplicate":
         moved = x.copy()
-        first = np.arange(NEAR_DUPLICATE_CLASSES) * PER_CLASS
-        moved[first + 1] = x[first] + level * batch.directions
+        first, second = batch.partners.T
+        moved[second] = x[first] + level * batch.directions
         return moved
     raise ValueError(f"unknown sweep {sweep!r}; known: {', '.join(SWEEPS)}")
 
 
-def realized_level(received: np.ndarray) -> float:
+def realized_level(batch: SweepBatch, received: np.ndarray) -> float:
     """The smallest distance of the collapsing pairs as the dtype holds them."""
-    first = np.arange(NEAR_DUPLICATE_CLASSES) * PER_CLASS
-    return float(np.linalg.norm(received[first + 1] - received[first], axis=1).min())
+    first, second = batch.partners.T
+    return float(np.linalg.norm(received[second] - received[first], axis=1).min())
 
 
 def triplets_for(spec: Spec, labels: np.ndarray) -> np.ndarray | None:
@@ -238,7 +247,7 @@ def measure_batch(adapter: Adapter, spec: Spec, dtype: str, device: str, sweep: 
                   timeout: float) -> Measurement | None:
     """The adapter on one batch at one level, judged against its bounds; None where the level lies outside
     the dtype's range. AdapterUnavailable propagates (the caller skips); any other failure is recorded."""
-    batch = base_batch(seed)
+    batch = base_batch(seed, spec)
     x = transformed(batch, sweep, level)
     with np.errstate(over="ignore"):  # a level beyond the dtype's range rounds to inf: not measured, below
         received = round_to_dtype(x, dtype)
@@ -257,7 +266,7 @@ def measure_batch(adapter: Adapter, spec: Spec, dtype: str, device: str, sweep: 
         tolerance=float(tolerance.allowed(np.float64(exact.loss))), ambiguous=sorted(expected.ambiguous),
     )
     if sweep == "near_duplicate":
-        fields["realized_level"] = realized_level(received)
+        fields["realized_level"] = realized_level(batch, received)
     try:
         with tf32_matmul(adapter.framework) if sweep == "tf32" else contextlib.nullcontext():
             out = call_adapter(adapter, received, batch.labels, spec, dtype, device, triplets, timeout)

@@ -26,7 +26,11 @@ X = np.array([[0.0, 1.0], [0.3, 0.9], [1.0, 0.1], [0.8, -0.2], [-0.6, 0.7], [2.0
 Y = np.array([0, 0, 1, 1, 0, 2, 2])
 
 
-@pytest.mark.parametrize("name", list(ADAPTERS))
+# the adapters of labelled batches (NPairsLoss reads pairs: its own tests below)
+LABELLED = [name for name, adapter in ADAPTERS.items() if reference.LOSSES[adapter.specs[0].mining].layout == "labels"]
+
+
+@pytest.mark.parametrize("name", LABELLED)
 def test_every_claimed_spec_matches_the_oracle_in_float64(name):
     adapter = ADAPTERS[name]
     for spec in adapter.specs:
@@ -65,7 +69,7 @@ def test_semihard_miner_window_is_inclusive_at_the_margin():
     assert [t.tolist() for t in mined] == [[0], [1], [2]]
 
 
-@pytest.mark.parametrize("name", list(ADAPTERS))
+@pytest.mark.parametrize("name", LABELLED)
 def test_no_valid_triplet_gives_zero_with_zero_gradient(name):
     adapter = ADAPTERS[name]
     out = adapter.run(X, np.arange(len(X)), adapter.specs[0], "float32", "cpu")
@@ -195,3 +199,38 @@ def test_generalized_lifted_structure_loss_maps_onto_no_spec():
                 spec = Spec(mining="lifted", normalize=normalize, margin=margin, reduction=reduction)
                 assert reference.evaluate(A, np.zeros(4, dtype=int), spec).loss == 0.0
                 assert abs(reference.evaluate(A, A_LABELS, spec).loss - 1.2997239) > 0.05, spec
+
+
+# --- NPairsLoss ------------------------------------------------------------------------------------------
+
+def _npairs():
+    return next(a for a in pml.ADAPTERS if a.name == "pml.NPairsLoss")
+
+
+def test_npairs_is_tf_addons_npairs_with_one_pair_per_class():
+    """next-losses.md 1.3: on distinct pair labels NPairsLoss is npairs, on any distance it takes."""
+    adapter = _npairs()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(10, 4))
+    labels = np.tile(np.arange(5), 2)
+    for spec in adapter.specs:
+        out = adapter.run(x, labels, spec, "float64", "cpu")
+        answer = reference.evaluate(x, labels, spec)
+        assert out.loss == pytest.approx(answer.loss, rel=1e-10)
+        np.testing.assert_allclose(out.grad, answer.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_npairs_keeps_the_first_pair_of_each_class():
+    """Confirms pml-npairs-first-pair-per-class: anchors 0 and 1 share class 0, so PML keeps rows (0, 1), both anchors,
+    as that class's one pair and drops the pairs (0, 3), (1, 4); with one pair per class left (two classes) its loss
+    is the cross-entropy of those two pairs alone, and the spec's (targets spread over both positives of class 0)
+    differs."""
+    adapter = _npairs()
+    spec = next(s for s in adapter.specs if s.distance == "euclidean")
+    x = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 5.0], [0.5, 0.0], [3.0, 0.5], [0.0, 4.0]])
+    labels = np.array([0, 0, 1, 0, 0, 1])
+    kept = np.array([[0, 1], [2, 5]])  # (anchor, positive) per class, in label order
+    logits = -np.linalg.norm(x[kept[:, 0]][:, None] - x[kept[:, 1]][None], axis=-1)
+    first_pairs = np.mean([np.logaddexp.reduce(row) - row[i] for i, row in enumerate(logits)])
+    assert adapter.run(x, labels, spec, "float64", "cpu").loss == pytest.approx(first_pairs, rel=1e-12)
+    assert abs(reference.evaluate(x, labels, spec).loss - first_pairs) > 0.1

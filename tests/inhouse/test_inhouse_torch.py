@@ -18,6 +18,7 @@ from reference import Spec
 torch = pytest.importorskip("torch", reason="inhouse.torch needs torch")
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
+from contract.batch import in_layout  # noqa: E402
 from inhouse import chunks, distances  # noqa: E402
 from inhouse.torch_losses import metric_loss  # noqa: E402
 
@@ -36,10 +37,19 @@ SPECS = [
     Spec(mining="lifted", margin=1.0),
     Spec(mining="lifted", distance="cosine", normalize=True, margin=0.2, reduction="mean_nonzero", empty="nan"),
     Spec(mining="lifted", distance="squared_euclidean", margin=0.2, reduction="sum"),
+    Spec(mining="npairs"),
+    Spec(mining="npairs", distance="cosine", reduction="sum"),
+    Spec(mining="npairs_multilabel", distance="squared_euclidean", normalize=True),
 ]
 
 
-def _batch(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _batch(kind: str, rng: np.random.Generator, spec: Spec | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of `kind`, in the layout of `spec`'s loss (contract/batch.py `in_layout`: pairs, class sets)."""
+    x, y = _labelled_batch(kind, rng)
+    return (x, y) if spec is None else in_layout(spec, x, y)
+
+
+def _labelled_batch(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     if kind == "clustered":  # tight classes: easy, semi-hard and hard triplets, refined near pairs
         centres = rng.normal(size=(4, 6)) * 3
         return np.repeat(centres, 5, axis=0) + 0.4 * rng.normal(size=(20, 6)), np.repeat(np.arange(4), 5)
@@ -85,7 +95,7 @@ def _assert_matches(oracle, loss, grad, rtol, atol, grad_rtol, grad_atol):
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_float64_matches_the_oracle(spec, kind):
     rng = np.random.default_rng(_seed(spec, kind))
-    x, y = _batch(kind, rng)
+    x, y = _batch(kind, rng, spec)
     triplets = _triplets(spec, len(x), rng)
     oracle = reference.evaluate(x, y, spec, triplets)
     loss, grad = _run(x, y, spec, torch.float64, triplets)
@@ -105,7 +115,7 @@ def test_float32_within_torch_testing_tolerances(spec, kind):
     """Against the oracle on the float32-rounded input, with torch.testing's float32 tolerances for the loss
     and JAX's float32 gradient tolerance (2e-3)."""
     rng = np.random.default_rng(_seed(spec, kind, 32))
-    x, y = _batch(kind, rng)
+    x, y = _batch(kind, rng, spec)
     x = (x - x.mean(axis=0)) if kind == "far" else x  # float32 cannot hold 1e6 + noise: test the noise
     rounded = x.astype(np.float32).astype(np.float64)
     triplets = _triplets(spec, len(x), rng)
@@ -119,7 +129,7 @@ def test_float32_within_torch_testing_tolerances(spec, kind):
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.mining != "triplets"], ids=str)
 def test_chunked_rows_give_the_same_loss(spec, monkeypatch):
     rng = np.random.default_rng(7)
-    x, y = _batch("clustered", rng)
+    x, y = _batch("clustered", rng, spec)
     whole = _run(x, y, spec, torch.float64)
     monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 7)  # one or two anchors per chunk
     chunked = _run(x, y, spec, torch.float64)
@@ -300,9 +310,10 @@ def test_semi_hard_runs_where_n_cubed_would_not_fit():
 def test_a_sample_of_the_full_product_matches_the_oracle():
     """The conformance harness runs the covering set; here a fixed sample of the rest (THOROUGH runs all)."""
     rng = np.random.default_rng(11)
-    x, y = _batch("clustered", rng)
+    batch = _batch("clustered", rng)
     for index in rng.choice(len(ALL_SPECS), size=60, replace=False):
         spec = ALL_SPECS[index]
+        x, y = in_layout(spec, *batch)
         triplets = _triplets(spec, len(x), rng)
         loss, _ = _run(x, y, spec, torch.float64, triplets)
         np.testing.assert_allclose(loss, reference.evaluate(x, y, spec, triplets).loss, rtol=1e-9, atol=1e-10)
@@ -313,7 +324,7 @@ def test_a_sample_of_the_full_product_matches_the_oracle():
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_cuda_matches_the_oracle(spec):
     rng = np.random.default_rng(5)
-    x, y = _batch("clustered", rng)
+    x, y = _batch("clustered", rng, spec)
     triplets = _triplets(spec, len(x), rng)
     oracle = reference.evaluate(x, y, spec, triplets)
     embeddings = torch.tensor(x, device="cuda", requires_grad=True)
@@ -328,3 +339,21 @@ def test_the_in_house_claims_are_the_losses_it_implements():
     from inhouse.strategies import STRATEGIES
 
     assert sorted(IMPLEMENTED) == sorted(STRATEGIES)
+
+
+@pytest.mark.parametrize("labels, pattern", [
+    ([0, 1, 0], r"N must be even, got N = 3"),
+    ([0, 1, 1, 1], r"reads row 2 as the positive of anchor 0: both need the pair's label, got 0 and 1"),
+])
+def test_n_pairs_refuses_a_batch_that_is_not_pairs(labels, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        metric_loss(torch.zeros(len(labels), 2), labels, Spec(mining="npairs"))
+
+
+def test_multilabel_n_pairs_takes_a_class_matrix_as_its_bit_masks():
+    x = torch.tensor(np.random.default_rng(2).normal(size=(6, 3)))
+    matrix = np.tile([[1, 0], [0, 1], [1, 1]], (2, 1))
+    spec = Spec(mining="npairs_multilabel")
+    from_matrix = metric_loss(x, matrix, spec).item()
+    assert from_matrix == pytest.approx(metric_loss(x, [1, 2, 3] * 2, spec).item(), abs=0)
+    assert from_matrix == pytest.approx(reference.evaluate(x.numpy(), matrix, spec).loss, rel=1e-12)

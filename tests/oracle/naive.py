@@ -154,6 +154,31 @@ def lifted(dist, labels, spec, triplets):
     return terms
 
 
+def npairs(dist, labels, spec, triplets):
+    """Per anchor i of the pairs layout (rows 0..B-1 anchors, B + j positives): log sum_j e^(-d(a_i, p_j)) minus the
+    mean of -d(a_i, p_j) over the positives j of its class."""
+    return _softmax_rows(dist, labels, lambda mine, other: 1.0 if mine == other else 0.0)
+
+
+def npairs_multilabel(dist, labels, spec, triplets):
+    """As npairs, each positive weighted by the number of classes it shares with the anchor (labels: bit masks)."""
+    return _softmax_rows(dist, labels, lambda mine, other: float(bin(mine & other).count("1")))
+
+
+def _softmax_rows(dist, labels, weight):
+    pairs = len(labels) // 2
+    terms = []
+    for i in range(pairs):
+        logits = [-dist[i][pairs + j] for j in range(pairs)]
+        top = max(logits)
+        log_sum = top + math.log(sum(math.exp(s - top) for s in logits))
+        weights = [weight(labels[i], labels[j]) for j in range(pairs)]
+        total = sum(weights)
+        target = sum(w * s for w, s in zip(weights, logits)) / total if total else math.nan
+        terms.append(((i, pairs + i), log_sum - target))
+    return terms
+
+
 STRATEGIES = {
     "batch_all": batch_all,
     "batch_hard": batch_hard,
@@ -162,6 +187,8 @@ STRATEGIES = {
     "triplets": explicit_triplets,
     "contrastive": contrastive,
     "lifted": lifted,
+    "npairs": npairs,
+    "npairs_multilabel": npairs_multilabel,
 }
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import reference
+from contract.batch import in_layout
 from reference import Spec, SpecError
 from reference.gaps import in_distance_units
 
@@ -211,6 +212,8 @@ def batches(
     from well inside to well outside the margins in SPECS."""
     small = st.integers(min_n, max(min_n, min(4, max_n)))
     n = draw(small | st.integers(max(min_n, 5), max_n) if max_n >= 5 else small, label="N")
+    if reference.LOSSES[spec.mining].layout == "pairs":
+        n = max(n, 2)  # one pair at least
     dim = draw(st.integers(min_dim, 5), label="D")
     labels = draw(label_lists(n, draw(st.sampled_from(labelings), label="labeling")))
     layout = draw(st.sampled_from(layouts), label="layout")
@@ -227,7 +230,8 @@ def batches(
         index = st.integers(0, n - 1)
         rows = draw(st.lists(st.tuples(index, index, index), min_size=min_triplets, max_size=2 * n), label="triplets")
         triplets = np.array(rows, dtype=np.int64).reshape(-1, 3)
-    return Batch(x, labels.astype(np.int64), triplets)
+    x, labels = in_layout(spec, x, labels)  # the pairs layout, class sets (contract/batch.py)
+    return Batch(x, labels, triplets)
 
 
 # --- decisions: when can two computations of "the same" loss disagree? ------------------------------

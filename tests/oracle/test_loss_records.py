@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import reference
+from contract.batch import in_layout
 from reference import LOSSES, Spec, SpecError
 from reference.losses import OPTIONAL_FIELDS
 
@@ -51,8 +52,7 @@ def test_an_oracle_meets_only_the_decision_kinds_its_record_declares(loss):
     measured_everywhere = {"zero_distance", "zero_norm"}  # evaluate's own, from the distance and the norms
     for spec in _specs(loss):
         for _ in range(3):
-            x = rng.normal(size=(9, 3))
-            y = rng.integers(0, 3, size=9)
+            x, y = in_layout(spec, rng.normal(size=(9, 3)), rng.integers(0, 3, size=9))
             triplets = reference.valid_triplets(y)[:5] if loss.layout == "labels and triplets" else None
             met = set(reference.evaluate(x, y, spec, triplets).gaps) - measured_everywhere
             assert met <= set(loss.gaps), f"{spec}: meets {sorted(met - set(loss.gaps))}, not in its record"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from oracle_helpers import ALL_SPECS, SPECS, assert_close
 
 import reference
+from contract.batch import in_layout
 from reference import OracleError, Spec, SpecError
 
 X = np.arange(6.0).reshape(3, 2)
@@ -84,9 +85,10 @@ def test_bad_labels(labels, pattern):
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_column_integral_float_and_unsigned_labels_mean_the_same(spec):
     triplets = [[0, 1, 2], [2, 1, 0]] if spec.mining == "triplets" else None
-    flat = reference.evaluate(X, LABELS, spec, triplets=triplets)
-    for labels in (np.array(LABELS)[:, None], np.array(LABELS, dtype=float), np.array(LABELS, dtype=np.uint8)):
-        other = reference.evaluate(X, labels, spec, triplets=triplets)
+    x, given = in_layout(spec, X, LABELS)  # the pairs layout, class sets: contract/batch.py
+    flat = reference.evaluate(x, given, spec, triplets=triplets)
+    for labels in (np.array(given)[:, None], np.array(given, dtype=float), np.array(given, dtype=np.uint8)):
+        other = reference.evaluate(x, labels, spec, triplets=triplets)
         snippet = (
             f"import numpy as np, reference\nfrom reference import Spec\nx = np.arange(6.0).reshape(3, 2)\n"
             f"print(reference.evaluate(x, np.array({labels.tolist()!r}, dtype=np.{labels.dtype}), {spec!r}, triplets={triplets}).loss,\n"

@@ -64,11 +64,11 @@ def test_the_batches_are_vetted_no_decision_within_float32_resolution(name):
     specs = {str(spec): spec for adapter in catalog() for spec in sweep_specs(adapter, name)}
     ambiguous = []
     for seed in BATCH_SEEDS:
-        batch = base_batch(seed)
-        exact_input = round_to_dtype(batch.embeddings, "float32")
-        for level in FULL_LEVELS[name]:
-            received = round_to_dtype(transformed(batch, name, level), "float32")
-            for label, spec in specs.items():
+        for label, spec in specs.items():
+            batch = base_batch(seed, spec)  # in the spec's layout
+            exact_input = round_to_dtype(batch.embeddings, "float32")
+            for level in FULL_LEVELS[name]:
+                received = round_to_dtype(transformed(batch, name, level), "float32")
                 exact = evaluate(exact_input if name == "offset" else received, batch.labels, spec,
                                triplets_for(spec, batch.labels))
                 # a soft term's count is no choice of batch: scaled by 10^2 and more, every batch has soft terms below
