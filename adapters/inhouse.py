@@ -33,6 +33,8 @@ from reference import (
     REDUCTIONS,
     SCALED_MININGS,
     SOFT_MININGS,
+    SYMMETRIC_MININGS,
+    TEMPERATURE_MININGS,
     Spec,
 )
 
@@ -43,11 +45,17 @@ FAMILY = Family(module="inhouse", library="in-house (this suite)", source="inhou
 
 TARGETS = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (contract/targets.py)
 MARGINS = (0.2, 1.0)
+TEMPERATURES = (0.05, 1.0)  # sentence-transformers' scale 20, and 1
 
 
 def _forms(mining: str) -> list[dict]:
-    """The term's forms a mining allows: hinge at each margin, soft, scaled; no margin where it takes none."""
+    """The term's forms a mining allows: hinge at each margin, soft, scaled; no margin where it takes none; each
+    temperature, symmetric or not, for the softmax family."""
     forms = [{"margin": m} for m in MARGINS] if mining in MARGIN_MININGS else [{}]
+    if mining in TEMPERATURE_MININGS:
+        forms = [{"temperature": t} for t in TEMPERATURES]
+    if mining in SYMMETRIC_MININGS:
+        forms += [{**form, "symmetric": True} for form in forms]
     if mining in SOFT_MININGS:
         forms.append({"soft": True})
     if mining in SCALED_MININGS:
@@ -64,7 +72,7 @@ def _variants(mining: str) -> list[dict]:
 # loss of reference/losses.py need not have one; tests/inhouse/test_inhouse_torch.py keeps the two lists equal.
 IMPLEMENTED = tuple(mining for mining in MININGS if mining in (
     "batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive", "lifted", "npairs",
-    "npairs_multilabel"))
+    "npairs_multilabel", "multiple_negatives", "ntxent", "supcon"))
 ALL_SPECS = tuple(
     Spec(mining=mining, distance=distance, normalize=normalize, reduction=reduction, empty=empty, **variant)
     for mining in IMPLEMENTED

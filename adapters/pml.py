@@ -1,5 +1,5 @@
 """pytorch-metric-learning (PML): `TripletMarginLoss` alone, with `BatchHardMiner`, and with
-`TripletMarginMiner("semihard")`; `LiftedStructureLoss`; `NPairsLoss`.
+`TripletMarginMiner("semihard")`; `LiftedStructureLoss`; `NPairsLoss`; `NTXentLoss`; `SupConLoss`.
 
 How PML maps onto the vocabulary (docs/upstream/pytorch.md, section 1; src/pytorch_metric_learning/...):
   * the loss is relu(d_ap - d_an + margin) per mined triplet, reduced by `AvgNonZeroReducer` (mean over
@@ -143,6 +143,18 @@ def npairs_loss(embeddings, labels, spec):
     return losses.NPairsLoss(distance=distance)(embeddings, labels)
 
 
+def ntxent_loss(embeddings, labels, spec):
+    from pytorch_metric_learning import losses
+
+    return losses.NTXentLoss(temperature=spec.temperature)(embeddings, labels)
+
+
+def supcon_loss(embeddings, labels, spec):
+    from pytorch_metric_learning import losses
+
+    return losses.SupConLoss(temperature=spec.temperature)(embeddings, labels)
+
+
 def lifted_structure_loss(embeddings, labels, spec):
     """LiftedStructureLoss(neg_margin=m, pos_margin=0) with the distance `spec.distance` measures; cosine through
     CosineSimilarity with pos_margin=1, neg_margin=1 - m (its margins are inverted: module docstring)."""
@@ -216,5 +228,30 @@ ADAPTERS = [
         source=SOURCE + "losses/n_pairs_loss.py",
         requires=("pytorch_metric_learning",),
         precision="gram",  # LpDistance is torch.cdist: the Gram expansion above 25 rows
+    ),
+    wrap_torch(
+        ntxent_loss,
+        name="pml.NTXentLoss",
+        spec=[Spec(mining="ntxent", distance="cosine", temperature=t) for t in (0.07, 0.5)],
+        dtypes=("float64", "float32"),
+        targets=("cpu", "cuda", "cuda-tf32"),
+        notes="Per ordered positive pair, -log(e^(s_ap / t) / (e^(s_ap / t) + sum over the anchor's negatives)) of "
+        "cosine similarities, mean over ordered positive pairs, 0 without a positive or a negative pair; its "
+        "default temperature 0.07. A + finfo.tiny inside the log caps a pair at 87.3 (float32), past the logit gaps "
+        "cosine reaches at these temperatures.",
+        source=SOURCE + "losses/ntxent_loss.py",
+        requires=("pytorch_metric_learning",),
+    ),
+    wrap_torch(
+        supcon_loss,
+        name="pml.SupConLoss",
+        spec=[Spec(mining="supcon", distance="cosine", temperature=t, reduction="mean_nonzero") for t in (0.1, 0.5)],
+        dtypes=("float64", "float32"),
+        targets=("cpu", "cuda", "cuda-tf32"),
+        notes="Per anchor with a positive, the mean over its positives of -log softmax over every other row of "
+        "cosine similarity / t (Khosla et al.'s L_out, no t / base_t factor), AvgNonZeroReducer (mean over the anchors "
+        "whose term is > 0); its default temperature 0.1.",
+        source=SOURCE + "losses/supcon_loss.py",
+        requires=("pytorch_metric_learning",),
     ),
 ]

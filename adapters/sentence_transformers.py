@@ -92,6 +92,50 @@ def batch_semi_hard_triplet_loss(embeddings, labels, spec):
     return _in_input_dtype(loss.compute_loss_from_embeddings([embeddings], labels), embeddings)
 
 
+def _pairs(embeddings):
+    """The pairs layout (reference/softmax.py): anchors, then their positives."""
+    half = len(embeddings) // 2
+    return embeddings[:half], embeddings[half:]
+
+
+def multiple_negatives_ranking_loss(embeddings, labels, spec):
+    """MultipleNegativesRankingLoss(scale = 1 / t), or MultipleNegativesSymmetricRankingLoss for symmetric, on the
+    anchors and positives columns; labels are not read."""
+    name = "MultipleNegativesSymmetricRankingLoss" if spec.symmetric else "MultipleNegativesRankingLoss"
+    loss = getattr(_losses(), name)(None, scale=1.0 / spec.temperature)
+    return _in_input_dtype(loss.compute_loss_from_embeddings(list(_pairs(embeddings)), labels), embeddings)
+
+
+class _GivenRows:
+    """What CachedMultipleNegativesRankingLoss embeds with: a model whose 'sentence_embedding' is the rows it is
+    given, so that its mini-batches re-embed our embeddings and its cached gradient flows back to them."""
+
+    @staticmethod
+    def model():
+        import torch
+
+        class Rows(torch.nn.Module):
+            def forward(self, features):
+                return {**features, "sentence_embedding": features["rows"]}
+
+        return torch.nn.Sequential(Rows())
+
+
+def cached_multiple_negatives_ranking_loss(embeddings, labels, spec):
+    """CachedMultipleNegativesRankingLoss(scale = 1 / t, mini_batch_size=2): GradCache, the gradient computed in
+    mini-batches of two rows against the whole batch's similarities. Its gradient reaches the rows only through the
+    hook loss.backward() runs (training's call), not through autograd.grad: it is taken by backward() on a copy of
+    the rows and handed on as the gradient of a surrogate with the loss's value."""
+    rows = embeddings.detach().requires_grad_(True)
+    anchors, positives = _pairs(rows)
+    loss = _losses().CachedMultipleNegativesRankingLoss(_GivenRows.model(), scale=1.0 / spec.temperature,
+                                                        mini_batch_size=2)([{"rows": anchors}, {"rows": positives}],
+                                                                           labels)
+    loss.backward()
+    linear = (embeddings * rows.grad).sum()
+    return _in_input_dtype(loss.detach() + linear - linear.detach(), embeddings)
+
+
 def specs(**fields):
     return [Spec(distance=d, margin=m, **fields) for d, m in MARGINS.items()]
 
@@ -114,6 +158,15 @@ def st_adapter(fn, name, spec, notes, source):
     )
 
 
+def multiple_negatives_specs(symmetric=False):
+    """scale 20 (its default) and 1, cos_sim (its default) on the unit rows: cosine."""
+    return [Spec(mining="multiple_negatives", distance="cosine", temperature=t, symmetric=symmetric)
+            for t in (0.05, 1.0)]
+
+
+MNRL_NOTES = ("Per anchor, cross-entropy of scale x cos(anchor, every positive) against its own positive (in-batch "
+              "negatives; labels not read); mean over anchors. float16/bfloat16: the loss comes back as float32 and "
+              "is cast to the input dtype.")
 ADAPTERS = [
     st_adapter(
         batch_hard_triplet_loss,
@@ -145,5 +198,37 @@ ADAPTERS = [
         "TF-Addons' semi-hard by sort + searchsorted: per ordered positive pair the nearest negative strictly "
         "farther, else the farthest; mean over ordered positive pairs, 0 (not NaN) without one.",
         "batch_semi_hard_triplet.py",
+    ),
+    wrap_torch(
+        multiple_negatives_ranking_loss,
+        name="st.MultipleNegativesRankingLoss",
+        spec=multiple_negatives_specs(),
+        dtypes=DTYPES,
+        targets=("cpu", "cuda"),
+        notes=MNRL_NOTES,
+        source=SOURCE + "multiple_negatives_ranking.py",
+        requires=REQUIRES,
+    ),
+    wrap_torch(
+        multiple_negatives_ranking_loss,
+        name="st.MultipleNegativesSymmetricRankingLoss",
+        spec=multiple_negatives_specs(symmetric=True),
+        dtypes=DTYPES,
+        targets=("cpu", "cuda"),
+        notes=MNRL_NOTES + " Symmetric (deprecated in 6.x: MNRL with directions query_to_doc and doc_to_query, "
+        "per_direction): half of it per positive against every anchor.",
+        source=SOURCE + "multiple_negatives_symmetric_ranking.py",
+        requires=REQUIRES,
+    ),
+    wrap_torch(
+        cached_multiple_negatives_ranking_loss,
+        name="st.CachedMultipleNegativesRankingLoss",
+        spec=multiple_negatives_specs(),
+        dtypes=DTYPES,
+        targets=("cpu", "cuda"),
+        notes=MNRL_NOTES + " GradCache: mini-batches of two rows, each re-embedded (by a model that returns the given "
+        "rows) with the cached gradient of the whole batch's loss.",
+        source=SOURCE + "cached_multiple_negatives_ranking.py",
+        requires=REQUIRES,
     ),
 ]

@@ -73,7 +73,7 @@ def lifted_struct_loss(embeddings, labels, spec):
 
 
 def anchor_positive_logits(embeddings, spec):
-    """The [B, B] logits a porter passes to npairs_loss: anchors x positives (the pairs layout, reference/npairs.py),
+    """The [B, B] logits a porter passes to npairs_loss: anchors x positives (the pairs layout, reference/softmax.py),
     cos(a_i, p_j) of the unit rows by one matmul for cosine (the spec's -D up to the constant 1, which a softmax
     ignores), else -D(a_i, p_j) from differences (0 and gradient 0 at distance 0); float16 and bfloat16 measured in
     float32, where |x - y|^2 of close rows does not underflow, and cast back: npairs runs in the dtype."""
@@ -110,7 +110,7 @@ def npairs_loss(embeddings, labels, spec):
 
 
 def npairs_multilabel_loss(embeddings, labels, spec):
-    """Each pair's class set (a bit mask, reference/npairs.py) as the [B, 62] 0/1 matrix TF-Addons takes."""
+    """Each pair's class set (a bit mask, reference/softmax.py) as the [B, 62] 0/1 matrix TF-Addons takes."""
     tf = load("tensorflow")
     tfa = load("tensorflow_addons")
     masks = labels[: tf.shape(labels)[0] // 2]

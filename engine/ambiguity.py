@@ -18,6 +18,7 @@ import numpy as np
 from contract.dtypes import dtype as dtype_facts
 from contract.precision import DEFAULT, rounding_at
 from reference import GAP_KINDS, Answer
+from reference.gaps import SOFTMAX_ROUNDING
 
 from .exactness import exact_kinds
 from .tolerances import unit_roundoff
@@ -77,6 +78,10 @@ def decision_resolution(answer: Answer, dtype: str, precision: str = DEFAULT,
             resolution[kind] = zero_norm_resolution(dtype)
         elif where == "gap":  # the decision is taken at the gap itself
             resolution[kind] = AMBIGUITY_FACTOR * delta(gap)
+        elif kind == SOFTMAX_ROUNDING:  # a log-sum-exp rounds at its largest logit, in value units
+            temperature = answer.spec.temperature
+            resolution[kind] = AMBIGUITY_FACTOR * (dtype_facts(dtype).eps * (1.0 + float(np.max(answer.operands, initial=0.0)))
+                                                   + at_decisions / temperature)
         elif where == "value":  # a soft term: the hinge's resolution about the dtype's underflow, in value units
             resolution[kind] = underflow_resolution(dtype, AMBIGUITY_FACTOR * at_decisions)
         else:

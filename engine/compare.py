@@ -24,7 +24,7 @@ import numpy as np
 from contract.dtypes import dtype as dtype_facts
 from contract.dtypes import ulp
 from reference import GAP_KINDS, Answer, valid_triplets
-from reference.gaps import HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, WINDOW_LOWER, WINDOW_UPPER
+from reference.gaps import HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, SOFTMAX_ROUNDING, WINDOW_LOWER, WINDOW_UPPER
 from reference.strategies import lifted_pairs
 
 from .tolerances import Tolerance
@@ -155,15 +155,15 @@ def admissible_losses(answer: Answer, ambiguous: dict) -> list[tuple[float, floa
     near decision reads are nudged past it both ways. Up to MAX_NEAR_DISTANCES distances, every
     combination is run; beyond, only the two extremes (all up, all down), where they bound the rest
     (`_monotone`). The extra atol of an outcome covers the nudge itself (|dL/dD| times the nudge).
-    A soft term below the dtype's underflow (SOFT_UNDERFLOW) moves no distance: in each outcome it is counted
-    or not (`_count_extremes`). The loss is accepted anywhere in the hull of these outcomes.
+    A soft term below the dtype's underflow (SOFT_UNDERFLOW), or a softmax term below its rounding (SOFTMAX_ROUNDING),
+    moves no distance: in each outcome it is counted or not (`_count_extremes`). The loss is accepted anywhere in the hull of these outcomes.
     """
     jumping = {kind: res for kind, (gap, res) in ambiguous.items() if value_jumps(kind, answer.spec)}
     if not jumping:
         return [(answer.loss, 0.0)]
     if any(GAP_KINDS[kind].unresolved for kind in jumping):
         return None
-    underflow = jumping.pop(SOFT_UNDERFLOW, None)
+    underflow = jumping.pop(SOFT_UNDERFLOW, None) or jumping.pop(SOFTMAX_ROUNDING, None)  # one or the other
     outcomes = _nudged_outcomes(answer, jumping) if jumping else [(answer.loss, answer.values, 0.0)]
     if outcomes is None or underflow is None:
         return None if outcomes is None else [(loss, extra) for loss, _, extra in outcomes]

@@ -44,7 +44,7 @@ import numpy as np
 from contract.dtypes import dtype as dtype_facts
 from contract.precision import DEFAULT, squared_error, to_distance
 from contract.targets import matmul_eps
-from reference import LOSSES, Answer
+from reference import Answer
 from reference.distances import pairwise_backward
 from reference.strategies import lifted_pairs
 from reference.terms import NO_INDEX, hinge_or_soft, lookup
@@ -260,7 +260,7 @@ def slope_rounding(answer: Answer, dtype: str, delta: np.ndarray, slope: np.ndar
     in float32 are rounded by 1e7) the slope is the rounding's, not the spec's."""
     spec = answer.spec
     rows = np.zeros(len(answer.distances))
-    softmax = LOSSES[spec.mining].term == "softmax row"
+    softmax = answer.shares is not None
     if not len(answer.selection) or not (spec.soft or softmax or spec.mining in ("contrastive", "lifted")):
         return rows
     dist, weights, eps = answer.distances, np.abs(answer.weights), dtype_facts(dtype).eps
@@ -317,17 +317,18 @@ def _lifted_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: 
 
 
 def _softmax_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: float) -> list:
-    """A softmax row's slopes w_i (softmax_ij - Y_ij) on its logits -D(a_i, p_j): every logit of row i is read up to
-    r_i = max_j delta_ij + eps max_j |logit_ij| off, which moves softmax_ij by at most softmax_ij (e^(2 r_i) - 1), and
-    by at most 1: where logits round by more than their spread the weights are the rounding's, not the spec's."""
-    b = len(answer.selection)
-    logits = -answer.distances[:b, b:]
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-    read = delta[:b, b:].max(axis=1) + eps * np.abs(logits).max(axis=1)
-    moved = np.minimum(softmax * np.expm1(np.minimum(2.0 * read, 700.0))[:, None], 1.0) * weights[:, None]
-    anchors, positives = np.meshgrid(np.arange(b), b + np.arange(b), indexing="ij")
-    return [(anchors.ravel(), positives.ravel(), moved.ravel())]
+    """A softmax term's slopes w (softmax_k - Y_k) / t on the distances it reads (reference/softmax.py): its logits
+    -D / t are read up to r = max over its reads of delta / t + eps (its largest |logit| + |term|) off, which moves
+    each share by at most share (e^(2 r) - 1), and by at most 1: where logits round by more than their spread the
+    weights are the rounding's, not the spec's."""
+    term, rows, cols = (answer.shares[:, k].astype(np.int64) for k in range(3))
+    share = answer.shares[:, 3]
+    temperature = answer.spec.temperature
+    read = np.zeros(len(answer.values))
+    np.maximum.at(read, term, delta[rows, cols] / temperature)
+    read += eps * answer.operands
+    moved = weights[term] * np.minimum(share * np.expm1(np.minimum(2.0 * read[term], 700.0)), 1.0) / temperature
+    return [(rows, cols, moved)]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

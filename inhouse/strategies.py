@@ -25,7 +25,7 @@ from reference import Spec
 
 from .chunks import anchor_chunks
 from .distances import PairDistances, pairwise_distances
-from .npairs import npairs, npairs_multilabel
+from .softmax import multiple_negatives, npairs, npairs_multilabel, ntxent, supcon
 from .mining import ClassSlots, hardest_partners, semi_hard_negatives, sorted_negatives
 from .terms import aggregate, term_and_slope
 
@@ -206,4 +206,7 @@ STRATEGIES = {
     "lifted": lifted,
     "npairs": npairs,
     "npairs_multilabel": npairs_multilabel,
+    "multiple_negatives": multiple_negatives,
+    "ntxent": ntxent,
+    "supcon": supcon,
 }

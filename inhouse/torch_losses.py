@@ -24,7 +24,7 @@ import torch
 from reference import LOSSES, Spec
 
 from .distances import measured_points, unit_rows
-from .npairs import class_set_masks
+from .softmax import class_set_masks
 from .strategies import STRATEGIES
 from .terms import finish, in_working_precision, reduce
 

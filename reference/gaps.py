@@ -74,6 +74,7 @@ ZERO_DISTANCE = "zero_distance"
 ZERO_NORM = "zero_norm"
 COLLAPSE = "collapse"
 SOFT_UNDERFLOW = "soft_underflow"
+SOFTMAX_ROUNDING = "softmax_rounding"
 
 GAP_KINDS: dict[str, GapKind] = {
     kind.name: kind
@@ -122,6 +123,14 @@ GAP_KINDS: dict[str, GapKind] = {
             "every soft term is > 0 and counts, but a dtype rounds one below its smallest normal number to 0 (TF "
             "flushes subnormals, torch keeps them down to 2^-149 in float32): the hinge's > 0 count, at the dtype's "
             "underflow instead of at 0",
+            loss_jumps=lambda spec: spec.reduction == "mean_nonzero",
+            resolved_at="value", exact_when="never", subgradient=False,
+        ),
+        GapKind(
+            SOFTMAX_ROUNDING, "mean_nonzero with softmax terms: the smallest term log(sum of e^l) - (target logits), "
+            "in value units; every one over two logits or more is > 0 and counts, but a term below the dtype's "
+            "rounding of its log-sum-exp (1 + e^-gap rounds to 1 once e^-gap < eps) comes out 0 and drops out of "
+            "the count (pytorch-metric-learning's AvgNonZeroReducer)",
             loss_jumps=lambda spec: spec.reduction == "mean_nonzero",
             resolved_at="value", exact_when="never", subgradient=False,
         ),

@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import npairs, strategies
-from .gaps import COLLAPSE, HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, TIE_NEGATIVE, TIE_POSITIVE, WINDOW_LOWER, \
-    WINDOW_UPPER
+from . import softmax, strategies
+from .gaps import COLLAPSE, HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, SOFTMAX_ROUNDING, TIE_NEGATIVE, TIE_POSITIVE, \
+    WINDOW_LOWER, WINDOW_UPPER
 from .terms import Terms
 
 # The Spec fields every loss takes; `Loss.takes` names the others it takes (elsewhere they keep their defaults).
 UNIVERSAL_FIELDS = ("mining", "distance", "normalize", "reduction", "empty")
-OPTIONAL_FIELDS = ("margin", "soft", "scaled", "anchors")
+OPTIONAL_FIELDS = ("margin", "soft", "scaled", "anchors", "temperature", "symmetric")
 # what one term of the loss is made of: (a, p, n), (i, j), or one anchor's softmax over every positive
 TERMS = ("triplet", "pair", "softmax row")
 # what a batch carries besides the embeddings; "pairs": rows 0..B-1 the anchors, row B + i the positive of anchor i,
-# both rows of a pair with its label (reference/npairs.py)
+# both rows of a pair with its label (reference/softmax.py)
 LAYOUTS = ("labels", "labels and triplets", "pairs")
 LABEL_KINDS = ("classes", "class sets")  # a label is a class id, or a pair's set of classes as a bit mask
 
@@ -77,13 +77,29 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
          "per positive pair i < j, [log(sum of e^(m - d) over the negatives of i and of j) + d(i,j)]+^2 / 2 "
          "(lifted structured)",
          "Song et al. 2016, arXiv 1511.06452, eq. 4; TF-Addons lifted_struct_loss", growth=2),
-    Loss("npairs", npairs.npairs, (), "pairs", "softmax row", "pairs", (),
+    Loss("npairs", softmax.npairs, (), "pairs", "softmax row", "pairs", (SOFTMAX_ROUNDING,),
          "per anchor, softmax cross-entropy of -D(anchor, every positive) against the positives of its class (N-pairs)",
          "Sohn 2016, NeurIPS, eq. 6; TF-Addons npairs_loss (tensorflow_addons/losses/npairs.py)"),
-    Loss("npairs_multilabel", npairs.npairs_multilabel, (), "pairs", "softmax row", "pairs", (),
+    Loss("npairs_multilabel", softmax.npairs_multilabel, (), "pairs", "softmax row", "pairs", (SOFTMAX_ROUNDING,),
          "per anchor, softmax cross-entropy of -D(anchor, every positive) against the positives sharing its classes, "
          "weighted by how many (multilabel N-pairs)",
          "TF-Addons npairs_multilabel_loss (tensorflow_addons/losses/npairs.py)", labels="class sets"),
+    Loss("multiple_negatives", softmax.multiple_negatives, ("temperature", "symmetric"), "anchors", "softmax row",
+         "pairs", (SOFTMAX_ROUNDING,),
+         "per anchor, softmax cross-entropy of -D(anchor, every positive) / t against its own positive, the other "
+         "pairs' positives its in-batch negatives whatever their labels (InfoNCE; symmetric: and per positive, "
+         "against every anchor)",
+         "van den Oord et al. 2018, arXiv 1807.03748, eq. 4; sentence-transformers MultipleNegativesRankingLoss "
+         "(scale = 1 / t) and MultipleNegativesSymmetricRankingLoss"),
+    Loss("ntxent", softmax.ntxent, ("temperature",), "ordered positive pairs", "softmax row", "labels",
+         (SOFTMAX_ROUNDING,),
+         "per ordered positive pair (a, p), softmax cross-entropy of -D / t over p and the anchor's negatives (NT-Xent)",
+         "Chen et al. 2020, SimCLR, arXiv 2002.05709, eq. 1; pytorch-metric-learning NTXentLoss"),
+    Loss("supcon", softmax.supcon, ("temperature",), "anchors with a positive", "softmax row", "labels",
+         (SOFTMAX_ROUNDING,),
+         "per anchor, the mean over its positives of the cross-entropy of -D / t over every other row (supervised "
+         "contrastive, L_out)",
+         "Khosla et al. 2020, arXiv 2004.11362, eq. 2; pytorch-metric-learning SupConLoss"),
 )}
 
 

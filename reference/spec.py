@@ -19,6 +19,8 @@ EMPTIES = ("nan", "zero")
 # Which minings a field that is not universal applies to (the records' `takes`); elsewhere it keeps its default.
 MARGIN_MININGS = minings_taking("margin")
 SOFT_MININGS = minings_taking("soft")
+TEMPERATURE_MININGS = minings_taking("temperature")
+SYMMETRIC_MININGS = minings_taking("symmetric")
 SCALED_MININGS = minings_taking("scaled")
 ANCHORS_MININGS = minings_taking("anchors")
 
@@ -64,6 +66,10 @@ class Spec:
                (reference/terms.py `reduce`)
     anchors    batch_hard only: average over every anchor, or only anchors with a positive and a negative
     empty      what a batch with no unit at all returns: NaN (TF-Addons semi-hard) or 0
+    temperature  tau > 0, the softmax family's (ntxent, supcon, multiple_negatives): the logits are -d / tau (cosine:
+               (cos - 1) / tau, the cosine similarity's softmax at temperature tau; sentence-transformers' scale = 1 / tau)
+    symmetric  multiple_negatives only: the mean of the anchors-to-positives and positives-to-anchors cross-entropies
+               (sentence-transformers' MultipleNegativesSymmetricRankingLoss)
 
     The labels are class ids, one per row; for a loss whose record reads class sets (npairs_multilabel) each is
     a pair's set of classes as a bit mask, bit c set for class c (a [N, C] 0/1 matrix is read as those masks).
@@ -79,6 +85,8 @@ class Spec:
     reduction: str = "mean"
     anchors: str = "all"
     empty: str = "zero"
+    temperature: float = 1.0
+    symmetric: bool = False
 
     def __post_init__(self) -> None:
         _choice("mining", self.mining, MININGS)
@@ -86,7 +94,7 @@ class Spec:
         _choice("reduction", self.reduction, REDUCTIONS)
         _choice("anchors", self.anchors, ANCHORS)
         _choice("empty", self.empty, EMPTIES)
-        for flag in ("normalize", "soft", "scaled"):
+        for flag in ("normalize", "soft", "scaled", "symmetric"):
             if not isinstance(getattr(self, flag), bool):
                 raise SpecError(f"Spec.{flag} must be True or False, got {getattr(self, flag)!r}")
         margin = self.margin
@@ -102,6 +110,15 @@ class Spec:
                 raise SpecError("Spec.scaled and Spec.soft do not combine: the soft form has no division")
         if self.anchors != "all":
             _only_for("anchors", ANCHORS_MININGS, self.mining)
+        temperature = self.temperature
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+                or temperature <= 0:
+            raise SpecError(f"Spec.temperature must be a finite number > 0, got {temperature!r}")
+        if temperature != 1.0:
+            _only_for("temperature", TEMPERATURE_MININGS, self.mining)
+        object.__setattr__(self, "temperature", float(temperature))
+        if self.symmetric:
+            _only_for("symmetric", SYMMETRIC_MININGS, self.mining)
         # One spelling per meaning: the margin plays no part in the soft form.
         object.__setattr__(self, "margin", 0.0 if self.soft or self.mining not in MARGIN_MININGS else float(margin))
 
@@ -115,6 +132,10 @@ class Spec:
             parts.append(f"m={_short(self.margin)}")
         if self.scaled:
             parts.append("scaled")
+        if self.mining in TEMPERATURE_MININGS:
+            parts.append(f"t={_short(self.temperature)}")
+        if self.symmetric:
+            parts.append("symmetric")
         parts.append(self.reduction)
         if self.mining in ANCHORS_MININGS:
             parts.append(f"anchors={self.anchors}")
@@ -137,7 +158,7 @@ class Spec:
 # A scope: Spec field -> one value or a tuple of values (any of them matches); fields left out match anything.
 Scope = dict
 _CHOICES = {"mining": MININGS, "distance": DISTANCES, "reduction": REDUCTIONS, "anchors": ANCHORS, "empty": EMPTIES,
-            "normalize": (False, True), "soft": (False, True), "scaled": (False, True)}
+            "normalize": (False, True), "soft": (False, True), "scaled": (False, True), "symmetric": (False, True)}
 
 
 def _values(values) -> tuple:
@@ -147,12 +168,12 @@ def _values(values) -> tuple:
 def check_scope(scope: Scope, where: str) -> None:
     """A scope names Spec fields with values of the vocabulary: a typo would otherwise match nothing, silently."""
     for name, values in scope.items():
-        if name == "margin":
+        if name in ("margin", "temperature"):
             bad = [v for v in _values(values) if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0]
         elif name in _CHOICES:
             bad = [v for v in _values(values) if v not in _CHOICES[name] or type(v) is not type(_CHOICES[name][0])]
         else:
-            raise SpecError(f"{where}: {name!r} is not a Spec field; known: margin, {', '.join(_CHOICES)}")
+            raise SpecError(f"{where}: {name!r} is not a Spec field; known: margin, temperature, {', '.join(_CHOICES)}")
         if bad:
             raise SpecError(f"{where}: Spec.{name} has no value {', '.join(map(repr, bad))}")
 

@@ -28,6 +28,9 @@ class Terms:
     # each term's operands' magnitude where its arithmetic rounds at more than the distances it reads (a log-sum-exp
     # rounds at its row's largest logit); None: its reads and its value (engine/tolerances.py `term_rounding`)
     operands: np.ndarray | None = None
+    # the softmax family's: rows (term, i, j, share of D[i, j] in the term's softmax), how its slopes move when its logits
+    # are read off (reference/softmax.py); None elsewhere
+    shares: np.ndarray | None = None
 
 
 def reduce(values: np.ndarray, reduction: str, empty: str, positive: np.ndarray | None = None

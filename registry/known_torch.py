@@ -293,4 +293,19 @@ ENTRIES: tuple[Divergence, ...] = (
             ),
         ),
     ),
+    Divergence(
+        id="pml-supcon-zero-without-a-negative-pair",
+        confirmed_by="tests/adapters/test_adapter_pml.py::test_supcon_is_zero_without_a_negative_pair",
+        adapter="pml.SupConLoss",
+        kind="edge_case",
+        reason="SupConLoss is one of PML's pair losses: a batch without a negative pair (one class) returns the zero "
+        "loss before any term is computed (losses/generic_pair_loss.py, docs/upstream/next-losses.md section 1.5). "
+        "Khosla et al.'s L_out, the spec, has a term there: each anchor's softmax runs over every other row, all of "
+        "them positives, and its term is their log-sum-exp minus their mean logit, > 0 with three rows or more "
+        "(fixture A in one class at t = 0.1: 2.88 against PML's 0). The one-class batch is among every cell's "
+        "extremes.",
+        link="KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/losses/generic_pair_loss.py",
+        spec={"mining": "supcon"},
+        check=(CONFORMANCE, "edge:no_negative"),
+    ),
 )

@@ -32,6 +32,10 @@ def describe_spec(spec: dict | None, label: str = "") -> str:
                      else "hinge")
     if spec.get("scaled"):
         parts.append("the difference divided by the mean hardest-negative distance")
+    if "temperature" in LOSSES[spec["mining"]].takes:
+        parts.append(f"temperature {spec.get('temperature', 1.0):g}")
+    if spec.get("symmetric"):
+        parts.append("averaged with the positives-to-anchors direction")
     if spec["mining"] == "batch_hard":
         unit = "every anchor" if spec.get("anchors") == "all" else "anchors that have a positive and a negative"
     reduction = spec.get("reduction")

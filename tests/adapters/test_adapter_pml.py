@@ -234,3 +234,29 @@ def test_npairs_keeps_the_first_pair_of_each_class():
     first_pairs = np.mean([np.logaddexp.reduce(row) - row[i] for i, row in enumerate(logits)])
     assert adapter.run(x, labels, spec, "float64", "cpu").loss == pytest.approx(first_pairs, rel=1e-12)
     assert abs(reference.evaluate(x, labels, spec).loss - first_pairs) > 0.1
+
+
+# --- NTXentLoss and SupConLoss ----------------------------------------------------------------------------
+
+BATCH_A = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]])  # next-losses.md's fixture A
+
+
+@pytest.mark.parametrize("name, spec, expected", [
+    ("pml.NTXentLoss", Spec(mining="ntxent", distance="cosine", temperature=0.07), 1.4565929),
+    ("pml.SupConLoss", Spec(mining="supcon", distance="cosine", temperature=0.1, reduction="mean_nonzero"), 1.0648501),
+])
+def test_ntxent_and_supcon_give_the_probed_fixture_values(name, spec, expected):
+    adapter = next(a for a in pml.ADAPTERS if a.name == name)
+    out = adapter.run(BATCH_A, np.array([0, 0, 1, 1]), spec, "float64", "cpu")
+    assert out.loss == pytest.approx(expected, abs=1e-6)
+    assert out.loss == pytest.approx(reference.evaluate(BATCH_A, [0, 0, 1, 1], spec).loss, rel=1e-12)
+
+
+def test_supcon_is_zero_without_a_negative_pair():
+    """Confirms pml-supcon-zero-without-a-negative-pair: one class, where L_out is log 3 - (mean positive logit) per
+    anchor on these four unit rows, PML returns 0 with gradient 0."""
+    adapter = next(a for a in pml.ADAPTERS if a.name == "pml.SupConLoss")
+    spec = adapter.specs[0]
+    out = adapter.run(BATCH_A, np.zeros(4, dtype=np.int64), spec, "float64", "cpu")
+    assert out.loss == 0.0 and not out.grad.any()
+    assert reference.evaluate(BATCH_A, np.zeros(4), spec).loss > 1.0

@@ -110,3 +110,74 @@ def test_sentence_transformers_computes_the_spec_it_states():
 
     for task, spec in IMPLEMENTATIONS["sentence-transformers"].specs.items():
         _peer_matches_its_spec(sentence_transformers_loss(task), spec)
+
+
+# --- the guard: python -m benchmarks.run --check ------------------------------------------------------------
+
+
+def _records(ours: float, peer: float, matmul: float, task="batch_hard", n=1024) -> list[dict]:
+    base = {"task": task, "n": n, "d": 64, "device": "cpu", "status": "ok"}
+    return [{**base, "task": "matmul", "implementation": "matmul", "seconds": matmul},
+            {**base, "implementation": "inhouse.torch", "seconds": ours},
+            {**base, "implementation": "pytorch-metric-learning", "seconds": peer},
+            {**base, "implementation": "sentence-transformers", "seconds": 2 * peer}]
+
+
+COMMITTED = {"noise": 0.2, "setting": {"tasks": ["batch_hard"], "d": 64, "threads": 1,
+                                       "implementations": ["inhouse.torch", "pytorch-metric-learning"]},
+             "figures": [{"task": "batch_hard", "n": 1024, "of": "peer", "speedup": 10.0},
+                         {"task": "batch_hard", "n": 1024, "of": "matmul", "speedup": 0.5}]}
+
+
+def test_the_check_reads_speedups_over_the_fastest_peer_and_the_matmul():
+    from benchmarks import check
+
+    figures = {(f.of, f.peer): f.speedup for f in check.speedups(_records(ours=1.0, peer=10.0, matmul=0.5))}
+    assert figures == {("peer", "pytorch-metric-learning"): 10.0, ("matmul", None): 0.5}
+
+
+@pytest.mark.parametrize("ours, passes", [(1.0, True), (1.2, True), (1.3, False), (0.5, True)])
+def test_the_check_fails_only_below_the_committed_figure_less_its_noise(ours, passes):
+    """Committed 10x over the peer with 20% noise: 10 / 1.2 = 8.3x passes, 10 / 1.3 = 7.7x < 8x fails."""
+    from benchmarks import check
+
+    failures = check.judge(COMMITTED, check.speedups(_records(ours=ours, peer=10.0, matmul=0.5 * ours)))
+    assert (failures == []) == passes, failures
+    if not passes:
+        assert len(failures) == 1 and "batch_hard N=1024 peer" in failures[0] and "8x" in failures[0]
+
+
+def test_a_committed_figure_that_was_not_measured_fails_the_check():
+    from benchmarks import check
+
+    records = [r for r in _records(ours=1.0, peer=10.0, matmul=0.5) if r["implementation"] == "inhouse.torch"]
+    assert check.judge(COMMITTED, check.speedups(records)) == [
+        "batch_hard N=1024 peer: not measured", "batch_hard N=1024 matmul: not measured"]
+
+
+@pytest.mark.parametrize("ours, status", [(1.0, 0), (2.0, 1)])
+def test_run_check_exits_non_zero_when_a_figure_falls_short(tmp_path, monkeypatch, capsys, ours, status):
+    """The command measures the committed tasks and sizes in one sweep and sets its exit status by judge()."""
+    committed = tmp_path / "committed.json"
+    committed.write_text(json.dumps(COMMITTED))
+    asked = {}
+
+    def fake_sweep(args, writer):
+        asked.update(tasks=args.tasks, sizes=args.sizes, threads=args.threads, impls=args.implementations)
+        return _records(ours=ours, peer=10.0, matmul=0.5 * ours)
+
+    monkeypatch.setattr(run, "sweep", fake_sweep)
+    assert run.main(["--check", "--check-file", str(committed)]) == status
+    assert asked == {"tasks": ["batch_hard"], "sizes": [1024], "threads": 1,
+                     "impls": ["inhouse.torch", "pytorch-metric-learning"]}
+    assert ("FAILED batch_hard N=1024 peer" in capsys.readouterr().out) == bool(status)
+
+
+def test_the_committed_figures_name_measured_tasks_and_a_noise():
+    from benchmarks import check
+    from benchmarks.implementations import TASKS
+
+    committed = check.load()
+    assert 0 < committed["noise"] < 1
+    assert {e["task"] for e in committed["figures"]} <= set(TASKS)
+    assert {e["of"] for e in committed["figures"]} == {"peer", "matmul"}

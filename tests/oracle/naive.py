@@ -179,6 +179,52 @@ def _softmax_rows(dist, labels, weight):
     return terms
 
 
+def log_sum_exp(logits) -> float:
+    top = max(logits)
+    return top + math.log(sum(math.exp(s - top) for s in logits))
+
+
+def multiple_negatives(dist, labels, spec, triplets):
+    """Per anchor i: log sum_j e^(-d(a_i, p_j) / t) + d(a_i, p_i) / t; symmetric: per positive too, against anchors."""
+    pairs = len(labels) // 2
+    t = spec.temperature
+    terms = []
+    for i in range(pairs):
+        logits = [-dist[i][pairs + j] / t for j in range(pairs)]
+        terms.append(((i, pairs + i), log_sum_exp(logits) - logits[i]))
+    if spec.symmetric:
+        for j in range(pairs):
+            logits = [-dist[pairs + j][i] / t for i in range(pairs)]
+            terms.append(((pairs + j, j), log_sum_exp(logits) - logits[j]))
+    return terms
+
+
+def ntxent(dist, labels, spec, triplets):
+    """Per ordered positive pair (a, p): -log(e^(l_ap) / (e^(l_ap) + sum over negatives n of e^(l_an))), l = -d / t."""
+    t = spec.temperature
+    terms = []
+    for a in range(len(labels)):
+        negatives = [-dist[a][n] / t for n in range(len(labels)) if labels[n] != labels[a]]
+        for p in range(len(labels)):
+            if p != a and labels[p] == labels[a]:
+                positive = -dist[a][p] / t
+                terms.append(((a, p), log_sum_exp([positive, *negatives]) - positive))
+    return terms
+
+
+def supcon(dist, labels, spec, triplets):
+    """Per anchor with a positive: the mean over its positives p of log sum over k != a of e^(l_ak) - l_ap."""
+    t = spec.temperature
+    terms = []
+    for a in range(len(labels)):
+        others = [k for k in range(len(labels)) if k != a]
+        positives = [p for p in others if labels[p] == labels[a]]
+        if positives:
+            lse = log_sum_exp([-dist[a][k] / t for k in others])
+            terms.append(((a, a), sum(lse + dist[a][p] / t for p in positives) / len(positives)))
+    return terms
+
+
 STRATEGIES = {
     "batch_all": batch_all,
     "batch_hard": batch_hard,
@@ -189,6 +235,9 @@ STRATEGIES = {
     "lifted": lifted,
     "npairs": npairs,
     "npairs_multilabel": npairs_multilabel,
+    "multiple_negatives": multiple_negatives,
+    "ntxent": ntxent,
+    "supcon": supcon,
 }
 
 
