@@ -16,7 +16,9 @@ judged against the oracle on the whole batch.
   PML's all_gather allocates each peer's buffer like the rank's own shard, so uneven shards are not an input it
   takes (gloo aborts, or reads another rank's rows into the wrong shape): these adapters declare equal_shards,
   and the strategies draw even layouts for them.
-* `inhouse.torch.distributed`: inhouse/torch_losses.py metric_loss on the gathered batch, gathered with
+  `DistributedLossWrapper(NTXentLoss)` too, the softmax family's all-gather (the same two registered differences).
+* `inhouse.torch.distributed`: inhouse/torch_losses.py metric_loss on the gathered batch (the triplet losses,
+  contrastive, and the softmax family's ntxent and supcon, whose all-gather must carry the gradient), gathered with
   torch.distributed.nn.functional.all_gather, whose backward sums every rank's gradient back to the rank that
   owns the rows: every rank's loss is the whole-batch loss, and G its gradient. Conforms with no registry entry.
 
@@ -81,6 +83,32 @@ def pml_distributed_loss(embeddings, labels, spec, miner: str, efficient: bool):
     return loss(embeddings, labels, mined)
 
 
+def pml_distributed_ntxent(embeddings, labels, spec, efficient: bool):
+    """DistributedLossWrapper(NTXentLoss(temperature), efficient): the softmax family's all-gather, PML's way."""
+    from pytorch_metric_learning import losses
+    from pytorch_metric_learning.utils.distributed import DistributedLossWrapper
+
+    return DistributedLossWrapper(losses.NTXentLoss(temperature=spec.temperature), efficient=efficient)(embeddings,
+                                                                                                          labels)
+
+
+def _pml_ntxent_adapter(efficient: bool):
+    return wrap_torch(
+        functools.partial(pml_distributed_ntxent, efficient=efficient),
+        name=f"pml.DistributedLossWrapper(NTXentLoss, efficient={efficient})",
+        spec=[Spec(mining="ntxent", distance="cosine", temperature=0.07)],
+        dtypes=DTYPES,
+        targets=TARGETS,
+        notes=f"pytorch-metric-learning's DistributedLossWrapper(NTXentLoss(temperature=0.07), efficient={efficient}) "
+        "on W gloo ranks: " + ("the whole gathered batch on every rank, returned times W." if not efficient else
+                               "a rank's anchors are its own rows, its candidates the gathered batch; returned times "
+                               "W.") + " Equal shards only (PML's all_gather assumes them).",
+        source=pml.SOURCE + "utils/distributed.py",
+        requires=("pytorch_metric_learning",),
+        extra={"equal_shards": True},
+    )
+
+
 def _pml_specs(miner: str) -> list[Spec]:
     margin, fields = {"no miner": (0.05, {"mining": "batch_all"}),
                       "BatchHardMiner": (0.05, {"mining": "batch_hard", "anchors": "valid"}),
@@ -111,12 +139,12 @@ def _pml_adapter(miner: str, efficient: bool):
     )
 
 
-INHOUSE_MININGS = ("batch_all", "batch_hard", "semi_hard", "semi_hard_all", "contrastive")
+INHOUSE_MININGS = ("batch_all", "batch_hard", "semi_hard", "semi_hard_all", "contrastive", "ntxent", "supcon")
 
 
 def _inhouse_specs() -> list[Spec]:
     """The first of inhouse.torch's covering specs for each mining a shard can run (not triplets: index triples
-    name rows of the whole batch)."""
+    name rows of the whole batch; not the pairs layout: its rows pair up across the whole batch, not a shard)."""
     from .inhouse import COVERING_SPECS
 
     return [next(s for s in COVERING_SPECS if s.mining == mining) for mining in INHOUSE_MININGS]
@@ -138,5 +166,6 @@ def _inhouse_adapter():
 
 ADAPTERS = [
     *(_pml_adapter(miner, efficient) for miner in MINERS for efficient in (False, True)),
+    *(_pml_ntxent_adapter(efficient) for efficient in (False, True)),
     _inhouse_adapter(),
 ]

@@ -37,3 +37,26 @@ MISBEHAVING = wrap_torch(misbehaving_on_rank_one, name="test.misbehaving-on-rank
 
 def with_triplets(embeddings, labels, triplets):
     return (embeddings * embeddings).sum()
+
+
+NTXENT = reference.Spec(mining="ntxent", distance="cosine", temperature=0.5)
+
+
+def ntxent_gathered_without_gradient(embeddings, labels):
+    """The classic DDP fault: the other ranks' rows gathered with dist.all_gather, which carries no gradient, and the
+    rank's own rows put back in their place; the whole-batch NT-Xent on that. Each rank's gradient then misses
+    every term in which its rows are another rank's positive or negative."""
+    import torch
+
+    from inhouse.torch_losses import metric_loss
+
+    parts = [torch.zeros_like(embeddings) for _ in range(dist.get_world_size())]
+    label_parts = [torch.zeros_like(labels) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, embeddings.detach())
+    dist.all_gather(label_parts, labels)
+    parts[dist.get_rank()] = embeddings
+    return metric_loss(torch.cat(parts), torch.cat(label_parts), NTXENT)
+
+
+GATHERED_WITHOUT_GRADIENT = wrap_torch(ntxent_gathered_without_gradient, name="test.ntxent-gathered-without-gradient",
+                                       spec=NTXENT, dtypes=("float64",), targets=TARGETS)

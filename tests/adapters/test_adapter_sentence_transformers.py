@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers", reason="sentence-transformers is not installed")
 
 from adapters import sentence_transformers as st  # noqa: E402
+from contract.batch import in_layout  # noqa: E402
 from claims import assert_conforms  # noqa: E402
 
 ADAPTERS = {a.name: a for a in st.ADAPTERS}
@@ -116,9 +117,27 @@ def test_half_precision_losses_come_back_as_float32_and_are_cast_back(dtype):
     assert raw.dtype == torch.float32
     for adapter in ADAPTERS.values():
         for spec in adapter.specs:
-            x = torch.tensor(X).to(getattr(torch, dtype)).double().numpy()
-            out = adapter.run(x, Y, spec, dtype, "cpu")
-            assert out.loss == pytest.approx(reference.evaluate(x, Y, spec).loss, rel=2e-2), (adapter.name, spec)
+            x, y = in_layout(spec, torch.tensor(X).to(getattr(torch, dtype)).double().numpy(), Y)  # MNRL: pairs
+            out = adapter.run(x, y, spec, dtype, "cpu")
+            assert out.loss == pytest.approx(reference.evaluate(x, y, spec).loss, rel=2e-2), (adapter.name, spec)
+            assert isinstance(out.loss, float)
+
+
+def test_multiple_negatives_gives_the_probed_values():
+    """next-losses.md 2.1's batch Q (queries x0, x1, x2; documents x1, x2, x3): 4.0122113 at scale 20, 0.9598289 at 1;
+    the symmetric form and the cached one (GradCache in mini-batches of two) on the same pairs."""
+    a = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]])
+    q = np.concatenate([a[[0, 1, 2]], a[[1, 2, 3]]])
+    labels = np.array([0, 1, 2] * 2)
+    for name in ("st.MultipleNegativesRankingLoss", "st.CachedMultipleNegativesRankingLoss"):
+        values = [ADAPTERS[name].run(q, labels, spec, "float64", "cpu").loss for spec in ADAPTERS[name].specs]
+        assert values == pytest.approx([4.0122113, 0.9598289], abs=1e-6), name
+    symmetric = ADAPTERS["st.MultipleNegativesSymmetricRankingLoss"]
+    for spec in symmetric.specs:
+        out = symmetric.run(q, labels, spec, "float64", "cpu")
+        answer = reference.evaluate(q, labels, spec)
+        assert out.loss == pytest.approx(answer.loss, rel=1e-12)
+        np.testing.assert_allclose(out.grad, answer.grad, rtol=1e-9, atol=1e-12)
 
 
 def test_distances_are_the_shipped_functions():

@@ -236,3 +236,23 @@ def test_a_users_distributed_loss_conforms_through_pytest_adapter(tmp_path):
     assert len(comparisons) == 8 and {r["verdict"] for r in comparisons} == {"pass"}
     assert {r["device"] for r in comparisons} == {"dist-gloo-2", "dist-gloo-3"}
     assert all(r["examples"] >= 10 for r in comparisons)
+
+
+@pytest.mark.parametrize("device", ["dist-gloo-2", "dist-gloo-3"])
+def test_an_all_gather_without_gradient_is_told_from_one_with(device):
+    """The softmax family's DDP fault: NT-Xent on rows gathered without gradient keeps the loss and loses each rank's
+    terms as another's candidate, so G is off (here by far more than the float64 gradient tolerance); the in-house
+    all-gather with gradient (inhouse.torch.distributed) gives the oracle's G."""
+    from adapters import distributed as distributed_adapters
+
+    x = np.random.default_rng(3).normal(size=(12, 4))
+    y = np.tile(np.arange(4), 3)
+    oracle = reference.evaluate(x, y, losses.NTXENT)
+    faulty = call_adapter(losses.GATHERED_WITHOUT_GRADIENT, x, y, losses.NTXENT, "float64", device)
+    assert faulty.loss == pytest.approx(oracle.loss, rel=1e-12)
+    assert np.abs(faulty.grad - oracle.grad).max() > 100 * 1e-5
+    inhouse = next(a for a in distributed_adapters.ADAPTERS if a.name == "inhouse.torch.distributed")
+    spec = next(s for s in inhouse.specs if s.mining == "ntxent")
+    answer = reference.evaluate(x, y, spec)
+    right = call_adapter(inhouse, x, y, spec, "float64", device)
+    np.testing.assert_allclose(right.grad, answer.grad, rtol=1e-9, atol=1e-12)
