@@ -229,7 +229,9 @@ ROWS = (
         "cosine); not checked by the suite"),
     Row("NpairsLoss", ST, "differs", "sentence_transformers.losses.MultipleNegativesRankingLoss(model, scale=1.0, "
         "similarity_fct=sentence_transformers.util.cos_sim)",
-        ONE_PAIR_PER_CLASS + "; scale=1.0 (its default 20 multiplies the logits); not checked by the suite"),
+        ONE_PAIR_PER_CLASS + "; scale=1.0 (its default 20 multiplies the logits); the suite checks it as "
+        "multiple_negatives, which is npairs where every pair has a class of its own",
+        evidence="st.MultipleNegativesRankingLoss"),
     Row("NpairsLoss", PML, "same except", "losses.NPairsLoss()",
         "cosine (its DotProductSimilarity normalises the rows); only the first pair of each class: the same when every "
         f"pair has its own class; {PAIRS}, call loss(x, y)", evidence="pml.NPairsLoss"),
