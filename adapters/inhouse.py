@@ -29,6 +29,7 @@ from reference import (
     MARGIN_MININGS,
     DISTANCES,
     EMPTIES,
+    LOSSES,
     MININGS,
     REDUCTIONS,
     SCALED_MININGS,
@@ -46,11 +47,19 @@ FAMILY = Family(module="inhouse", library="in-house (this suite)", source="inhou
 TARGETS = ("cpu", "cuda", "cuda-tf32")  # cuda-tf32: float32 cells only (contract/targets.py)
 MARGINS = (0.2, 1.0)
 TEMPERATURES = (0.05, 1.0)  # sentence-transformers' scale 20, and 1
+# the similarity family's scales: PML's defaults (the authors' and TF-Similarity's beta 40), and a milder set
+SIMILARITY_FORMS = {
+    "multi_similarity": ({}, {"alpha": 1.0, "beta": 10.0, "base": 0.0}),
+    "multi_similarity_mined": ({"margin": 0.1}, {"margin": 0.1, "beta": 40.0}, {"margin": 0.3, "alpha": 1.0, "base": 0.2}),
+    "circle": ({"margin": 0.4}, {"margin": 0.25, "gamma": 256.0}, {"margin": 0.4, "gamma": 16.0}),
+}
 
 
 def _forms(mining: str) -> list[dict]:
     """The term's forms a mining allows: hinge at each margin, soft, scaled; no margin where it takes none; each
     temperature, symmetric or not, for the softmax family."""
+    if mining in SIMILARITY_FORMS:
+        return list(SIMILARITY_FORMS[mining])
     forms = [{"margin": m} for m in MARGINS] if mining in MARGIN_MININGS else [{}]
     if mining in TEMPERATURE_MININGS:
         forms = [{"temperature": t} for t in TEMPERATURES]
@@ -72,12 +81,13 @@ def _variants(mining: str) -> list[dict]:
 # loss of reference/losses.py need not have one; tests/inhouse/test_inhouse_torch.py keeps the two lists equal.
 IMPLEMENTED = tuple(mining for mining in MININGS if mining in (
     "batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive", "lifted", "npairs",
-    "npairs_multilabel", "multiple_negatives", "ntxent", "supcon"))
+    "npairs_multilabel", "multiple_negatives", "ntxent", "supcon", "multi_similarity", "multi_similarity_mined", "circle"))
 ALL_SPECS = tuple(
     Spec(mining=mining, distance=distance, normalize=normalize, reduction=reduction, empty=empty, **variant)
     for mining in IMPLEMENTED
     for variant in _variants(mining)
     for distance, normalize, reduction, empty in itertools.product(DISTANCES, (False, True), REDUCTIONS, EMPTIES)
+    if distance in LOSSES[mining].distances
 )
 
 
@@ -86,12 +96,13 @@ def _covering(per_variant: int = 2) -> tuple[Spec, ...]:
     so each distance, normalize, reduction and empty value meets many minings and forms."""
     specs = []
     for index, (mining, variant) in enumerate((m, v) for m in IMPLEMENTED for v in _variants(m)):
+        accepted = LOSSES[mining].distances  # the similarity family: cosine only
         for k in range(per_variant):
             step = index * per_variant + k
             specs.append(
                 Spec(
                     mining=mining,
-                    distance=DISTANCES[step % 3],
+                    distance=DISTANCES[step % 3] if DISTANCES[step % 3] in accepted else accepted[step % len(accepted)],
                     normalize=bool(step % 2),
                     reduction=REDUCTIONS[(step // 2) % 3],
                     empty=EMPTIES[(step // 3) % 2],

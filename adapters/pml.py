@@ -1,5 +1,8 @@
 """pytorch-metric-learning (PML): `TripletMarginLoss` alone, with `BatchHardMiner`, and with
-`TripletMarginMiner("semihard")`; `LiftedStructureLoss`; `NPairsLoss`; `NTXentLoss`; `SupConLoss`.
+`TripletMarginMiner("semihard")`; `LiftedStructureLoss`; `NPairsLoss`; `NTXentLoss`; `SupConLoss`;
+`MultiSimilarityLoss` alone and with `MultiSimilarityMiner`; `CircleLoss` (docs/upstream/next-losses.md, sections
+1.6-1.8: multi_similarity, multi_similarity_mined with margin = the miner's epsilon, circle with margin = m; all on
+CosineSimilarity, the records' cosine distance).
 
 How PML maps onto the vocabulary (docs/upstream/pytorch.md, section 1; src/pytorch_metric_learning/...):
   * the loss is relu(d_ap - d_an + margin) per mined triplet, reduced by `AvgNonZeroReducer` (mean over
@@ -155,6 +158,28 @@ def supcon_loss(embeddings, labels, spec):
     return losses.SupConLoss(temperature=spec.temperature)(embeddings, labels)
 
 
+def multi_similarity_loss(embeddings, labels, spec):
+    """MultiSimilarityLoss(alpha, beta, base) on CosineSimilarity (its default), every pair."""
+    from pytorch_metric_learning import losses
+
+    return losses.MultiSimilarityLoss(alpha=spec.alpha, beta=spec.beta, base=spec.base)(embeddings, labels)
+
+
+def mined_multi_similarity_loss(embeddings, labels, spec):
+    """MultiSimilarityLoss over the pairs MultiSimilarityMiner(epsilon = spec.margin) keeps (both on CosineSimilarity)."""
+    from pytorch_metric_learning import losses, miners
+
+    pairs = miners.MultiSimilarityMiner(epsilon=spec.margin)(embeddings, labels)
+    return losses.MultiSimilarityLoss(alpha=spec.alpha, beta=spec.beta, base=spec.base)(embeddings, labels, pairs)
+
+
+def circle_loss(embeddings, labels, spec):
+    """CircleLoss(m, gamma): CosineSimilarity only (it asserts so), weights detached, AvgNonZeroReducer."""
+    from pytorch_metric_learning import losses
+
+    return losses.CircleLoss(m=spec.margin, gamma=spec.gamma)(embeddings, labels)
+
+
 def lifted_structure_loss(embeddings, labels, spec):
     """LiftedStructureLoss(neg_margin=m, pos_margin=0) with the distance `spec.distance` measures; cosine through
     CosineSimilarity with pos_margin=1, neg_margin=1 - m (its margins are inverted: module docstring)."""
@@ -252,6 +277,45 @@ ADAPTERS = [
         "cosine similarity / t (Khosla et al.'s L_out, no t / base_t factor), AvgNonZeroReducer (mean over the anchors "
         "whose term is > 0); its default temperature 0.1.",
         source=SOURCE + "losses/supcon_loss.py",
+        requires=("pytorch_metric_learning",),
+    ),
+    wrap_torch(
+        multi_similarity_loss,
+        name="pml.MultiSimilarityLoss",
+        spec=[Spec(mining="multi_similarity", distance="cosine"),
+              Spec(mining="multi_similarity", distance="cosine", beta=40.0)],
+        dtypes=("float64", "float32"),
+        targets=("cpu", "cuda", "cuda-tf32"),
+        notes="Per anchor (1/alpha) log(1 + sum_p e^(-alpha (s_ap - base))) + (1/beta) log(1 + sum_n e^(beta (s_an - "
+        "base))) of cosine similarities over every pair (an empty set adds 0), mean over all anchors; its defaults "
+        "alpha 2, beta 50, base 0.5, and the authors' beta 40. No mining inside: the paper's selection is the miner.",
+        source=SOURCE + "losses/multi_similarity_loss.py",
+        requires=("pytorch_metric_learning",),
+    ),
+    wrap_torch(
+        mined_multi_similarity_loss,
+        name="pml.MultiSimilarityLoss+MultiSimilarityMiner",
+        spec=[Spec(mining="multi_similarity_mined", distance="cosine", margin=0.1),
+              Spec(mining="multi_similarity_mined", distance="cosine", margin=0.1, beta=40.0)],
+        dtypes=("float64", "float32"),
+        targets=("cpu", "cuda", "cuda-tf32"),
+        notes="MultiSimilarityMiner(epsilon=0.1) keeps positives with s_ap - eps < the anchor's largest negative s and "
+        "negatives with s_an + eps > its smallest positive s (both strict, without gradient); the loss over those "
+        "pairs, mean over all anchors (one with nothing mined counts 0). beta 40 = TF-Similarity's MultiSimilarityLoss.",
+        source=SOURCE + "miners/multi_similarity_miner.py",
+        requires=("pytorch_metric_learning",),
+    ),
+    wrap_torch(
+        circle_loss,
+        name="pml.CircleLoss",
+        spec=[Spec(mining="circle", distance="cosine", margin=0.4, gamma=80.0, reduction="mean_nonzero"),
+              Spec(mining="circle", distance="cosine", margin=0.25, gamma=256.0, reduction="mean_nonzero")],
+        dtypes=("float64", "float32"),
+        targets=("cpu", "cuda", "cuda-tf32"),
+        notes="Per anchor with a positive and a negative, softplus(lse_p -gamma [1 + m - s]+ (s - 1 + m) + lse_n gamma "
+        "[s + m]+ (s - m)) of cosine similarities, the weights [.]+ detached (Sun et al. eq. 6), AvgNonZeroReducer; "
+        "its defaults m 0.4, gamma 80, and the paper's face-recognition m 0.25, gamma 256. CosineSimilarity only.",
+        source=SOURCE + "losses/circle_loss.py",
         requires=("pytorch_metric_learning",),
     ),
 ]

@@ -1,5 +1,6 @@
 """TensorFlow Similarity 0.17.1 (its last release; tensorflow/similarity): `TripletLoss`, where TF-Addons users
-were told to migrate.
+were told to migrate; `MultiSimilarityLoss` (multi_similarity_mined: PML's loss with beta 40 and the miner, which it
+builds in) and `CircleLoss` (registered: another combination of the same logits, docs/upstream/next-losses.md 3.1-3.2).
 
 Source: tensorflow_similarity/losses/triplet_loss.py (triplet_loss, TripletLoss), losses/utils.py
 (positive_distances, negative_distances, semi_hard_easy_mask, compute_loss, logsumexp), algebra.py
@@ -72,6 +73,24 @@ def hard_specs():
     ]
 
 
+def multi_similarity_loss(embeddings, labels, spec):
+    """MultiSimilarityLoss(distance="cosine", alpha, beta, epsilon = margin, lmda = base, center=1) on L2-normalised
+    rows (its cosine is 1 - x.y): the miner is inside the loss."""
+    tf = load("tensorflow")
+    losses = load("tensorflow_similarity.losses")
+    criterion = losses.MultiSimilarityLoss(distance="cosine", alpha=spec.alpha, beta=spec.beta, epsilon=spec.margin,
+                                           lmda=spec.base, center=1.0)
+    return criterion(labels, tf.math.l2_normalize(embeddings, axis=1))
+
+
+def circle_loss(embeddings, labels, spec):
+    """CircleLoss(distance="cosine", gamma, margin) on L2-normalised rows."""
+    tf = load("tensorflow")
+    losses = load("tensorflow_similarity.losses")
+    criterion = losses.CircleLoss(distance="cosine", gamma=spec.gamma, margin=spec.margin)
+    return criterion(labels, tf.math.l2_normalize(embeddings, axis=1))
+
+
 ADAPTERS = [
     wrap_tensorflow(
         triplet_loss("hard", "hard"),
@@ -83,6 +102,35 @@ ADAPTERS = [
         "only; cosine on L2-normalised rows (TF-Similarity's cosine is 1 - x.y). Run eagerly.",
         source=SOURCE,
         precision="gram",  # pairwise distances by the Gram expansion
+        requires=REQUIRES,
+    ),
+    wrap_tensorflow(
+        multi_similarity_loss,
+        name="tfsim.MultiSimilarityLoss",
+        spec=[Spec(mining="multi_similarity_mined", distance="cosine", normalize=True, margin=0.1, beta=40.0)],
+        dtypes=DTYPES,
+        notes="The miner inside the loss (epsilon 0.1: positives with D_ap > min D_an - eps, negatives with D_an < max "
+        "D_ap + eps, both strict), then (1/alpha) log(1 + sum e^(alpha (D + lmda - 1))) + (1/beta) log(1 + sum "
+        "e^(-beta (D + lmda - 1))) over what it kept, an anchor that kept nothing 0, Keras mean over every anchor; the "
+        "authors' defaults alpha 2, beta 40, lmda 0.5 (= base). Rows L2-normalised first (its cosine is 1 - x.y). Run "
+        "eagerly.",
+        source="tensorflow/similarity tensorflow_similarity/losses/multisim_loss.py, losses/utils.py (0.17.1)",
+        precision="gram",
+        requires=REQUIRES,
+    ),
+    wrap_tensorflow(
+        circle_loss,
+        name="tfsim.CircleLoss",
+        spec=[Spec(mining="circle", distance="cosine", normalize=True, margin=0.4, gamma=80.0)],
+        # another function than the spec's in every dtype (registered): half precision, whose gradient rounding at
+        # gamma = 80 spans the slopes themselves, would pass or fail by the draw
+        dtypes=("float32", "float64"),
+        notes="Sun et al.'s weights and logits on 1 - D, but log(1 + sum_p e^l_p) + log(1 + sum_n e^l_n), the weights "
+        "not detached, Keras mean over every anchor (invalid ones 0): claimed as circle with reduction mean, the "
+        "nearest spec, and registered (tfsim-circle-sum-of-two-softpluses); float32 and float64 only. Rows L2-normalised "
+        "first. Run eagerly.",
+        source="tensorflow/similarity tensorflow_similarity/losses/circle_loss.py (0.17.1)",
+        precision="gram",
         requires=REQUIRES,
     ),
 ]

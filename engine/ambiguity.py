@@ -79,9 +79,9 @@ def decision_resolution(answer: Answer, dtype: str, precision: str = DEFAULT,
         elif where == "gap":  # the decision is taken at the gap itself
             resolution[kind] = AMBIGUITY_FACTOR * delta(gap)
         elif kind == SOFTMAX_ROUNDING:  # a log-sum-exp rounds at its largest logit, in value units
-            temperature = answer.spec.temperature
+            rate = float(np.max(answer.shares[:, 4], initial=0.0))  # how fast a logit moves with its distance
             resolution[kind] = AMBIGUITY_FACTOR * (dtype_facts(dtype).eps * (1.0 + float(np.max(answer.operands, initial=0.0)))
-                                                   + at_decisions / temperature)
+                                                   + at_decisions * rate)
         elif where == "value":  # a soft term: the hinge's resolution about the dtype's underflow, in value units
             resolution[kind] = underflow_resolution(dtype, AMBIGUITY_FACTOR * at_decisions)
         else:

@@ -24,7 +24,9 @@ import numpy as np
 from contract.dtypes import dtype as dtype_facts
 from contract.dtypes import ulp
 from reference import GAP_KINDS, Answer, valid_triplets
-from reference.gaps import HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, SOFTMAX_ROUNDING, WINDOW_LOWER, WINDOW_UPPER
+from reference.gaps import HINGE, MINED_NEGATIVE, MINED_POSITIVE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, SOFTMAX_ROUNDING, \
+    WINDOW_LOWER, WINDOW_UPPER
+from reference.similarity import mined_pairs
 from reference.strategies import lifted_pairs
 
 from .tolerances import Tolerance
@@ -113,6 +115,21 @@ def _near_decisions(answer: Answer, kind: str, within: float) -> list[tuple[list
         margin = dist[a, n] - dist[a, p] - (spec.margin if kind == WINDOW_UPPER else 0.0)
         for k in np.flatnonzero(np.abs(margin) < within):
             found.append(([(a[k], n[k], 1), (a[k], p[k], -1)], abs(margin[k])))
+    elif kind in (MINED_POSITIVE, MINED_NEGATIVE):
+        # the miner keeps (a, p) while d_ap + eps > the nearest negative's d_an, (a, n) while d_an - eps < the farthest
+        # positive's d_ap: a kept pair adds its term, so the pair whose increase keeps it (a positive's own, the
+        # farthest positive) is +1, the one whose increase drops it (a negative's own, the nearest negative) -1
+        _, _, positive_margin, negative_margin = mined_pairs(dist, labels, spec.margin)
+        positive, negative = labels[:, None] == labels[None, :], labels[:, None] != labels[None, :]
+        positive &= ~np.eye(len(dist), dtype=bool)
+        if kind == MINED_POSITIVE:
+            partner = np.argmin(np.where(negative, dist, np.inf), axis=1)[:, None]  # the nearest negative
+            margins, own, other = positive_margin, 1, -1
+        else:
+            partner = np.argmax(np.where(positive, dist, -np.inf), axis=1)[:, None]  # the farthest positive
+            margins, own, other = negative_margin, -1, 1
+        for a, j in zip(*np.nonzero(np.abs(margins) < within)):
+            found.append(([(a, j, own), (a, int(partner[a, 0]), other)], abs(float(margins[a, j]))))
     elif kind == HINGE and spec.mining == "contrastive":
         i, j = answer.selection.T
         same = labels[i] == labels[j]

@@ -115,7 +115,9 @@ def loss_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
     if not np.isfinite(answer.loss):
         return 0.0
     delta = distance_rounding(answer, dtype, precision, target)
-    spread = np.sum(np.abs(answer.grad_dist) * delta) + curvature_rounding(answer, delta) \
+    # the value's own slopes where the gradient holds weights constant (circle's detached alpha)
+    slopes = answer.grad_dist if answer.loss_slopes is None else answer.loss_slopes
+    spread = np.sum(np.abs(slopes) * delta) + curvature_rounding(answer, delta) \
         + own_distance_rounding(answer, delta)
     return float(spread) + term_rounding(answer, dtype) + kink_rounding(answer, dtype, precision, target)
 
@@ -317,17 +319,17 @@ def _lifted_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: 
 
 
 def _softmax_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: float) -> list:
-    """A softmax term's slopes w (softmax_k - Y_k) / t on the distances it reads (reference/softmax.py): its logits
-    -D / t are read up to r = max over its reads of delta / t + eps (its largest |logit| + |term|) off, which moves
-    each share by at most share (e^(2 r) - 1), and by at most 1: where logits round by more than their spread the
-    weights are the rounding's, not the spec's."""
+    """A log-sum-exp term's slopes w share_k c_k on the distances it reads (reference/softmax.py: c = 1 / t, the share
+    against its target; reference/similarity.py: c its own rate), each logit moving at rate k with its distance
+    (Terms.shares): the logits are read up to r = max over the term's reads of delta k + eps (its largest |logit| +
+    |term|) off, which moves each share by at most share (e^(2 r) - 1), and by at most 1: where logits round by more
+    than their spread the weights are the rounding's, not the spec's."""
     term, rows, cols = (answer.shares[:, k].astype(np.int64) for k in range(3))
-    share = answer.shares[:, 3]
-    temperature = answer.spec.temperature
+    share, logit_rate, slope_rate = answer.shares[:, 3], answer.shares[:, 4], answer.shares[:, 5]
     read = np.zeros(len(answer.values))
-    np.maximum.at(read, term, delta[rows, cols] / temperature)
+    np.maximum.at(read, term, delta[rows, cols] * logit_rate)
     read += eps * answer.operands
-    moved = weights[term] * np.minimum(share * np.expm1(np.minimum(2.0 * read[term], 700.0)), 1.0) / temperature
+    moved = weights[term] * np.minimum(share * np.expm1(np.minimum(2.0 * read[term], 700.0)), 1.0) * slope_rate
     return [(rows, cols, moved)]
 
 

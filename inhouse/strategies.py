@@ -25,6 +25,7 @@ from reference import Spec
 
 from .chunks import anchor_chunks
 from .distances import PairDistances, pairwise_distances
+from .similarity import circle, multi_similarity, multi_similarity_mined
 from .softmax import multiple_negatives, npairs, npairs_multilabel, ntxent, supcon
 from .mining import ClassSlots, hardest_partners, semi_hard_negatives, sorted_negatives
 from .terms import aggregate, term_and_slope
@@ -209,4 +210,7 @@ STRATEGIES = {
     "multiple_negatives": multiple_negatives,
     "ntxent": ntxent,
     "supcon": supcon,
+    "multi_similarity": multi_similarity,
+    "multi_similarity_mined": multi_similarity_mined,
+    "circle": circle,
 }

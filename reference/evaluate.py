@@ -27,7 +27,8 @@ class Answer:
     selection  one row per term: (a, p, n) or, for contrastive, (i, j); -1 marks a constant-0 distance
     values     each term's loss;  weights: each term's coefficient in `loss`
     operands   each term's operands' magnitude where its arithmetic rounds at more than its reads (Terms), or None
-    shares     the softmax family's (term, i, j, softmax share) rows (Terms), or None
+    shares     the log-sum-exp terms' (term, i, j, share, logit rate, slope rate) rows (Terms), or None
+    loss_slopes  dL/dD of the loss's value where the gradient holds weights constant (circle), or None: grad_dist
     gaps       decision kind -> the smallest margin of this input from that kind of decision point
     gap        min(gaps) over the kinds measured in the embedding space (distances, norms): how far the rows may
                move before a decision flips; a soft term's value (soft_underflow) is no such distance
@@ -47,6 +48,7 @@ class Answer:
     weights: np.ndarray
     operands: np.ndarray | None
     shares: np.ndarray | None
+    loss_slopes: np.ndarray | None
     gaps: dict
     gap: float
 
@@ -94,6 +96,7 @@ def evaluate(embeddings, labels, spec: Spec = Spec(), triplets=None) -> Answer:
         weights=outcome.weights,
         operands=outcome.operands,
         shares=outcome.shares,
+        loss_slopes=outcome.loss_slopes,
         gaps=gaps,
         gap=smallest([value for kind, value in gaps.items() if in_distance_units(kind)]),
     )

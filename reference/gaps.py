@@ -75,6 +75,8 @@ ZERO_NORM = "zero_norm"
 COLLAPSE = "collapse"
 SOFT_UNDERFLOW = "soft_underflow"
 SOFTMAX_ROUNDING = "softmax_rounding"
+MINED_POSITIVE = "mined_positive"
+MINED_NEGATIVE = "mined_negative"
 
 GAP_KINDS: dict[str, GapKind] = {
     kind.name: kind
@@ -133,6 +135,16 @@ GAP_KINDS: dict[str, GapKind] = {
             "the count (pytorch-metric-learning's AvgNonZeroReducer)",
             loss_jumps=lambda spec: spec.reduction == "mean_nonzero",
             resolved_at="value", exact_when="never", subgradient=False,
+        ),
+        GapKind(
+            MINED_POSITIVE, "multi_similarity_mined: d_ap + eps against the anchor's nearest negative (the miner's strict "
+            "s_ap - eps < max s_an keeps the positive; its term enters or leaves)",
+            loss_jumps=_always, resolved_at="decisions", exact_when="values", subgradient=False, selection=True,
+        ),
+        GapKind(
+            MINED_NEGATIVE, "multi_similarity_mined: d_an - eps against the anchor's farthest positive (the miner's strict "
+            "s_an + eps > min s_ap keeps the negative; its term enters or leaves)",
+            loss_jumps=_always, resolved_at="decisions", exact_when="values", subgradient=False, selection=True,
         ),
     )
 }

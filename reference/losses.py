@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import softmax, strategies
-from .gaps import COLLAPSE, HINGE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, SOFTMAX_ROUNDING, TIE_NEGATIVE, TIE_POSITIVE, \
+from . import similarity, softmax, strategies
+from .gaps import COLLAPSE, HINGE, MINED_NEGATIVE, MINED_POSITIVE, SEMI_HARD_SELECTION, SOFT_UNDERFLOW, SOFTMAX_ROUNDING, TIE_NEGATIVE, TIE_POSITIVE, \
     WINDOW_LOWER, WINDOW_UPPER
 from .terms import Terms
 
 # The Spec fields every loss takes; `Loss.takes` names the others it takes (elsewhere they keep their defaults).
 UNIVERSAL_FIELDS = ("mining", "distance", "normalize", "reduction", "empty")
-OPTIONAL_FIELDS = ("margin", "soft", "scaled", "anchors", "temperature", "symmetric")
+OPTIONAL_FIELDS = ("margin", "soft", "scaled", "anchors", "temperature", "symmetric", "alpha", "beta", "base", "gamma")
+DISTANCES = ("euclidean", "squared_euclidean", "cosine")  # Spec.distance's values; `Loss.distances` those it accepts
 # what one term of the loss is made of: (a, p, n), (i, j), or one anchor's softmax over every positive
 TERMS = ("triplet", "pair", "softmax row")
 # what a batch carries besides the embeddings; "pairs": rows 0..B-1 the anchors, row B + i the positive of anchor i,
@@ -40,10 +41,17 @@ class Loss:
     source: str
     growth: int = 1  # a term's value grows like the distance to this power (1: a hinge; 2: a squared distance)
     labels: str = "classes"  # one of LABEL_KINDS
+    # the distances it is defined on (the similarity family reads s = 1 - D, the cosine similarity: cosine only)
+    distances: tuple[str, ...] = DISTANCES
+    # weights read from D but held constant for the gradient (circle's alpha): its gradient is not the derivative of
+    # its value, and its oracle takes `weighted_at`, the distances the weights are read from (finite differences)
+    detached: bool = False
 
     def __post_init__(self) -> None:
         if not set(self.takes) <= set(OPTIONAL_FIELDS):
             raise ValueError(f"loss {self.name}: takes {self.takes}, beyond {OPTIONAL_FIELDS}")
+        if not self.distances or not set(self.distances) <= set(DISTANCES):
+            raise ValueError(f"loss {self.name}: distances {self.distances}, not within {DISTANCES}")
         if self.term not in TERMS or self.layout not in LAYOUTS or self.labels not in LABEL_KINDS:
             raise ValueError(f"loss {self.name}: term {self.term!r} not in {TERMS}, layout {self.layout!r} not in "
                              f"{LAYOUTS} or labels {self.labels!r} not in {LABEL_KINDS}")
@@ -100,6 +108,21 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
          "per anchor, the mean over its positives of the cross-entropy of -D / t over every other row (supervised "
          "contrastive, L_out)",
          "Khosla et al. 2020, arXiv 2004.11362, eq. 2; pytorch-metric-learning SupConLoss"),
+    Loss("multi_similarity", similarity.multi_similarity, ("alpha", "beta", "base"), "anchors", "softmax row",
+         "labels", (SOFTMAX_ROUNDING,),
+         "per anchor, (1/alpha) log(1 + sum over its positives of e^(-alpha (s - base))) + (1/beta) log(1 + sum over "
+         "its negatives of e^(beta (s - base))), s the cosine similarity (multi-similarity)",
+         "Wang et al. 2019, CVPR, eq. 10; pytorch-metric-learning MultiSimilarityLoss", distances=("cosine",)),
+    Loss("multi_similarity_mined", similarity.multi_similarity_mined, ("margin", "alpha", "beta", "base"), "anchors",
+         "softmax row", "labels", (SOFTMAX_ROUNDING, MINED_POSITIVE, MINED_NEGATIVE),
+         "multi-similarity over the pairs the miner keeps: positives with s_ap - m < the anchor's largest negative s, "
+         "negatives with s_an + m > its smallest positive s (margin = the miner's epsilon)",
+         "Wang et al. 2019, CVPR, eq. 5, 6 and 10; pytorch-metric-learning MultiSimilarityLoss with MultiSimilarityMiner; "
+         "TF-Similarity MultiSimilarityLoss", distances=("cosine",)),
+    Loss("circle", similarity.circle, ("margin", "gamma"), "anchors", "softmax row", "labels", (SOFTMAX_ROUNDING,),
+         "per anchor with a positive and a negative, softplus(lse over its positives of -gamma [1 + m - s]+ (s - 1 + m) "
+         "+ lse over its negatives of gamma [s + m]+ (s - m)), the weights [.]+ held constant for the gradient (circle)",
+         "Sun et al. 2020, CVPR, eq. 6; pytorch-metric-learning CircleLoss", distances=("cosine",), detached=True),
 )}
 
 

@@ -11,8 +11,8 @@ The pairs layout (npairs, multiple_negatives): rows 0..B-1 are the anchors, row 
 both rows of a pair carry its label.
 
 Each term t reads some distances D[i, j] through one log-sum-exp; its slope in each is -w_t (softmax - target) / t.
-`Terms.shares` lists every (t, i, j, softmax share): how a term's slopes move when its logits are read off
-(engine/tolerances.py); `Terms.operands` each term's largest |logit| + |term|, where its arithmetic rounds.
+`Terms.shares` lists every (t, i, j, softmax share, 1 / t, 1 / t): how a term's slopes move when its logits are read
+off (engine/tolerances.py); `Terms.operands` each term's largest |logit| + |term|, where its arithmetic rounds.
 """
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ def softmax_terms(dist: np.ndarray, row_sets: list, spec, zero: np.ndarray | Non
         slope = -w[:, None] * (softmax - targets) / temperature  # dL/dD over what the row reads
         np.add.at(grad_dist, (np.repeat(rows, cols.shape[1]), cols.ravel()), np.where(reads, slope, 0.0).ravel())
         term, k = np.nonzero(reads)
-        shares.append(np.stack([at + term, rows[term], cols[term, k], softmax[term, k]], axis=1))
+        rate = np.full(len(term), 1.0 / temperature)  # dlogit/dD, and d(term)/dD per unit share: both 1 / t
+        shares.append(np.stack([at + term, rows[term], cols[term, k], softmax[term, k], rate, rate], axis=1))
         operands.append(np.max(np.where(reads, np.abs(logits), 0.0), axis=1, initial=0.0))
         at += count
     selection = np.concatenate([np.stack([rows, column], axis=1) for rows, column, *_ in parts]) if parts else \
@@ -131,4 +132,4 @@ def softmax_terms(dist: np.ndarray, row_sets: list, spec, zero: np.ndarray | Non
         gaps[SOFTMAX_ROUNDING] = smallest(values if positive is None else values[positive])
     return Terms(loss, grad_dist, selection.astype(np.int64), values, weights, gaps,
                  np.concatenate(operands) + np.abs(values) if operands else np.zeros(0),
-                 np.concatenate(shares) if shares else np.zeros((0, 4)))
+                 np.concatenate(shares) if shares else np.zeros((0, 6)))

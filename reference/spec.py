@@ -8,10 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .losses import LOSSES, minings_taking
+from .losses import DISTANCES, LOSSES, minings_taking
 
 MININGS = tuple(LOSSES)  # one record each: reference/losses.py
-DISTANCES = ("euclidean", "squared_euclidean", "cosine")
 REDUCTIONS = ("mean", "mean_nonzero", "sum")
 ANCHORS = ("all", "valid")
 EMPTIES = ("nan", "zero")
@@ -23,6 +22,8 @@ TEMPERATURE_MININGS = minings_taking("temperature")
 SYMMETRIC_MININGS = minings_taking("symmetric")
 SCALED_MININGS = minings_taking("scaled")
 ANCHORS_MININGS = minings_taking("anchors")
+# The similarity family's scales (reference/similarity.py): each a finite number (> 0 but base), default PML's
+SIMILARITY_SCALES = {"alpha": 2.0, "beta": 50.0, "base": 0.5, "gamma": 80.0}
 
 
 class OracleError(ValueError):
@@ -43,6 +44,13 @@ def _only_for(field: str, minings: tuple[str, ...], mining: str) -> None:
         raise SpecError(
             f"Spec.{field} applies only to mining in ({', '.join(minings)}), not mining={mining!r}"
         )
+
+
+def _number(field: str, value, positive: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (positive and value <= 0):
+        raise SpecError(f"Spec.{field} must be a finite number{' > 0' if positive else ''}, got {value!r}")
+    return float(value)
 
 
 def _short(value: float) -> str:
@@ -70,6 +78,12 @@ class Spec:
                (cos - 1) / tau, the cosine similarity's softmax at temperature tau; sentence-transformers' scale = 1 / tau)
     symmetric  multiple_negatives only: the mean of the anchors-to-positives and positives-to-anchors cross-entropies
                (sentence-transformers' MultipleNegativesSymmetricRankingLoss)
+    alpha, beta, base  multi_similarity(_mined) only: the positive and negative scales and the similarity threshold
+               lambda of Wang et al. 2019 eq. 10 (pytorch-metric-learning's defaults 2, 50, 0.5; the authors' and
+               TF-Similarity's beta is 40); multi_similarity_mined's margin is the miner's epsilon
+    gamma      circle only: the scale of Sun et al. 2020 eq. 6 (80); circle's margin is its relaxation m
+    The similarity family (multi_similarity, multi_similarity_mined, circle) reads s = 1 - D, the cosine similarity:
+    its records accept the cosine distance only.
 
     The labels are class ids, one per row; for a loss whose record reads class sets (npairs_multilabel) each is
     a pair's set of classes as a bit mask, bit c set for class c (a [N, C] 0/1 matrix is read as those masks).
@@ -87,6 +101,10 @@ class Spec:
     empty: str = "zero"
     temperature: float = 1.0
     symmetric: bool = False
+    alpha: float = SIMILARITY_SCALES["alpha"]
+    beta: float = SIMILARITY_SCALES["beta"]
+    base: float = SIMILARITY_SCALES["base"]
+    gamma: float = SIMILARITY_SCALES["gamma"]
 
     def __post_init__(self) -> None:
         _choice("mining", self.mining, MININGS)
@@ -119,6 +137,15 @@ class Spec:
         object.__setattr__(self, "temperature", float(temperature))
         if self.symmetric:
             _only_for("symmetric", SYMMETRIC_MININGS, self.mining)
+        for name, default in SIMILARITY_SCALES.items():
+            value = _number(name, getattr(self, name), positive=name != "base")
+            if value != default:
+                _only_for(name, minings_taking(name), self.mining)
+            object.__setattr__(self, name, value)
+        accepted = LOSSES[self.mining].distances
+        if self.distance not in accepted:
+            raise SpecError(f"mining={self.mining!r} is defined on distance in ({', '.join(accepted)}) only (it reads "
+                            f"the cosine similarity s = 1 - D), not distance={self.distance!r}")
         # One spelling per meaning: the margin plays no part in the soft form.
         object.__setattr__(self, "margin", 0.0 if self.soft or self.mining not in MARGIN_MININGS else float(margin))
 
@@ -136,6 +163,8 @@ class Spec:
             parts.append(f"t={_short(self.temperature)}")
         if self.symmetric:
             parts.append("symmetric")
+        parts.extend(f"{name}={_short(getattr(self, name))}" for name in SIMILARITY_SCALES
+                     if name in LOSSES[self.mining].takes)
         parts.append(self.reduction)
         if self.mining in ANCHORS_MININGS:
             parts.append(f"anchors={self.anchors}")
@@ -168,12 +197,14 @@ def _values(values) -> tuple:
 def check_scope(scope: Scope, where: str) -> None:
     """A scope names Spec fields with values of the vocabulary: a typo would otherwise match nothing, silently."""
     for name, values in scope.items():
-        if name in ("margin", "temperature"):
-            bad = [v for v in _values(values) if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0]
+        if name in ("margin", "temperature", *SIMILARITY_SCALES):
+            bad = [v for v in _values(values) if isinstance(v, bool) or not isinstance(v, (int, float))
+                   or (v < 0 and name != "base")]
         elif name in _CHOICES:
             bad = [v for v in _values(values) if v not in _CHOICES[name] or type(v) is not type(_CHOICES[name][0])]
         else:
-            raise SpecError(f"{where}: {name!r} is not a Spec field; known: margin, temperature, {', '.join(_CHOICES)}")
+            raise SpecError(f"{where}: {name!r} is not a Spec field; known: margin, temperature, "
+                            f"{', '.join(SIMILARITY_SCALES)}, {', '.join(_CHOICES)}")
         if bad:
             raise SpecError(f"{where}: Spec.{name} has no value {', '.join(map(repr, bad))}")
 

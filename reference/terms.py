@@ -28,9 +28,13 @@ class Terms:
     # each term's operands' magnitude where its arithmetic rounds at more than the distances it reads (a log-sum-exp
     # rounds at its row's largest logit); None: its reads and its value (engine/tolerances.py `term_rounding`)
     operands: np.ndarray | None = None
-    # the softmax family's: rows (term, i, j, share of D[i, j] in the term's softmax), how its slopes move when its logits
-    # are read off (reference/softmax.py); None elsewhere
+    # the log-sum-exp terms' (softmax and similarity families): rows (term, i, j, share of D[i, j]'s logit in the term's
+    # log-sum-exp, how fast that logit moves with D[i, j], the term's slope in D[i, j] per unit share), how its slopes
+    # move when its logits are read off (engine/tolerances.py `_softmax_slopes`); None elsewhere
     shares: np.ndarray | None = None
+    # dL/dD of the loss's value where it is not grad_dist (circle's weights are detached for the gradient, yet the
+    # value moves with them): what the loss's rounding is carried through (engine/tolerances.py); None: grad_dist
+    loss_slopes: np.ndarray | None = None
 
 
 def reduce(values: np.ndarray, reduction: str, empty: str, positive: np.ndarray | None = None

@@ -8,18 +8,18 @@ shows up as an unexpected pass), the regression examples the cells run first, th
 and docs/known-divergences.md.
 
 The entry type is registry/entry.py; the entries live by family (known_torch.py, known_tf.py,
-known_distributed.py) and are joined here.
+known_tfsim.py, known_distributed.py) and are joined here.
 """
 from __future__ import annotations
 
 from reference import Spec
 
-from . import known_distributed, known_tf, known_torch
+from . import known_distributed, known_tf, known_tfsim, known_torch
 from .entry import CONFORMANCE, KINDS, Divergence, alternatives, in_words, matches
 
 __all__ = ["CONFORMANCE", "KINDS", "REGISTRY", "Divergence", "alternatives", "in_words", "matches", "matching"]
 
-REGISTRY: tuple[Divergence, ...] = known_torch.ENTRIES + known_tf.ENTRIES + known_distributed.ENTRIES
+REGISTRY: tuple[Divergence, ...] = known_torch.ENTRIES + known_tf.ENTRIES + known_tfsim.ENTRIES + known_distributed.ENTRIES
 
 
 def matching(adapter: str, spec: Spec, dtype: str, target: str, check: str) -> list[Divergence]:

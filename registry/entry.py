@@ -1,7 +1,7 @@
 """One known divergence, as the registry (registry/__init__.py) declares it: which cells it covers (adapter name,
 dtype, target and check as fnmatch patterns; the spec by its fields), why, the upstream link, the test that confirms
 it, and the regression batches that reach it in every covered cell. The entries live by family in
-registry/known_torch.py, known_tf.py and known_distributed.py.
+registry/known_torch.py, known_tf.py, known_tfsim.py and known_distributed.py.
 """
 from __future__ import annotations
 

@@ -308,4 +308,28 @@ ENTRIES: tuple[Divergence, ...] = (
         spec={"mining": "supcon"},
         check=(CONFORMANCE, "edge:no_negative"),
     ),
+    Divergence(
+        id="pml-one-mined-pair-each-zero",
+        confirmed_by="tests/adapters/test_adapter_pml.py::test_multi_similarity_is_zero_when_one_pair_of_each_is_mined",
+        adapter="pml.MultiSimilarityLoss+MultiSimilarityMiner",
+        kind="edge_case",
+        reason="PML's pair losses return the zero loss, with gradient 0, when every index tensor they are given holds at "
+        "most one element (losses/generic_pair_loss.py compute_loss: `if all(len(x) <= 1 for x in indices_tuple)`). "
+        "Without a miner the pairs come in both orders, so it never fires; with MultiSimilarityMiner a batch where one "
+        "anchor keeps one positive and one negative pair (and no other anchor keeps any) gives 0, where the spec gives "
+        "that anchor's term over N: 0.599069 / 3 = 0.199690 on the regression batch, with beta 50 or 40.",
+        link="KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/losses/generic_pair_loss.py",
+        spec={"mining": "multi_similarity_mined"},
+        check=CONFORMANCE,
+        regressions=(
+            Regression(
+                np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]), np.array([0, 1, 0]),
+                "one anchor mines one positive and one negative pair",
+                "anchor 2 keeps its positive (s = 0.6 - 0.1 < 0.8) and its negative (0.8 + 0.1 > 0.6); anchor 0 keeps "
+                "nothing (0.5 > 0), anchor 1 has no positive: PML's miner returns one pair of each, and its loss 0 "
+                "(found by Hypothesis on a 3-row clustered batch)",
+                reaches={"mining": "multi_similarity_mined"},
+            ),
+        ),
+    ),
 )

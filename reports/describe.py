@@ -17,6 +17,10 @@ _DISTANCE = {
 }
 
 
+# what the margin is where it is no hinge's (reference/losses.py: the similarity family)
+_MARGIN_WORDS = {"multi_similarity_mined": "the miner's epsilon", "circle": "relaxation margin m"}
+
+
 def describe_spec(spec: dict | None, label: str = "") -> str:
     """A Spec (as `Spec.to_dict()` wrote it) in one sentence; the label alone when the dict is unusable."""
     if not isinstance(spec, dict) or spec.get("mining") not in _SELECTION:
@@ -27,6 +31,8 @@ def describe_spec(spec: dict | None, label: str = "") -> str:
         parts[-1] += " on L2-normalised embeddings"
     if spec.get("soft"):
         parts.append("soft-plus of d(a,p) - d(a,n) instead of the hinge")
+    elif spec["mining"] in _MARGIN_WORDS and isinstance(spec.get("margin"), (int, float)):
+        parts.append(f"{_MARGIN_WORDS[spec['mining']]} {spec['margin']:g}")
     elif spec["mining"] != "contrastive" and "margin" in LOSSES[spec["mining"]].takes:
         parts.append(f"hinge with margin {spec.get('margin', '?'):g}" if isinstance(spec.get("margin"), (int, float))
                      else "hinge")
@@ -36,6 +42,10 @@ def describe_spec(spec: dict | None, label: str = "") -> str:
         parts.append(f"temperature {spec.get('temperature', 1.0):g}")
     if spec.get("symmetric"):
         parts.append("averaged with the positives-to-anchors direction")
+    scales = [f"{name} {spec[name]:g}" for name in ("alpha", "beta", "base", "gamma")
+              if name in LOSSES[spec["mining"]].takes and isinstance(spec.get(name), (int, float))]
+    if scales:
+        parts.append(", ".join(scales))
     if spec["mining"] == "batch_hard":
         unit = "every anchor" if spec.get("anchors") == "all" else "anchors that have a positive and a negative"
     reduction = spec.get("reduction")

@@ -274,7 +274,8 @@ PROPERTIES = {  # name -> what verifies it on one base batch, whether it applies
     "relabelling": Property(relabelling, lambda adapter, spec: spec.mining != "triplets"),
     "translation": Property(translation, lambda adapter, spec: _translatable(spec)),
     "scale_invariance": Property(scale_invariance, lambda adapter, spec: spec.distance == "cosine" or spec.normalize),
-    "descent": Property(descent, _every_spec),
+    # a record whose gradient holds weights constant (circle's) promises no descent of its value
+    "descent": Property(descent, lambda adapter, spec: not LOSSES[spec.mining].detached),
     "margins_hold": Property(margins_hold, lambda adapter, spec: _margins_can_hold(spec)),
     "duplicates_finite": Property(duplicates_finite, _every_spec),
     # the settings engine/machine.py varies are torch's (TensorFlow's oneDNN needs a new process: tox); float32,

@@ -69,7 +69,9 @@ def test_semihard_miner_window_is_inclusive_at_the_margin():
     assert [t.tolist() for t in mined] == [[0], [1], [2]]
 
 
-@pytest.mark.parametrize("name", LABELLED)
+# MultiSimilarityLoss keeps its negative terms without a positive pair (all-unique: 0.200068 on fixture A)
+@pytest.mark.parametrize("name", [name for name in LABELLED
+                                  if reference.evaluate(X, np.arange(len(X)), ADAPTERS[name].specs[0]).loss == 0.0])
 def test_no_valid_triplet_gives_zero_with_zero_gradient(name):
     adapter = ADAPTERS[name]
     out = adapter.run(X, np.arange(len(X)), adapter.specs[0], "float32", "cpu")
@@ -260,3 +262,56 @@ def test_supcon_is_zero_without_a_negative_pair():
     out = adapter.run(BATCH_A, np.zeros(4, dtype=np.int64), spec, "float64", "cpu")
     assert out.loss == 0.0 and not out.grad.any()
     assert reference.evaluate(BATCH_A, np.zeros(4), spec).loss > 1.0
+
+
+MS, MINED, CIRCLE = "pml.MultiSimilarityLoss", "pml.MultiSimilarityLoss+MultiSimilarityMiner", "pml.CircleLoss"
+
+
+@pytest.mark.parametrize("name, spec, labels, expected", [
+    (MS, Spec(mining="multi_similarity", distance="cosine"), [0, 0, 1, 1], 0.4490694),
+    (MS, Spec(mining="multi_similarity", distance="cosine"), [0, 0, 1, 2], 0.324569),
+    (MS, Spec(mining="multi_similarity", distance="cosine"), [0, 0, 0, 0], 1.12922),
+    (MS, Spec(mining="multi_similarity", distance="cosine"), [0, 1, 2, 3], 0.200068),
+    (MINED, Spec(mining="multi_similarity_mined", distance="cosine", margin=0.1), [0, 0, 1, 1], 0.2995347),
+    (CIRCLE, Spec(mining="circle", distance="cosine", margin=0.4, reduction="mean_nonzero"), [0, 0, 1, 1], 19.546574),
+    (CIRCLE, Spec(mining="circle", distance="cosine", margin=0.4, reduction="mean_nonzero"), [0, 0, 1, 2], 19.546574),
+])
+def test_multi_similarity_and_circle_give_the_probed_fixture_values(name, spec, labels, expected):
+    """docs/upstream/next-losses.md sections 1.6-1.8, on fixture batches A, B, one-class and all-unique (the probes'
+    printed digits), float64, and the oracle's gradient."""
+    adapter = ADAPTERS[name]
+    assert spec in adapter.specs
+    out = adapter.run(BATCH_A, np.array(labels), spec, "float64", "cpu")
+    digits = len(repr(expected).split(".")[1])
+    assert out.loss == pytest.approx(expected, abs=0.5 * 10.0**-digits)
+    oracle = reference.evaluate(BATCH_A, labels, spec)
+    assert out.loss == pytest.approx(oracle.loss, abs=1e-12)
+    np.testing.assert_allclose(out.grad, oracle.grad, atol=1e-10)
+
+
+def test_circle_detaches_its_weights():
+    """CircleLoss's gradient holds alpha_p, alpha_n constant, as the spec's does (Sun et al. 2020): it is the oracle's
+    gradient, and not the derivative of the loss's value, which differs by more than a tenth on fixture A."""
+    spec = Spec(mining="circle", distance="cosine", margin=0.4, reduction="mean_nonzero")
+    labels = np.array([0, 0, 1, 1])
+    out = ADAPTERS[CIRCLE].run(BATCH_A, labels, spec, "float64", "cpu")
+    np.testing.assert_allclose(out.grad, reference.evaluate(BATCH_A, labels, spec).grad, atol=1e-10)
+    h, derivative = 1e-6, np.zeros_like(BATCH_A)
+    for index in np.ndindex(*BATCH_A.shape):
+        step = np.zeros_like(BATCH_A)
+        step[index] = h
+        derivative[index] = (reference.evaluate(BATCH_A + step, labels, spec).loss
+                             - reference.evaluate(BATCH_A - step, labels, spec).loss) / (2 * h)
+    assert np.max(np.abs(out.grad - derivative)) > 0.1
+
+
+def test_multi_similarity_is_zero_when_one_pair_of_each_is_mined():
+    """Confirms pml-one-mined-pair-each-zero: anchor 2 keeps one positive and one negative pair, no other anchor any;
+    PML's GenericPairLoss returns 0 with gradient 0 for index tensors of one element, the spec 0.599069 / 3."""
+    x, y = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]), np.array([0, 1, 0])
+    for spec in ADAPTERS[MINED].specs:
+        mined = miners.MultiSimilarityMiner(epsilon=spec.margin)(torch.tensor(x), torch.tensor(y))
+        assert [t.tolist() for t in mined] == [[2], [0], [2], [1]]
+        out = ADAPTERS[MINED].run(x, y, spec, "float64", "cpu")
+        assert out.loss == 0.0 and not out.grad.any()
+        assert reference.evaluate(x, y, spec).loss == pytest.approx(0.599069 / 3, abs=1e-6)

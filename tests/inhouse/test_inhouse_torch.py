@@ -40,6 +40,13 @@ SPECS = [
     Spec(mining="npairs"),
     Spec(mining="npairs", distance="cosine", reduction="sum"),
     Spec(mining="npairs_multilabel", distance="squared_euclidean", normalize=True),
+    Spec(mining="multi_similarity", distance="cosine"),  # PML's defaults
+    Spec(mining="multi_similarity", distance="cosine", normalize=True, alpha=1.0, beta=10.0, base=0.0,
+         reduction="mean_nonzero"),
+    Spec(mining="multi_similarity_mined", distance="cosine", margin=0.1, beta=40.0),  # TF-Similarity's
+    Spec(mining="multi_similarity_mined", distance="cosine", margin=0.3, reduction="sum", empty="nan"),
+    Spec(mining="circle", distance="cosine", margin=0.4, reduction="mean_nonzero"),  # PML's
+    Spec(mining="circle", distance="cosine", normalize=True, margin=0.25, gamma=256.0, reduction="sum"),
 ]
 
 

@@ -225,6 +225,58 @@ def supcon(dist, labels, spec, triplets):
     return terms
 
 
+def _log1p_sum_exp(logits) -> float:
+    """log(1 + sum of e^l): the "1 +" a logit 0; 0 for no logit; log1p where no logit exceeds 0 (a tiny sum stays > 0)."""
+    if not logits or max(logits) > 0:
+        return log_sum_exp([0.0, *logits])
+    return math.log1p(sum(math.exp(s) for s in logits))
+
+
+def _multi_similarity_anchor(dist, a, positives, negatives, spec) -> float:
+    """(1/alpha) log(1 + sum_p e^(-alpha (s_ap - base))) + (1/beta) log(1 + sum_n e^(beta (s_an - base))), s = 1 - d."""
+    alpha, beta, base = spec.alpha, spec.beta, spec.base
+    return (_log1p_sum_exp([-alpha * (1.0 - dist[a][p] - base) for p in positives]) / alpha
+            + _log1p_sum_exp([beta * (1.0 - dist[a][n] - base) for n in negatives]) / beta)
+
+
+def _pairs_of(labels, a):
+    others = [k for k in range(len(labels)) if k != a]
+    return [p for p in others if labels[p] == labels[a]], [n for n in others if labels[n] != labels[a]]
+
+
+def multi_similarity(dist, labels, spec, triplets):
+    """Per anchor, over every positive and negative (an empty set adds 0); every anchor a unit."""
+    return [((a, a), _multi_similarity_anchor(dist, a, *_pairs_of(labels, a), spec)) for a in range(len(labels))]
+
+
+def multi_similarity_mined(dist, labels, spec, triplets):
+    """The miner (epsilon = margin, in similarities s = 1 - d): keep p where s_ap - eps < max_n s_an, keep n where
+    s_an + eps > min_p s_ap; then multi_similarity over what it kept."""
+    eps, terms = spec.margin, []
+    for a in range(len(labels)):
+        positives, negatives = _pairs_of(labels, a)
+        kept_p = [p for p in positives if negatives and 1 - dist[a][p] - eps < max(1 - dist[a][n] for n in negatives)]
+        kept_n = [n for n in negatives if positives and 1 - dist[a][n] + eps > min(1 - dist[a][p] for p in positives)]
+        terms.append(((a, a), _multi_similarity_anchor(dist, a, kept_p, kept_n, spec)))
+    return terms
+
+
+def circle(dist, labels, spec, triplets):
+    """Per anchor with a positive and a negative: log(1 + sum_p sum_n e^(l_p + l_n)), l_p = -gamma [1 + m - s_p]+
+    (s_p - (1 - m)), l_n = gamma [s_n + m]+ (s_n - m), s = 1 - d; 0 otherwise."""
+    m, gamma, terms = spec.margin, spec.gamma, []
+    for a in range(len(labels)):
+        positives, negatives = _pairs_of(labels, a)
+        value = 0.0
+        if positives and negatives:
+            sims_p, sims_n = [1 - dist[a][p] for p in positives], [1 - dist[a][n] for n in negatives]
+            pair_logits = [-gamma * max(1 + m - sp, 0.0) * (sp - (1 - m)) + gamma * max(sn + m, 0.0) * (sn - m)
+                           for sp in sims_p for sn in sims_n]
+            value = _log1p_sum_exp(pair_logits)
+        terms.append(((a, a), value))
+    return terms
+
+
 STRATEGIES = {
     "batch_all": batch_all,
     "batch_hard": batch_hard,
@@ -238,6 +290,9 @@ STRATEGIES = {
     "multiple_negatives": multiple_negatives,
     "ntxent": ntxent,
     "supcon": supcon,
+    "multi_similarity": multi_similarity,
+    "multi_similarity_mined": multi_similarity_mined,
+    "circle": circle,
 }
 
 

@@ -86,6 +86,9 @@ KNOWN_SPECS = (
     Spec(mining="triplets"),  # torch TripletMarginLoss (without its eps)
     Spec(mining="contrastive", reduction="sum"),  # TF-Addons contrastive_loss, summed
     Spec(distance="cosine", margin=0.5, scaled=True),  # Quaterion TripletLoss(mining="hard")
+    Spec(mining="multi_similarity", distance="cosine"),  # pml MultiSimilarityLoss
+    Spec(mining="multi_similarity_mined", distance="cosine", margin=0.1, beta=40.0),  # + miner; TF-Similarity's
+    Spec(mining="circle", distance="cosine", margin=0.4, reduction="mean_nonzero"),  # pml CircleLoss
 )
 SPECS = pairwise_cover(ALL_SPECS, KNOWN_SPECS)
 

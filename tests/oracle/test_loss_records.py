@@ -26,12 +26,23 @@ def test_every_loss_has_its_plain_loop():
 
 @pytest.mark.parametrize("loss", LOSSES.values(), ids=lambda loss: loss.name)  # a name: the same in every worker
 def test_a_loss_takes_only_the_fields_its_record_names(loss):
-    for field, value in (("soft", True), ("scaled", True), ("anchors", "valid")):
+    for field, value in (("soft", True), ("scaled", True), ("anchors", "valid"), ("temperature", 0.5),
+                         ("symmetric", True), ("alpha", 3.0), ("beta", 40.0), ("base", 0.25), ("gamma", 64.0)):
         if field in loss.takes:
             continue
         with pytest.raises(SpecError, match=f"Spec.{field} applies only"):
-            Spec(mining=loss.name, **{field: value})
+            Spec(mining=loss.name, distance=loss.distances[0], **{field: value})
     assert set(loss.takes) <= set(OPTIONAL_FIELDS)
+
+
+@pytest.mark.parametrize("loss", LOSSES.values(), ids=lambda loss: loss.name)
+def test_a_loss_accepts_only_the_distances_its_record_names(loss):
+    for distance in reference.DISTANCES:
+        if distance in loss.distances:
+            assert Spec(mining=loss.name, distance=distance).distance == distance
+        else:
+            with pytest.raises(SpecError, match=f"mining='{loss.name}' is defined on distance in"):
+                Spec(mining=loss.name, distance=distance)
 
 
 def _specs(loss):
@@ -43,7 +54,7 @@ def _specs(loss):
     if "anchors" in loss.takes:
         forms.append({"anchors": "valid"})
     return [Spec(mining=loss.name, distance=distance, reduction=reduction, **form)
-            for form in forms for distance in reference.DISTANCES for reduction in reference.REDUCTIONS]
+            for form in forms for distance in loss.distances for reduction in reference.REDUCTIONS]
 
 
 @pytest.mark.parametrize("loss", LOSSES.values(), ids=lambda loss: loss.name)
@@ -62,5 +73,6 @@ def test_every_loss_reads_as_words_in_the_report():
     from reports.describe import describe_spec
 
     for loss in LOSSES.values():
-        assert describe_spec(Spec(mining=loss.name).to_dict()).startswith(loss.selects[0].upper())
+        spec = Spec(mining=loss.name, distance=loss.distances[0])
+        assert describe_spec(spec.to_dict()).startswith(loss.selects[0].upper())
     assert DEFAULTS.mining in LOSSES

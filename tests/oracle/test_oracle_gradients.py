@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from reference.distances import normalize_rows, pairwise
+import reference
 from oracle_helpers import CONTINUOUS_LAYOUTS, SPECS, Tally, assert_close, batches, by_mining, distance_speed
 
 STEP = 1e-7
@@ -41,10 +43,27 @@ def clear_of_decisions(result, x, spec) -> bool:
     return result.gap > SAFETY * STEP * distance_speed(x, spec)
 
 
-def central_difference(batch, spec, direction: np.ndarray) -> float:
-    ahead = batch.evaluate(spec, batch.x + STEP * direction).loss
-    behind = batch.evaluate(spec, batch.x - STEP * direction).loss
-    return (ahead - behind) / (2 * STEP)
+def _distances(x: np.ndarray, spec) -> np.ndarray:
+    unit, _ = normalize_rows(x)
+    return pairwise(unit if spec.normalize else x, spec.distance)
+
+
+def loss_at(batch, spec, x: np.ndarray) -> float:
+    """The loss at x; for a record with detached weights (circle's alpha), with the weights held at the batch's own
+    distances, as its gradient holds them: the derivative the gradient is, not the value's."""
+    loss = reference.LOSSES[spec.mining]
+    if not loss.detached:
+        return batch.evaluate(spec, x).loss
+    labels = np.asarray(batch.labels, dtype=np.int64)
+    return loss.oracle(_distances(x, spec), labels, spec, None, weighted_at=_distances(batch.x, spec)).loss
+
+
+def central_difference(batch, spec, direction: np.ndarray) -> tuple[float, np.ndarray]:
+    """(f(x + h v) - f(x - h v)) / 2h, and the direction the rounded inputs really moved along: far from the origin
+    x + h v rounds by eps |x|, a step error of eps |x| / h (1e-6 at |x| = 600) that the difference measures."""
+    ahead_x, behind_x = batch.x + STEP * direction, batch.x - STEP * direction
+    ahead, behind = loss_at(batch, spec, ahead_x), loss_at(batch, spec, behind_x)
+    return (ahead - behind) / (2 * STEP), (ahead_x - behind_x) / (2 * STEP)
 
 
 def tolerance(loss: float) -> float:
@@ -77,8 +96,9 @@ def test_gradient_along_random_directions(spec):
             return
         directions = np.random.default_rng(seed).normal(size=(3, *batch.x.shape))
         directions /= np.linalg.norm(directions, axis=(1, 2), keepdims=True)
-        numeric = [central_difference(batch, spec, v) for v in directions]
-        analytic = [float(np.sum(result.grad * v)) for v in directions]
+        differences = [central_difference(batch, spec, v) for v in directions]
+        numeric = [difference for difference, _ in differences]
+        analytic = [float(np.sum(result.grad * moved)) for _, moved in differences]
         allowed = tolerance(result.loss)
         assert_close(
             analytic,
@@ -113,7 +133,8 @@ def test_full_gradient_on_small_batches(specs):
         for index in np.ndindex(*batch.x.shape):
             unit = np.zeros_like(batch.x)
             unit[index] = 1.0
-            numeric[index] = central_difference(batch, spec, unit)
+            difference, moved = central_difference(batch, spec, unit)
+            numeric[index] = difference / moved[index]
         allowed = tolerance(result.loss)
         assert_close(
             result.grad,

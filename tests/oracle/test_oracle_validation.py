@@ -113,7 +113,7 @@ def test_triplets_are_refused_where_the_mining_selects_its_own(mining):
         rf"triplets are given but mining='{mining}' selects its own",
         X,
         LABELS,
-        Spec(mining=mining),
+        Spec(mining=mining, distance=reference.LOSSES[mining].distances[0]),
         triplets=[[0, 1, 2]],
     )
 
@@ -198,7 +198,7 @@ def test_spec_must_be_a_spec():
 
 
 def test_from_dict_names_unknown_fields():
-    with pytest.raises(SpecError, match=r"unknown Spec field\(s\) margn, mode; known: anchors, distance, .*soft"):
+    with pytest.raises(SpecError, match=r"unknown Spec field\(s\) margn, mode; known: alpha, anchors, base, beta, distance, .*soft"):
         Spec.from_dict({"margn": 1.0, "mode": "x"})
 
 
