@@ -123,9 +123,10 @@ def specs(margin, **fields):
     ]
 
 
-def pml_adapter(name, make_miner, spec, notes, source):
+def pml_loss(fn, name, spec, notes, source, **declared):
+    """The adapter of one PML loss configuration: float64 and float32 (module docstring), every torch target."""
     return wrap_torch(
-        triplet_margin_loss(make_miner),
+        fn,
         name=name,
         spec=spec,
         dtypes=("float64", "float32"),
@@ -133,8 +134,13 @@ def pml_adapter(name, make_miner, spec, notes, source):
         notes=notes,
         source=SOURCE + source,
         requires=("pytorch_metric_learning",),
-        precision="gram",  # LpDistance is torch.cdist: the Gram expansion above 25 rows
+        **declared,
     )
+
+
+def pml_adapter(name, make_miner, spec, notes, source):
+    # LpDistance is torch.cdist: the Gram expansion above 25 rows
+    return pml_loss(triplet_margin_loss(make_miner), name, spec, notes, source, precision="gram")
 
 
 def npairs_loss(embeddings, labels, spec):
@@ -225,97 +231,75 @@ ADAPTERS = [
         "soft_underflow). PML's default margin 0.05 would give softplus(d_ap - d_an + 0.05), which no Spec is.",
         "losses/triplet_margin_loss.py",
     ),
-    wrap_torch(
+    pml_loss(
         lifted_structure_loss,
-        name="pml.LiftedStructureLoss",
-        spec=[Spec(mining="lifted", distance=distance, normalize=normalize, margin=1.0, reduction="mean",
-                   empty="zero") for distance, normalize in DISTANCES],
-        dtypes=("float64", "float32"),
-        targets=("cpu", "cuda", "cuda-tf32"),
-        notes="Per ordered positive pair [lse(neg_margin - d over the negatives of both rows) + d_ap]+^2 / 2, mean "
+        "pml.LiftedStructureLoss",
+        [Spec(mining="lifted", distance=distance, normalize=normalize, margin=1.0, reduction="mean", empty="zero")
+         for distance, normalize in DISTANCES],
+        "Per ordered positive pair [lse(neg_margin - d over the negatives of both rows) + d_ap]+^2 / 2, mean "
         "over ordered positive pairs (= over unordered ones), 0 without a positive or a negative pair; PML's default "
         "neg_margin 1 and pos_margin 0 (cosine: CosineSimilarity with pos_margin 1, neg_margin 0). A dense "
         "[positive pairs x negative pairs] mask: O(N^4) memory.",
-        source=SOURCE + "losses/lifted_structure_loss.py",
-        requires=("pytorch_metric_learning",),
+        "losses/lifted_structure_loss.py",
         precision="gram",  # LpDistance is torch.cdist: the Gram expansion above 25 rows
     ),
-    wrap_torch(
+    pml_loss(
         npairs_loss,
-        name="pml.NPairsLoss",
-        spec=[Spec(mining="npairs", distance=distance, normalize=normalize)
-              for distance, normalize in (("cosine", False), ("euclidean", False), ("squared_euclidean", False))],
-        dtypes=("float64", "float32"),
-        targets=("cpu", "cuda", "cuda-tf32"),
-        notes="The first positive pair of each class (row-major), cross-entropy of anchors x those positives "
+        "pml.NPairsLoss",
+        [Spec(mining="npairs", distance=distance) for distance in ("cosine", "euclidean", "squared_euclidean")],
+        "The first positive pair of each class (row-major), cross-entropy of anchors x those positives "
         "(DotProductSimilarity of normalised rows by default: cosine; LpDistance negated) against the anchor's own "
         "positive, mean over the pairs; 0 with fewer than two pairs. Pairs sharing a class: one of them is kept.",
-        source=SOURCE + "losses/n_pairs_loss.py",
-        requires=("pytorch_metric_learning",),
+        "losses/n_pairs_loss.py",
         precision="gram",  # LpDistance is torch.cdist: the Gram expansion above 25 rows
     ),
-    wrap_torch(
+    pml_loss(
         ntxent_loss,
-        name="pml.NTXentLoss",
-        spec=[Spec(mining="ntxent", distance="cosine", temperature=t) for t in (0.07, 0.5)],
-        dtypes=("float64", "float32"),
-        targets=("cpu", "cuda", "cuda-tf32"),
-        notes="Per ordered positive pair, -log(e^(s_ap / t) / (e^(s_ap / t) + sum over the anchor's negatives)) of "
+        "pml.NTXentLoss",
+        [Spec(mining="ntxent", distance="cosine", temperature=t) for t in (0.07, 0.5)],
+        "Per ordered positive pair, -log(e^(s_ap / t) / (e^(s_ap / t) + sum over the anchor's negatives)) of "
         "cosine similarities, mean over ordered positive pairs, 0 without a positive or a negative pair; its "
         "default temperature 0.07. A + finfo.tiny inside the log caps a pair at 87.3 (float32), past the logit gaps "
         "cosine reaches at these temperatures.",
-        source=SOURCE + "losses/ntxent_loss.py",
-        requires=("pytorch_metric_learning",),
+        "losses/ntxent_loss.py"
     ),
-    wrap_torch(
+    pml_loss(
         supcon_loss,
-        name="pml.SupConLoss",
-        spec=[Spec(mining="supcon", distance="cosine", temperature=t, reduction="mean_nonzero") for t in (0.1, 0.5)],
-        dtypes=("float64", "float32"),
-        targets=("cpu", "cuda", "cuda-tf32"),
-        notes="Per anchor with a positive, the mean over its positives of -log softmax over every other row of "
+        "pml.SupConLoss",
+        [Spec(mining="supcon", distance="cosine", temperature=t, reduction="mean_nonzero") for t in (0.1, 0.5)],
+        "Per anchor with a positive, the mean over its positives of -log softmax over every other row of "
         "cosine similarity / t (Khosla et al.'s L_out, no t / base_t factor), AvgNonZeroReducer (mean over the anchors "
         "whose term is > 0); its default temperature 0.1.",
-        source=SOURCE + "losses/supcon_loss.py",
-        requires=("pytorch_metric_learning",),
+        "losses/supcon_loss.py"
     ),
-    wrap_torch(
+    pml_loss(
         multi_similarity_loss,
-        name="pml.MultiSimilarityLoss",
-        spec=[Spec(mining="multi_similarity", distance="cosine"),
+        "pml.MultiSimilarityLoss",
+        [Spec(mining="multi_similarity", distance="cosine"),
               Spec(mining="multi_similarity", distance="cosine", beta=40.0)],
-        dtypes=("float64", "float32"),
-        targets=("cpu", "cuda", "cuda-tf32"),
-        notes="Per anchor (1/alpha) log(1 + sum_p e^(-alpha (s_ap - base))) + (1/beta) log(1 + sum_n e^(beta (s_an - "
+        "Per anchor (1/alpha) log(1 + sum_p e^(-alpha (s_ap - base))) + (1/beta) log(1 + sum_n e^(beta (s_an - "
         "base))) of cosine similarities over every pair (an empty set adds 0), mean over all anchors; its defaults "
         "alpha 2, beta 50, base 0.5, and the authors' beta 40. No mining inside: the paper's selection is the miner.",
-        source=SOURCE + "losses/multi_similarity_loss.py",
-        requires=("pytorch_metric_learning",),
+        "losses/multi_similarity_loss.py"
     ),
-    wrap_torch(
+    pml_loss(
         mined_multi_similarity_loss,
-        name="pml.MultiSimilarityLoss+MultiSimilarityMiner",
-        spec=[Spec(mining="multi_similarity_mined", distance="cosine", margin=0.1),
+        "pml.MultiSimilarityLoss+MultiSimilarityMiner",
+        [Spec(mining="multi_similarity_mined", distance="cosine", margin=0.1),
               Spec(mining="multi_similarity_mined", distance="cosine", margin=0.1, beta=40.0)],
-        dtypes=("float64", "float32"),
-        targets=("cpu", "cuda", "cuda-tf32"),
-        notes="MultiSimilarityMiner(epsilon=0.1) keeps positives with s_ap - eps < the anchor's largest negative s and "
+        "MultiSimilarityMiner(epsilon=0.1) keeps positives with s_ap - eps < the anchor's largest negative s and "
         "negatives with s_an + eps > its smallest positive s (both strict, without gradient); the loss over those "
         "pairs, mean over all anchors (one with nothing mined counts 0). beta 40 = TF-Similarity's MultiSimilarityLoss.",
-        source=SOURCE + "miners/multi_similarity_miner.py",
-        requires=("pytorch_metric_learning",),
+        "miners/multi_similarity_miner.py"
     ),
-    wrap_torch(
+    pml_loss(
         circle_loss,
-        name="pml.CircleLoss",
-        spec=[Spec(mining="circle", distance="cosine", margin=0.4, gamma=80.0, reduction="mean_nonzero"),
+        "pml.CircleLoss",
+        [Spec(mining="circle", distance="cosine", margin=0.4, gamma=80.0, reduction="mean_nonzero"),
               Spec(mining="circle", distance="cosine", margin=0.25, gamma=256.0, reduction="mean_nonzero")],
-        dtypes=("float64", "float32"),
-        targets=("cpu", "cuda", "cuda-tf32"),
-        notes="Per anchor with a positive and a negative, softplus(lse_p -gamma [1 + m - s]+ (s - 1 + m) + lse_n gamma "
+        "Per anchor with a positive and a negative, softplus(lse_p -gamma [1 + m - s]+ (s - 1 + m) + lse_n gamma "
         "[s + m]+ (s - m)) of cosine similarities, the weights [.]+ detached (Sun et al. eq. 6), AvgNonZeroReducer; "
         "its defaults m 0.4, gamma 80, and the paper's face-recognition m 0.25, gamma 256. CosineSimilarity only.",
-        source=SOURCE + "losses/circle_loss.py",
-        requires=("pytorch_metric_learning",),
+        "losses/circle_loss.py"
     ),
 ]
