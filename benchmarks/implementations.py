@@ -32,6 +32,11 @@ TASKS = {
     "semi_hard_all": Spec(mining="semi_hard_all", distance="euclidean", margin=1.0),
     # pytorch-metric-learning TripletMarginLoss() defaults: normalized, margin 0.05, AvgNonZeroReducer
     "batch_all": Spec(mining="batch_all", distance="euclidean", normalize=True, margin=0.05, reduction="mean_nonzero"),
+    # TF-Addons contrastive_loss(margin=1.0) over every pair i < j (no sentence-transformers or PML loss computes it:
+    # adapters/pml.py says why), mean
+    "contrastive": Spec(mining="contrastive", distance="euclidean", margin=1.0),
+    # TF-Addons lifted_struct_loss(margin=1.0); pytorch-metric-learning LiftedStructureLoss(neg_margin=1, pos_margin=0)
+    "lifted": Spec(mining="lifted", distance="euclidean", margin=1.0),
 }
 MATMUL = "matmul"  # the physical reference: one N x N x D matmul on the same device
 
@@ -92,6 +97,8 @@ def _prepare_pml(task, x, labels, device):
 
     if task == "batch_all":  # the library's defaults
         loss, miner = losses.TripletMarginLoss(), None
+    elif task == "lifted":
+        loss, miner = losses.LiftedStructureLoss(neg_margin=1.0, pos_margin=0.0), None
     else:
         plain = distances.LpDistance(normalize_embeddings=False)
         loss = losses.TripletMarginLoss(margin=1.0, distance=plain, reducer=reducers.MeanReducer())
@@ -107,12 +114,18 @@ def _prepare_tfa(task, x, labels, device):
     import tensorflow as tf
     import tensorflow_addons as tfa
 
-    loss = {"batch_hard": tfa.losses.triplet_hard_loss, "semi_hard": tfa.losses.triplet_semihard_loss}[task]
+    from adapters import tfa as tfa_adapter
+
+    losses = {"batch_hard": lambda y, e: tfa.losses.triplet_hard_loss(y, e, margin=1.0),
+              "semi_hard": lambda y, e: tfa.losses.triplet_semihard_loss(y, e, margin=1.0),
+              "contrastive": lambda y, e: tfa_adapter.contrastive_loss(e, y, TASKS["contrastive"]),
+              "lifted": lambda y, e: tfa.losses.lifted_struct_loss(y, e, margin=1.0)}
+    loss = losses[task]
     embeddings, y = tf.Variable(x), tf.constant(labels)
 
     def step():
         with tf.GradientTape() as tape:
-            value = loss(y, embeddings, margin=1.0)
+            value = loss(y, embeddings)
         tape.gradient(value, embeddings).numpy()
 
     return step
@@ -190,9 +203,9 @@ class Recipe:
 # implementations there are, in which order, and on which devices (cuda=True: the CPU and CUDA) come from the records.
 RECIPES = {
     "torch.naive": Recipe(_for("batch_hard", "semi_hard"), _prepare_naive),
-    "pytorch-metric-learning": Recipe({**_for("batch_hard", anchors="valid"), **_for("semi_hard_all", "batch_all")},
+    "pytorch-metric-learning": Recipe({**_for("batch_hard", anchors="valid"), **_for("semi_hard_all", "batch_all", "lifted")},
                                       _prepare_pml, requires=("pytorch_metric_learning",)),
-    "tf-addons": Recipe(_for("batch_hard", "semi_hard"), _prepare_tfa, framework="tensorflow",
+    "tf-addons": Recipe(_for("batch_hard", "semi_hard", "contrastive", "lifted"), _prepare_tfa, framework="tensorflow",
                         requires=("tensorflow", "tensorflow_addons")),
     # its semi-hard mean divides by max(positive pairs, 1e-16): 0, not NaN, for a batch without any
     "sentence-transformers": Recipe({**_for("batch_hard"), **_for("semi_hard", empty="zero")},

@@ -7,6 +7,7 @@
         --sizes 1024 2048 4096 --dims 64 --devices cpu --threads 1
     python -m benchmarks.run --devices cuda --sizes 1024 8192 65536 --max-n semi_hard=16384 \
         --implementation-cap 60 --budget 230       # what the GPU command (gpu/) runs, in a time box
+    python -m benchmarks.run --check                 # the committed speedups still hold here (benchmarks/check.py)
 
 Each measurement (forward + backward) runs in a fresh child process (benchmarks/measure.py); on CUDA one child
 measures every N of an implementation in turn (--process-per, peak memory reset per N). A measurement past the
@@ -31,6 +32,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/run.py` as well as `python -
     sys.path.insert(0, str(ROOT))
 
 from adapters import family  # noqa: E402
+from benchmarks.check import run_check  # noqa: E402
 from benchmarks.implementations import IMPLEMENTATIONS, MATMUL, TASKS  # noqa: E402
 from benchmarks.settings import FULL, FULL_SIZES, QUICK, STATUSES, device_names, frameworks, machine  # noqa: E402
 from benchmarks.settings import parse as _parse  # noqa: E402
@@ -82,6 +84,8 @@ def table(records: list[dict]) -> str:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if args.check:
+        return run_check(args, sweep)
     writer = ResultsWriter(args.output)
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "output"}
     writer.header(benchmark=settings, machine=machine(args.devices), devices=device_names(args.devices),

@@ -90,6 +90,12 @@ def parse(argv=None, description: str | None = None):
     parser.add_argument("--min-timed-seconds", type=float, default=1.0, metavar="SECONDS",
                         help="fast calls are repeated until this much of them is timed (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="of the random batch (default 0)")
+    parser.add_argument("--check", action="store_true",
+                        help="measure the committed speedups again (benchmarks/committed.json: inhouse.torch over the "
+                        "fastest peer and the matmul, side by side in one run) and exit 1 when one falls below its "
+                        "committed figure by more than the noise; run it after any change to inhouse/")
+    parser.add_argument("--check-file", type=Path, metavar="FILE.json", help="committed figures for --check "
+                        "(default benchmarks/committed.json)")
     parser.add_argument("--output", type=Path, metavar="FILE.jsonl",
                         help="JSON-lines file, appended to (default reports/results/benchmarks-<host>-<devices>.jsonl)")
     args = parser.parse_args(argv)

@@ -25,6 +25,7 @@ from reference import Spec
 
 from .chunks import anchor_chunks
 from .distances import PairDistances, pairwise_distances
+from .hardest_stripes import striped_hardest_partners
 from .similarity import circle, multi_similarity, multi_similarity_mined
 from .softmax import multiple_negatives, npairs, npairs_multilabel, ntxent, supcon
 from .mining import ClassSlots, hardest_partners, semi_hard_negatives, sorted_negatives
@@ -69,7 +70,9 @@ def batch_hard(points, labels, spec, triplets=None):
     # d^2 orders pairs as d does: mine on it and skip the square roots
     mined_on = "squared_euclidean" if spec.distance == "euclidean" else spec.distance
     with torch.no_grad():
-        partners = hardest_partners(pairwise_distances(points, mined_on), labels)
+        partners = striped_hardest_partners(points, labels, mined_on)
+        if partners is None:
+            partners = hardest_partners(pairwise_distances(points, mined_on), labels)
     return batch_hard_from_partners(points, *partners, spec)
 
 

@@ -1,4 +1,6 @@
-"""The benchmark tables under the charts: per device, implementation x N, time and peak memory in one cell."""
+"""The benchmark tables under the charts: per device, implementation x N, time and peak memory in one cell; then,
+per device, how far ahead the in-house implementation is: the fastest peer's time over its time, and its time over
+one N x N x D matmul's (the physical floor), per task and N."""
 from __future__ import annotations
 
 import math
@@ -50,5 +52,41 @@ def benchmark_tables(benchmarks: pd.DataFrame) -> list[Table]:
         grid = of_device.pivot_table(index="series", columns="n", values="shown", aggfunc="first").fillna("")
         tables.append(Table(" · ".join(map(str, key)), ["implementation"] + [f"N={n}" for n in grid.columns],
                             [[series] + list(values) for series, values in zip(grid.index, grid.values.tolist())]))
+        ratios = ratio_table(of_device)
+        if ratios is not None:
+            tables.append(Table(f"{' · '.join(map(str, key))} · {OURS} against the fastest peer and the matmul",
+                                *ratios))
     return tables
+
+
+OURS = "inhouse.torch"
+NOT_PEERS = (OURS, "matmul", "oracle", "inhouse.triton")
+
+
+def ratio_table(rows: pd.DataFrame):
+    """(header, rows) per task, D and N where inhouse.torch was timed: its time, the fastest peer (its time over
+    ours), and ours over the matmul's; "no peer" where no peer computes the task or none finished."""
+    ok = rows[(rows["status"] == "ok") & rows["seconds"].map(lambda v: number(v) is not None)]
+    ours = ok[ok["implementation"] == OURS]
+    if ours.empty:
+        return None
+    out = []
+    for row in ours.sort_values(["task", "d", "n"]).itertuples():
+        same = ok[(ok["task"] == row.task) & (ok["d"] == row.d) & (ok["n"] == row.n)]
+        peers = same[~same["implementation"].isin(NOT_PEERS)]
+        mine = number(row.seconds)
+        if peers.empty:
+            tried = rows[(rows["task"] == row.task) & (rows["d"] == row.d) & (rows["n"] == row.n)
+                         & ~rows["implementation"].isin(NOT_PEERS)]
+            peer = "no peer" + (" finished: " + ", ".join(f"{r.implementation} {r.status}" for r in tried.itertuples())
+                                if len(tried) else " computes it")
+            speedup = "—"
+        else:
+            fastest = peers.loc[peers["seconds"].map(number).idxmin()]
+            peer = f"{fastest['implementation']} {duration(fastest['seconds'])}"
+            speedup = f"{number(fastest['seconds']) / mine:.3g}x"
+        matmul = number(row.reference_seconds)
+        floor = f"{mine / matmul:.3g}x" if matmul else "—"
+        out.append([row.task, f"D={row.d}", f"N={int(number(row.n))}", duration(mine), peer, speedup, floor])
+    return ["task", "D", "N", OURS, "fastest peer", "peer / in-house", "in-house / matmul"], out
 

@@ -1,0 +1,137 @@
+"""`python -m benchmarks.run --check`: are the in-house losses still as far ahead as the committed figures say?
+
+The committed figures (benchmarks/committed.json) are speedups measured side by side in one run on one machine:
+the fastest peer's time over inhouse.torch's, and one N x N x D matmul's time over inhouse.torch's (both higher is
+better), per task and N, each with its noise: the relative spread of the figure over the committed runs (never
+below `min_noise`). The check
+measures them again here, in one run (peers, in-house and the matmul side by side: ratios taken within a run
+cancel most of a machine's speed), and fails when a figure falls below committed x (1 - noise). It is run by hand
+after a change to inhouse/, never as a timed test in CI (tests/inhouse/test_benchmark_command.py tests its logic).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.implementations import MATMUL
+
+COMMITTED = Path(__file__).resolve().parent / "committed.json"
+OURS = "inhouse.torch"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One guarded speedup: `of` over inhouse.torch ("peer": the fastest peer; "matmul": the matmul)."""
+
+    task: str
+    n: int
+    of: str
+    speedup: float
+    peer: str | None = None  # which peer was the fastest when committed (for the reader)
+
+
+def speedups(records: list[dict]) -> list[Figure]:
+    """Every figure the records of one run give: per (task, N), the fastest peer's and the matmul's time over
+    inhouse.torch's. A task without a timed peer has no peer figure (the table says so)."""
+    ok = [r for r in records if r.get("status") == "ok" and r.get("seconds")]
+    matmul = {(r["d"], r["n"]): r["seconds"] for r in ok if r["implementation"] == MATMUL}
+    figures = []
+    for ours in (r for r in ok if r["implementation"] == OURS):
+        key = (ours["task"], ours["d"], ours["n"])
+        peers = [r for r in ok if (r["task"], r["d"], r["n"]) == key and r["implementation"] not in (OURS, MATMUL)
+                 and r["implementation"] != "oracle"]
+        if peers:
+            fastest = min(peers, key=lambda r: r["seconds"])
+            figures.append(Figure(ours["task"], ours["n"], "peer", fastest["seconds"] / ours["seconds"],
+                                  fastest["implementation"]))
+        if (ours["d"], ours["n"]) in matmul:
+            figures.append(Figure(ours["task"], ours["n"], "matmul", matmul[(ours["d"], ours["n"])] / ours["seconds"]))
+    return figures
+
+
+def load(path: Path = COMMITTED) -> dict:
+    return json.loads(path.read_text())
+
+
+def judge(committed: dict, measured: list[Figure]) -> list[str]:
+    """The committed figures that the measured ones fall short of, beyond the noise, as lines of text; a committed
+    figure that was not measured is a failure too (a peer that stopped running hides nothing)."""
+    found = {(f.task, f.n, f.of): f for f in measured}
+    failures = []
+    for entry in committed["figures"]:
+        key = (entry["task"], entry["n"], entry["of"])
+        noise = _noise(committed, entry)
+        floor = entry["speedup"] * (1.0 - noise)
+        got = found.get(key)
+        if got is None:
+            failures.append(f"{entry['task']} N={entry['n']} {entry['of']}: not measured")
+        elif got.speedup < floor:
+            failures.append(f"{entry['task']} N={entry['n']} {entry['of']}: {got.speedup:.3g}x, below the committed "
+                            f"{entry['speedup']:.3g}x less the noise {noise:.0%} ({floor:.3g}x)")
+    return failures
+
+
+def _noise(committed: dict, entry: dict) -> float:
+    """A figure's own noise (its spread over the committed runs), never below the file's floor `min_noise`."""
+    return max(entry.get("noise", 0.0), committed.get("min_noise", 0.0))
+
+
+def table(committed: dict, measured: list[Figure]) -> str:
+    found = {(f.task, f.n, f.of): f for f in measured}
+    lines = [f"{'task':14s} {'N':>6s} {'over':7s} {'committed':>10s} {'noise':>6s} {'floor':>9s} {'measured':>9s}  peer"]
+    for entry in committed["figures"]:
+        got = found.get((entry["task"], entry["n"], entry["of"]))
+        shown = f"{got.speedup:.3g}x" if got else "-"
+        noise = _noise(committed, entry)
+        lines.append(f"{entry['task']:14s} {entry['n']:6d} {entry['of']:7s} {entry['speedup']:9.3g}x {noise:6.0%} "
+                     f"{entry['speedup'] * (1 - noise):8.3g}x {shown:>9s}  {(got and got.peer) or ''}")
+    return "\n".join(lines)
+
+
+def committed_figures(figures: list[Figure], runs: list[list[Figure]], min_noise: float) -> dict:
+    """What to commit from several runs: each figure's lowest value and its noise, the relative spread
+    (max - min) / max of its values over the runs; `min_noise` is the floor of every figure's noise."""
+    by_key: dict = {}
+    for run in runs:
+        for f in run:
+            by_key.setdefault((f.task, f.n, f.of), []).append(f.speedup)
+    entries = []
+    for f in figures:
+        values = by_key[(f.task, f.n, f.of)]
+        entries.append({"task": f.task, "n": f.n, "of": f.of, "peer": f.peer, "speedup": float(f"{min(values):.4g}"),
+                        "noise": float(f"{(max(values) - min(values)) / max(values):.3g}")})
+    return {"min_noise": min_noise, "figures": entries}
+
+
+def run_check(args, sweep) -> int:
+    """Measure the committed figures' tasks and sizes (per task: inhouse.torch, the peers the figures name, the
+    matmul, side by side), print the comparison, and return 1 if one fell short."""
+    committed = load(args.check_file or COMMITTED)
+    setting = committed["setting"]
+    args.sizes = sorted({e["n"] for e in committed["figures"]})
+    args.dims, args.devices, args.threads = [setting["d"]], ["cpu"], setting["threads"]
+    # a call of a slow peer (pytorch-metric-learning at N = 4096: 10 to 20 s) is repeated only while its repeats fit
+    # in half the cap; with the default 60 s its first call, warm-up included, would be the time (measure.py)
+    args.time_cap = max(args.time_cap, setting["time_cap"])
+    records = []
+    for task in dict.fromkeys(e["task"] for e in committed["figures"]):
+        # the peer each figure was committed against, not every peer: a peer that runs out of time or memory
+        # (recorded, never timed) would cost minutes and guard nothing
+        peers = sorted({e["peer"] for e in committed["figures"] if e["task"] == task and e.get("peer")})
+        args.tasks, args.implementations = [task], [OURS, *peers]
+        records += sweep(args, _Discard())
+    measured = speedups(records)
+    print(table(committed, measured))
+    failures = judge(committed, measured)
+    for line in failures:
+        print(f"FAILED {line}")
+    print("check: " + ("failed" if failures else "every figure within its noise"))
+    return 1 if failures else 0
+
+
+class _Discard:
+    """The sweep's writer for a check: the figures are printed, nothing is written."""
+
+    def write(self, kind: str, **record) -> None:
+        pass
