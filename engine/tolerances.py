@@ -244,13 +244,17 @@ def projection_rounding(answer: Answer, dtype: str, target: str | None) -> np.nd
     if not (spec.normalize or spec.distance == "cosine"):
         return np.zeros(len(answer.norms))
     dist, unit = answer.distances, answer.measured
-    if spec.distance == "cosine":  # dD_ij/du_i = -u_j (the clamp at 0 passes nothing), before any projection
-        weight = np.where(dist > 0, answer.grad_dist + answer.grad_dist.T, 0.0)
-        along_unit_rows = -weight @ unit
+    if spec.distance == "cosine":  # dD_ij/du_i = -u_j, before any projection
+        # The clamp at 0 passes nothing where cos = 1 (parallel rows), but an implementation that reads the similarity
+        # unclamped (circle, multi-similarity, any cos_sim) passes its slope there, which the projection cancels only
+        # up to the same rounding: its full size counts (found by the thorough hunt: PML's circle, 1-D rows of 3e-4).
+        weight = answer.grad_dist + answer.grad_dist.T
+        size = np.linalg.norm(-np.where(dist > 0, weight, 0.0) @ unit, axis=1) \
+            + np.abs(np.where(dist > 0, 0.0, weight)).sum(axis=1)
     else:  # distances between the unit rows themselves
-        along_unit_rows = pairwise_backward(unit, dist, answer.grad_dist, spec.distance)
+        size = np.linalg.norm(pairwise_backward(unit, dist, answer.grad_dist, spec.distance), axis=1)
     rounding = unit_roundoff(answer, dtype, target) + dtype_facts(dtype).eps
-    return 2.0 * rounding * np.linalg.norm(along_unit_rows, axis=1) / np.where(answer.norms > 0, answer.norms, np.inf)
+    return 2.0 * rounding * size / np.where(answer.norms > 0, answer.norms, np.inf)
 
 
 def slope_rounding(answer: Answer, dtype: str, delta: np.ndarray, slope: np.ndarray) -> np.ndarray:
