@@ -246,11 +246,9 @@ def projection_rounding(answer: Answer, dtype: str, target: str | None) -> np.nd
     dist, unit = answer.distances, answer.measured
     if spec.distance == "cosine":  # dD_ij/du_i = -u_j, before any projection
         # The clamp at 0 passes nothing where cos = 1 (parallel rows), but an implementation that reads the similarity
-        # unclamped (circle, multi-similarity, any cos_sim) passes its slope there, which the projection cancels only
-        # up to the same rounding: its full size counts (found by the thorough hunt: PML's circle, 1-D rows of 3e-4).
-        weight = answer.grad_dist + answer.grad_dist.T
-        size = np.linalg.norm(-np.where(dist > 0, weight, 0.0) @ unit, axis=1) \
-            + np.abs(np.where(dist > 0, 0.0, weight)).sum(axis=1)
+        # unclamped (circle, multi-similarity, any cos_sim) passes its slope there too, into the g the projection
+        # cancels up to rounding (found by the thorough hunt: PML's circle, 1-D rows of 3e-4): every pair counts in g.
+        size = np.linalg.norm(-(answer.grad_dist + answer.grad_dist.T) @ unit, axis=1)
     else:  # distances between the unit rows themselves
         size = np.linalg.norm(pairwise_backward(unit, dist, answer.grad_dist, spec.distance), axis=1)
     rounding = unit_roundoff(answer, dtype, target) + dtype_facts(dtype).eps

@@ -225,7 +225,9 @@ def test_angular_gradient_of_a_row_near_the_origin_is_within_the_normalisations_
     row's rounding times 1 / |x| in the gradient (engine/tolerances.py `projection_rounding`). TF-Addons' l2_normalize
     takes 1 / |x| from the CPU's rsqrt estimate refined by a Newton step: -2^-7 on an AVX2 machine (once registered
     as a divergence, from that machine's residual), 2^-11 on an AVX-512 one. Both are within that rounding, and so is
-    this machine's and torch's; a gradient eight times the AVX2 one is not."""
+    this machine's and torch's; a gradient 32 times the AVX2 one is not. (The rounding counts every pair's slope in
+    the g the projection cancels, the parallel pairs' too: 1 - cos of two unit rows rounds to +-1e-7, and the clamp
+    passes the slope where it comes out positive; about 2^-3.8 here.)"""
     from engine.ambiguity import decisions
     from contract.batch import found
     from engine.judge import judge
@@ -245,7 +247,7 @@ def test_angular_gradient_of_a_row_near_the_origin_is_within_the_normalisations_
         grad = np.zeros_like(expected.grad)
         grad[6, 0] = seen
         assert conforms(grad)
-    assert not conforms(grad * 2.0**7)  # 2^-4
+    assert not conforms(grad * 2.0**9)  # 2^-2
     assert conforms(ADAPTERS["tfa.contrastive_loss"].run(x, y, spec, "float32", "cpu").grad)  # this machine's CPU
     torch = pytest.importorskip("torch")
     from inhouse.torch_losses import metric_loss
