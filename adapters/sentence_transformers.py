@@ -144,7 +144,8 @@ def soft_specs():
     return [Spec(mining="batch_hard", distance=d, soft=True) for d in MARGINS]
 
 
-def st_adapter(fn, name, spec, notes, source):
+def st_adapter(fn, name, spec, notes, source, precision="gram"):
+    """precision: "gram" where the loss measures by euclidean_distance (the Gram expansion), else "direct"."""
     return wrap_torch(
         fn,
         name=name,
@@ -154,7 +155,7 @@ def st_adapter(fn, name, spec, notes, source):
         notes=notes + " float16/bfloat16: the loss comes back as float32 and is cast to the input dtype.",
         source=SOURCE + source,
         requires=REQUIRES,
-        precision="gram",  # euclidean_distance is the Gram expansion
+        precision=precision,
     )
 
 
@@ -165,8 +166,7 @@ def multiple_negatives_specs(symmetric=False):
 
 
 MNRL_NOTES = ("Per anchor, cross-entropy of scale x cos(anchor, every positive) against its own positive (in-batch "
-              "negatives; labels not read); mean over anchors. float16/bfloat16: the loss comes back as float32 and "
-              "is cast to the input dtype.")
+              "negatives; labels not read); mean over anchors.")
 ADAPTERS = [
     st_adapter(
         batch_hard_triplet_loss,
@@ -199,36 +199,30 @@ ADAPTERS = [
         "farther, else the farthest; mean over ordered positive pairs, 0 (not NaN) without one.",
         "batch_semi_hard_triplet.py",
     ),
-    wrap_torch(
+    st_adapter(
         multiple_negatives_ranking_loss,
-        name="st.MultipleNegativesRankingLoss",
-        spec=multiple_negatives_specs(),
-        dtypes=DTYPES,
-        targets=("cpu", "cuda"),
-        notes=MNRL_NOTES,
-        source=SOURCE + "multiple_negatives_ranking.py",
-        requires=REQUIRES,
+        "st.MultipleNegativesRankingLoss",
+        multiple_negatives_specs(),
+        MNRL_NOTES,
+        "multiple_negatives_ranking.py",
+        precision="direct",  # cos_sim: unit rows and one matmul
     ),
-    wrap_torch(
+    st_adapter(
         multiple_negatives_ranking_loss,
-        name="st.MultipleNegativesSymmetricRankingLoss",
-        spec=multiple_negatives_specs(symmetric=True),
-        dtypes=DTYPES,
-        targets=("cpu", "cuda"),
-        notes=MNRL_NOTES + " Symmetric (deprecated in 6.x: MNRL with directions query_to_doc and doc_to_query, "
+        "st.MultipleNegativesSymmetricRankingLoss",
+        multiple_negatives_specs(symmetric=True),
+        MNRL_NOTES + " Symmetric (deprecated in 6.x: MNRL with directions query_to_doc and doc_to_query, "
         "per_direction): half of it per positive against every anchor.",
-        source=SOURCE + "multiple_negatives_symmetric_ranking.py",
-        requires=REQUIRES,
+        "multiple_negatives_symmetric_ranking.py",
+        precision="direct",  # cos_sim: unit rows and one matmul
     ),
-    wrap_torch(
+    st_adapter(
         cached_multiple_negatives_ranking_loss,
-        name="st.CachedMultipleNegativesRankingLoss",
-        spec=multiple_negatives_specs(),
-        dtypes=DTYPES,
-        targets=("cpu", "cuda"),
-        notes=MNRL_NOTES + " GradCache: mini-batches of two rows, each re-embedded (by a model that returns the given "
+        "st.CachedMultipleNegativesRankingLoss",
+        multiple_negatives_specs(),
+        MNRL_NOTES + " GradCache: mini-batches of two rows, each re-embedded (by a model that returns the given "
         "rows) with the cached gradient of the whole batch's loss.",
-        source=SOURCE + "cached_multiple_negatives_ranking.py",
-        requires=REQUIRES,
+        "cached_multiple_negatives_ranking.py",
+        precision="direct",  # cos_sim: unit rows and one matmul
     ),
 ]

@@ -240,7 +240,7 @@ ENTRIES: tuple[Divergence, ...] = (
     ),
     Divergence(
         id="tfa-npairs-labels-cast-to-the-logits-dtype",
-        confirmed_by="tests/adapters/test_adapter_tfa.py::test_npairs_casts_the_labels_to_the_logits_dtype",
+        confirmed_by="tests/adapters/test_adapter_tfa_npairs.py::test_npairs_casts_the_labels_to_the_logits_dtype",
         adapter="tfa.npairs_loss*",
         kind="semantics",
         reason="npairs_loss casts y_true to y_pred's dtype before it compares labels: integer ids that round to one "

@@ -137,7 +137,7 @@ ENTRIES: tuple[Divergence, ...] = (
     ),
     Divergence(
         id="tfsim-multisim-float16-nan",
-        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_multi_similarity_is_nan_in_float16",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity_softmax.py::test_multi_similarity_is_nan_in_float16",
         adapter="tfsim.MultiSimilarityLoss",
         kind="precision",
         reason="MultiSimilarityLoss computes its log(1 + sum) as M + log(e^-M + sum over the kept pairs), M the row's "
@@ -161,7 +161,7 @@ ENTRIES: tuple[Divergence, ...] = (
     ),
     Divergence(
         id="tfsim-circle-sum-of-two-softpluses",
-        confirmed_by="tests/adapters/test_adapter_tf_similarity.py::test_circle_adds_two_softpluses_and_keeps_the_weights",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity_softmax.py::test_circle_adds_two_softpluses_and_keeps_the_weights",
         adapter="tfsim.CircleLoss",
         kind="semantics",
         reason="TF-Similarity's CircleLoss has Sun et al.'s weights and logits, but combines them as log(1 + sum_p "
