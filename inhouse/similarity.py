@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from .distances import pairwise_distances
+from .terms import masked_log_sum_exp
 
 
 def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,16 +28,6 @@ def _log1p_sum_exp(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         top = masked.amax(dim=1).clamp_min(0.0) if logits.shape[1] else torch.zeros_like(logits[:, 0])
     total = torch.exp(masked - top[:, None]).sum(dim=1)
     return torch.where(top > 0, torch.log(torch.exp(-top) + total) + top, torch.log1p(total))
-
-
-def _lse(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per row with a masked entry, log sum over the mask of e^l, shifted by its largest (rows without one: 0)."""
-    live = mask.any(dim=1)
-    masked = torch.where(mask, logits, torch.full_like(logits, float("-inf")))
-    with torch.no_grad():
-        top = torch.where(live, masked.amax(dim=1), torch.zeros_like(logits[:, 0]))
-    total = torch.exp(masked - top[:, None]).sum(dim=1)
-    return torch.where(live, torch.log(torch.where(live, total, torch.ones_like(total))) + top, torch.zeros_like(top))
 
 
 def _similarities(points, spec) -> torch.Tensor:
@@ -76,6 +67,8 @@ def circle(points, labels, spec, triplets=None):
     with torch.no_grad():  # the weights are constants for the gradient (Sun et al. 2020; PML detaches them)
         alpha_p, alpha_n = (1.0 + m - s).clamp_min(0.0), (s + m).clamp_min(0.0)
     live = positive.any(dim=1) & negative.any(dim=1)
-    x = _lse(-gamma * alpha_p * (s - (1.0 - m)), positive) + _lse(gamma * alpha_n * (s - m), negative)
+    x = masked_log_sum_exp(-gamma * alpha_p * (s - (1.0 - m)), positive) + \
+        masked_log_sum_exp(gamma * alpha_n * (s - m), negative)  # -inf where the anchor lacks either
+    x = torch.where(live, x, torch.zeros_like(x))
     values = torch.where(live, torch.logaddexp(x, torch.zeros_like(x)), torch.zeros_like(x))
     return values.sum(), torch.tensor(len(values), device=values.device), live.sum()

@@ -18,7 +18,7 @@ import torch
 from reference.validation import MAX_CLASSES
 
 from .distances import pairwise_distances
-from .terms import aggregate
+from .terms import aggregate, masked_log_sum_exp
 
 
 def check_pairs(labels: torch.Tensor) -> int:
@@ -62,11 +62,7 @@ def _logits(points, spec) -> torch.Tensor:
 
 def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reads: torch.Tensor | None = None) -> torch.Tensor:
     """Per row: log sum over what it reads of e^l - sum of Y l; rows read everything unless `reads` says otherwise."""
-    if reads is not None:
-        logits = torch.where(reads, logits, torch.full_like(logits, float("-inf")))
-    with torch.no_grad():
-        top = logits.amax(dim=1, keepdim=True)
-    lse = torch.log(torch.exp(logits - top).sum(dim=1)) + top[:, 0]
+    lse = masked_log_sum_exp(logits, torch.ones_like(logits, dtype=torch.bool) if reads is None else reads)
     target_logits = torch.where(targets > 0, logits, torch.zeros_like(logits))  # never 0 x -inf
     return lse - (targets * target_logits).sum(dim=1)
 
@@ -104,10 +100,7 @@ def ntxent(points, labels, spec, triplets=None):
     same = labels[:, None] == labels[None, :]
     positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
     has_negative = (~same).any(dim=1)
-    masked = torch.where(~same, logits, torch.full_like(logits, float("-inf")))
-    with torch.no_grad():
-        top = torch.where(has_negative, masked.amax(dim=1), torch.zeros_like(logits[:, 0]))
-    negatives = torch.log(torch.exp(masked - top[:, None]).sum(dim=1)) + top  # -inf without a negative
+    negatives = masked_log_sum_exp(logits, ~same)  # -inf without a negative
     values = torch.logaddexp(logits, negatives[:, None]) - logits
     values = torch.where(positive & has_negative[:, None], values, torch.zeros_like(values))
     total, units, _ = aggregate(values, positive)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .gaps import MINED_NEGATIVE, MINED_POSITIVE, SOFTMAX_ROUNDING
 from .strategies import label_masks
-from .terms import Terms, reduce, smallest
+from .terms import Terms, masked_log_sum_exp, reduce, smallest
 
 
 def _log1p_sum_exp(logits: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,8 +117,8 @@ def circle(dist: np.ndarray, labels: np.ndarray, spec, triplets=None, weighted_a
     positive, negative = label_masks(labels)
     pos_logits, neg_logits, alpha_p, alpha_n = circle_logits(dist, spec, dist if weighted_at is None else weighted_at)
     live = positive.any(axis=1) & negative.any(axis=1)
-    pos_lse, pos_soft = _lse(pos_logits, positive & live[:, None])
-    neg_lse, neg_soft = _lse(neg_logits, negative & live[:, None])
+    pos_lse, pos_soft = masked_log_sum_exp(pos_logits, positive & live[:, None])
+    neg_lse, neg_soft = masked_log_sum_exp(neg_logits, negative & live[:, None])
     x = np.where(live, pos_lse + neg_lse, -np.inf)
     values = np.logaddexp(0.0, x)
     sigma = 0.5 * (1.0 + np.tanh(0.5 * np.where(live, x, 0.0))) * live  # d softplus / dx
@@ -147,14 +147,3 @@ def circle(dist: np.ndarray, labels: np.ndarray, spec, triplets=None, weighted_a
     weights = terms.weights if len(terms.weights) else np.zeros(len(dist))
     terms.loss_slopes = weights[:, None] * (pos_share * value_pos - neg_share * value_neg)
     return terms
-
-
-def _lse(logits: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, log sum over the mask of e^l (-inf where empty) and the softmax over the mask, shifted by the max."""
-    masked = np.where(mask, logits, -np.inf)
-    top = np.max(masked, axis=1, initial=-np.inf)[:, None]
-    safe_top = np.where(np.isfinite(top), top, 0.0)
-    exps = np.where(mask, np.exp(masked - safe_top), 0.0)
-    total = exps.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (np.log(total) + safe_top)[:, 0], np.where(total > 0, exps / np.where(total > 0, total, 1.0), 0.0)

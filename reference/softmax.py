@@ -20,7 +20,7 @@ import numpy as np
 
 from .strategies import label_masks
 from .gaps import SOFTMAX_ROUNDING
-from .terms import Terms, reduce, smallest
+from .terms import Terms, masked_log_sum_exp, reduce, smallest
 
 
 def pair_count(labels: np.ndarray) -> int:
@@ -96,7 +96,7 @@ def softmax_terms(dist: np.ndarray, row_sets: list, spec, zero: np.ndarray | Non
     """The terms of one or more sets of rows, each (its row of D, its selection's second index, the columns of D it
     reads [T, K], the targets [T, K] (each row sums to 1), and optionally which of the K it reads): per term, the
     cross-entropy
-    log sum_k e^l_k - sum_k Y_k l_k with l = -D / t over what it reads, the log-sum-exp shifted by the largest logit.
+    log sum_k e^l_k - sum_k Y_k l_k with l = -D / t over what it reads (`masked_log_sum_exp`).
     `zero`: terms that are 0 in exact arithmetic (a softmax over one logit), which mean_nonzero leaves out."""
     temperature = spec.temperature
     values, parts = [], []
@@ -104,12 +104,10 @@ def softmax_terms(dist: np.ndarray, row_sets: list, spec, zero: np.ndarray | Non
         read_dist = dist[rows[:, None], cols]
         reads = mask[0] if mask else np.ones(read_dist.shape, dtype=bool)
         logits = np.where(reads, -read_dist / temperature, -np.inf)
-        top = np.max(logits, axis=1, initial=-np.inf, keepdims=True)
-        shifted = np.exp(logits - np.where(np.isfinite(top), top, 0.0))
-        lse = np.log(shifted.sum(axis=1, keepdims=True)) + top
+        lse, softmax = masked_log_sum_exp(logits, reads)
         with np.errstate(invalid="ignore"):
-            values.append(lse[:, 0] - np.sum(np.where(reads, targets * logits, 0.0), axis=1))
-        parts.append((rows, column, cols, targets, reads, np.where(reads, np.exp(logits - lse), 0.0), logits))
+            values.append(lse - np.sum(np.where(reads, targets * logits, 0.0), axis=1))
+        parts.append((rows, column, cols, targets, reads, softmax, logits))
     values = np.concatenate(values) if values else np.zeros(0)
     positive = None if zero is None else ~zero
     loss, weights = reduce(values, spec.reduction, spec.empty, positive)

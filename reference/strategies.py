@@ -11,6 +11,7 @@ import numpy as np
 
 from .gaps import COLLAPSE, HINGE, SEMI_HARD_SELECTION, TIE_NEGATIVE, TIE_POSITIVE, WINDOW_LOWER, WINDOW_UPPER
 from .terms import (
+    masked_log_sum_exp,
     NO_INDEX,
     Terms,
     hinge_or_soft,
@@ -202,13 +203,7 @@ def lifted_pairs(dist: np.ndarray, labels: np.ndarray, margin: float):
     which moves neither J nor a share; a pair without negatives has J = -inf and no share."""
     positive, negative = label_masks(labels)
     i, j = np.nonzero(np.triu(positive, k=1))
-    exponent = np.where(negative, margin - dist, -np.inf)  # row k: m - D_kn over the negatives n of k
-    both = np.concatenate([exponent[i], exponent[j]], axis=1)  # per pair, the negatives of i, then those of j
-    top = both.max(axis=1, initial=-np.inf)
-    shift = np.where(np.isfinite(top), top, 0.0)
-    scaled = np.exp(both - shift[:, None])
-    total = scaled.sum(axis=1)
-    with np.errstate(divide="ignore"):
-        j_value = np.log(total) + shift + dist[i, j]
-    shares = np.divide(scaled, total[:, None], out=np.zeros_like(scaled), where=total[:, None] > 0)
-    return i, j, j_value, shares
+    # per pair, m - D over the negatives of i, then over those of j
+    both = np.concatenate([margin - dist[i], margin - dist[j]], axis=1)
+    lse, shares = masked_log_sum_exp(both, np.concatenate([negative[i], negative[j]], axis=1))
+    return i, j, lse + dist[i, j], shares

@@ -118,3 +118,15 @@ def runner_up_gap(values: np.ndarray, mask: np.ndarray, largest: bool) -> np.nda
     with np.errstate(invalid="ignore"):
         gap = np.abs(ordered[:, 0] - ordered[:, 1])
     return np.where(mask.sum(axis=1) >= 2, gap, np.inf)
+
+
+def masked_log_sum_exp(logits: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, log sum over the mask of e^l (-inf where the mask is empty) and each entry's share of the sum (0 off the
+    mask), shifted by the row's largest masked logit, which moves neither: no exponential overflows."""
+    masked = np.where(mask, logits, -np.inf)
+    top = np.max(masked, axis=1, initial=-np.inf)[:, None]
+    safe_top = np.where(np.isfinite(top), top, 0.0)
+    exps = np.where(mask, np.exp(masked - safe_top), 0.0)
+    total = exps.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.log(total) + safe_top)[:, 0], np.where(total > 0, exps / np.where(total > 0, total, 1.0), 0.0)
