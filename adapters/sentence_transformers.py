@@ -106,19 +106,16 @@ def multiple_negatives_ranking_loss(embeddings, labels, spec):
     return _in_input_dtype(loss.compute_loss_from_embeddings(list(_pairs(embeddings)), labels), embeddings)
 
 
-class _GivenRows:
+def _given_rows_model():
     """What CachedMultipleNegativesRankingLoss embeds with: a model whose 'sentence_embedding' is the rows it is
     given, so that its mini-batches re-embed our embeddings and its cached gradient flows back to them."""
+    import torch
 
-    @staticmethod
-    def model():
-        import torch
+    class Rows(torch.nn.Module):
+        def forward(self, features):
+            return {**features, "sentence_embedding": features["rows"]}
 
-        class Rows(torch.nn.Module):
-            def forward(self, features):
-                return {**features, "sentence_embedding": features["rows"]}
-
-        return torch.nn.Sequential(Rows())
+    return torch.nn.Sequential(Rows())
 
 
 def cached_multiple_negatives_ranking_loss(embeddings, labels, spec):
@@ -128,7 +125,7 @@ def cached_multiple_negatives_ranking_loss(embeddings, labels, spec):
     the rows and handed on as the gradient of a surrogate with the loss's value."""
     rows = embeddings.detach().requires_grad_(True)
     anchors, positives = _pairs(rows)
-    loss = _losses().CachedMultipleNegativesRankingLoss(_GivenRows.model(), scale=1.0 / spec.temperature,
+    loss = _losses().CachedMultipleNegativesRankingLoss(_given_rows_model(), scale=1.0 / spec.temperature,
                                                         mini_batch_size=2)([{"rows": anchors}, {"rows": positives}],
                                                                            labels)
     loss.backward()
