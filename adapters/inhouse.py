@@ -29,6 +29,7 @@ from reference import (
     MARGIN_MININGS,
     DISTANCES,
     EMPTIES,
+    LOGIT_SCALES,
     LOSSES,
     MININGS,
     REDUCTIONS,
@@ -81,7 +82,8 @@ def _variants(mining: str) -> list[dict]:
 # loss of reference/losses.py need not have one; tests/inhouse/test_inhouse_torch.py keeps the two lists equal.
 IMPLEMENTED = tuple(mining for mining in MININGS if mining in (
     "batch_all", "batch_hard", "semi_hard", "semi_hard_all", "triplets", "contrastive", "lifted", "npairs",
-    "npairs_multilabel", "multiple_negatives", "ntxent", "supcon", "multi_similarity", "multi_similarity_mined", "circle"))
+    "npairs_multilabel", "multiple_negatives", "ntxent", "simclr", "supcon", "multi_similarity", "multi_similarity_mined",
+    "circle"))
 ALL_SPECS = tuple(
     Spec(mining=mining, distance=distance, normalize=normalize, reduction=reduction, empty=empty, **variant)
     for mining in IMPLEMENTED
@@ -141,6 +143,7 @@ def _torch_adapter(specs: tuple[Spec, ...]):
         notes=_TORCH_NOTES.format(claimed=f"a covering set of {len(specs)} specs" if specs != ALL_SPECS
                                   else "the full product", total=len(ALL_SPECS)),
         source="inhouse/torch_losses.py",
+        free_fields=LOGIT_SCALES,
     )
     return dataclasses.replace(adapter, compute_dtype=HALF_IN_FLOAT32)
 

@@ -1,6 +1,6 @@
 """pytorch-metric-learning (PML): `TripletMarginLoss` alone, with `BatchHardMiner`, and with
-`TripletMarginMiner("semihard")`; `LiftedStructureLoss`; `NPairsLoss`; `NTXentLoss`; `SupConLoss`;
-`MultiSimilarityLoss` alone and with `MultiSimilarityMiner`; `CircleLoss` (docs/upstream/next-losses.md, sections
+`TripletMarginMiner("semihard")`; `LiftedStructureLoss`; `NPairsLoss`; `NTXentLoss` (ntxent, and simclr on labels
+[0..B-1, 0..B-1]); `SupConLoss`; `MultiSimilarityLoss` alone and with `MultiSimilarityMiner`; `CircleLoss` (docs/upstream/next-losses.md, sections
 1.6-1.8: multi_similarity, multi_similarity_mined with margin = the miner's epsilon, circle with margin = m; all on
 CosineSimilarity, the records' cosine distance).
 
@@ -56,7 +56,7 @@ batches of 25 rows or fewer.
 """
 from __future__ import annotations
 
-from reference import Spec
+from reference import LOGIT_SCALES, Spec
 
 from contract.family import Family
 from .wrap import wrap_torch
@@ -134,6 +134,7 @@ def pml_loss(fn, name, spec, notes, source, **declared):
         notes=notes,
         source=SOURCE + source,
         requires=("pytorch_metric_learning",),
+        free_fields=LOGIT_SCALES,  # every loss reads its scales from the spec
         **declared,
     )
 
@@ -153,8 +154,13 @@ def npairs_loss(embeddings, labels, spec):
 
 
 def ntxent_loss(embeddings, labels, spec):
+    """NTXentLoss(temperature); simclr on labels [0..B-1, 0..B-1] (each pair of views its own class, as SimCLR users
+    call it), whatever the batch's labels: then every other row is a negative, Chen et al.'s NT-Xent."""
+    import torch
     from pytorch_metric_learning import losses
 
+    if spec.mining == "simclr":
+        labels = torch.arange(len(labels) // 2, device=labels.device).repeat(2)
     return losses.NTXentLoss(temperature=spec.temperature)(embeddings, labels)
 
 
@@ -256,11 +262,11 @@ ADAPTERS = [
     pml_loss(
         ntxent_loss,
         "pml.NTXentLoss",
-        [Spec(mining="ntxent", distance="cosine", temperature=t) for t in (0.07, 0.5)],
+        [Spec(mining=mining, distance="cosine", temperature=t) for mining in ("ntxent", "simclr") for t in (0.07, 0.5)],
         "Per ordered positive pair, -log(e^(s_ap / t) / (e^(s_ap / t) + sum over the anchor's negatives)) of "
         "cosine similarities, mean over ordered positive pairs, 0 without a positive or a negative pair; its "
         "default temperature 0.07. A + finfo.tiny inside the log caps a pair at 87.3 (float32), past the logit gaps "
-        "cosine reaches at these temperatures.",
+        "cosine reaches at these temperatures. simclr: on labels [0..B-1, 0..B-1], SimCLR's two views.",
         "losses/ntxent_loss.py"
     ),
     pml_loss(

@@ -31,7 +31,7 @@ mean; semi-hard gives it half the slope, torch.max(x, 0) splitting a tie).
 """
 from __future__ import annotations
 
-from reference import Spec
+from reference import LOGIT_SCALES, Spec
 
 from contract.family import Family
 from .wrap import wrap_torch
@@ -153,6 +153,7 @@ def st_adapter(fn, name, spec, notes, source, precision="gram"):
         source=SOURCE + source,
         requires=REQUIRES,
         precision=precision,
+        free_fields=LOGIT_SCALES,  # the scale is 1 / spec.temperature
     )
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from contract.adapter import Adapter, Output, Unavailable
+from contract.adapter import Adapter, Output, Unavailable, claims
 from contract.targets import processes
 from reference import LOSSES
 from reference.evaluate import read_labels
@@ -47,7 +47,8 @@ def wrap_torch(fn: Callable, name: str, spec, dtypes=("float32",), targets=("cpu
                source: str = "", requires: tuple[str, ...] = (), **declared) -> Adapter:
     """An adapter around fn(embeddings: Tensor[N, D], labels: Tensor[N]) -> scalar Tensor; the gradient
     comes from autograd. `requires` names further modules the function imports (a skip when absent);
-    `declared` are further Adapter fields: precision="gram" (contract/precision.py), compute_dtype={...}."""
+    `declared` are further Adapter fields: precision="gram" (contract/precision.py), compute_dtype={...},
+    free_fields=reference.LOGIT_SCALES (the Spec fields fn reads from its `spec` parameter, at any value)."""
     return _build(_torch, _caller("wrap_torch", fn, spec), _torch.execute, name=name, spec=spec, dtypes=dtypes,
                   targets=targets, notes=notes, source=source, requires=requires, **declared)
 
@@ -83,7 +84,7 @@ def wrap_numpy(fn: Callable, grad: Callable | None = None, *, name: str, spec, d
 
 
 def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, targets, notes, source,
-           requires=(), gradient=True, extra=None, precision="direct", compute_dtype=None) -> Adapter:
+           requires=(), gradient=True, extra=None, precision="direct", compute_dtype=None, free_fields=()) -> Adapter:
     """The Adapter around call(x, labels, triplets, spec): `plumbing` is the framework's module (_torch, _tf,
     _numpy: missing, device_problem, version, target) and `execute` runs the call in that framework. The
     Adapter validates the fields; `requires` is checked here, the one field the Adapter does not hold."""
@@ -97,8 +98,9 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, t
 
     def checked(spec, dtype, device) -> None:
         """What run and rank_call check first, in the caller's process: the call's claims, then this machine."""
-        if spec not in adapter.specs:
-            raise ValueError(f"{who} does not claim {spec}; it claims: {'; '.join(map(str, adapter.specs))}")
+        if not claims(adapter, spec):
+            free = f" (any {', '.join(adapter.free_fields)})" if adapter.free_fields else ""
+            raise ValueError(f"{who} does not claim {spec}; it claims: {'; '.join(map(str, adapter.specs))}{free}")
         if dtype not in adapter.dtypes or device not in adapter.targets:
             raise ValueError(f"{who} claims dtypes {adapter.dtypes} and targets {adapter.targets}, "
                              f"not {dtype} on {device}")
@@ -126,7 +128,7 @@ def _build(plumbing, call: Callable, execute: Callable, *, name, spec, dtypes, t
     adapter = Adapter(name=name, framework=plumbing.FRAMEWORK, specs=spec, run=run, available=available,
                       dtypes=dtypes, targets=targets, gradient=gradient, notes=notes, source=source,
                       precision=precision, compute_dtype=dict(compute_dtype or {}), extra=dict(extra or {}),
-                      rank_call=rank_call)
+                      rank_call=rank_call, free_fields=tuple(free_fields))
     _check_distributed(adapter, call)
     return adapter
 

@@ -26,7 +26,7 @@ wrong types raise TypeError, values outside the dtype and target tables ValueErr
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable, Optional
 
 import numpy as np
@@ -39,6 +39,7 @@ from .precision import PRECISIONS
 from .targets import TARGETS, processes
 
 DTYPES = tuple(DTYPE_TABLE)
+SPEC_FIELDS = tuple(f.name for f in fields(Spec))
 
 
 # compute_dtype of an implementation that upcasts half precision and computes in float32
@@ -85,6 +86,9 @@ class Adapter:
     # (spec, dtype, device) -> on_rank, a picklable on_rank(embeddings_r, labels_r) -> Output: what each rank runs
     # on a distributed target (the module docstring); required where the adapter claims one
     rank_call: Optional[Callable[..., Callable[..., Output]]] = None
+    # Spec fields `run` reads from the spec it is given, so that any value the vocabulary allows may be asked beside
+    # the claimed ones (the robustness sweep over temperature asks for others; reference.LOGIT_SCALES)
+    free_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -121,8 +125,25 @@ class Adapter:
         if distributed and self.rank_call is None:
             raise ValueError(f"{who}: targets {distributed} are distributed: the engine runs a rank_call(spec, dtype, "
                              "device) on each rank, and the adapter gives none (contract/adapter.py)")
+        free = _names(who, "free_fields", self.free_fields)
+        unknown = [name for name in free if name not in SPEC_FIELDS or name == "mining"]
+        if unknown:
+            raise ValueError(f"{who}: free_fields {unknown} are not Spec fields a run can read (mining is what it "
+                             f"claims); choose from {tuple(f for f in SPEC_FIELDS if f != 'mining')}")
+        object.__setattr__(self, "free_fields", free)
         if not _takes_an_argument(self.available):  # the contract before targets: available() with no device
             object.__setattr__(self, "available", _ignoring_device(self.available))
+
+
+def claims(adapter: Adapter, spec: Spec) -> bool:
+    """Whether the adapter computes `spec`: a spec it claims, or one that differs from a claimed spec only in its
+    free fields."""
+    asked = _fixed(spec, adapter.free_fields)
+    return any(_fixed(claimed, adapter.free_fields) == asked for claimed in adapter.specs)
+
+
+def _fixed(spec: Spec, free: tuple[str, ...]) -> dict:
+    return {name: value for name, value in spec.to_dict().items() if name not in free}
 
 
 def _names(who: str, what: str, value) -> tuple[str, ...]:

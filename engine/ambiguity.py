@@ -78,15 +78,22 @@ def decision_resolution(answer: Answer, dtype: str, precision: str = DEFAULT,
             resolution[kind] = zero_norm_resolution(dtype)
         elif where == "gap":  # the decision is taken at the gap itself
             resolution[kind] = AMBIGUITY_FACTOR * delta(gap)
-        elif kind == SOFTMAX_ROUNDING:  # a log-sum-exp rounds at its largest logit, in value units
-            rate = float(np.max(answer.shares[:, 4], initial=0.0))  # how fast a logit moves with its distance
-            resolution[kind] = AMBIGUITY_FACTOR * (dtype_facts(dtype).eps * (1.0 + float(np.max(answer.operands, initial=0.0)))
-                                                   + at_decisions * rate)
+        elif kind == SOFTMAX_ROUNDING:
+            resolution[kind] = softmax_rounding_resolution(answer, dtype_facts(dtype).eps, at_decisions)
         elif where == "value":  # a soft term: the hinge's resolution about the dtype's underflow, in value units
             resolution[kind] = underflow_resolution(dtype, AMBIGUITY_FACTOR * at_decisions)
         else:
             resolution[kind] = AMBIGUITY_FACTOR * at_decisions
     return resolution
+
+
+def softmax_rounding_resolution(answer: Answer, eps: float, distance_delta: float) -> float:
+    """The smallest softmax term every correct implementation with machine epsilon `eps` holds above 0, in value
+    units: a log-sum-exp rounds at its largest logit (eps (1 + the largest operand)), and each logit moves with its
+    distance's rounding `distance_delta` (times the fastest rate at which a logit moves with its distance)."""
+    rate = float(np.max(answer.shares[:, 4], initial=0.0))
+    largest = float(np.max(answer.operands, initial=0.0))
+    return AMBIGUITY_FACTOR * (eps * (1.0 + largest) + distance_delta * rate)
 
 
 def underflow_resolution(dtype: str, argument_resolution: float) -> float:

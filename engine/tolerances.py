@@ -269,7 +269,7 @@ def slope_rounding(answer: Answer, dtype: str, delta: np.ndarray, slope: np.ndar
         return rows
     dist, weights, eps = answer.distances, np.abs(answer.weights), dtype_facts(dtype).eps
     if softmax:
-        pairs = _softmax_slopes(answer, delta, weights, eps)
+        pairs = softmax_slopes(answer, delta, weights, eps)
     elif spec.mining == "lifted":
         pairs = _lifted_slopes(answer, delta, weights, eps)
     elif spec.mining == "contrastive":
@@ -320,7 +320,7 @@ def _lifted_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: 
     return moved
 
 
-def _softmax_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: float) -> list:
+def softmax_slopes(answer: Answer, delta: np.ndarray, weights: np.ndarray, eps: float) -> list:
     """A log-sum-exp term's slopes w share_k c_k on the distances it reads (reference/softmax.py: c = 1 / t, the share
     against its target; reference/similarity.py: c its own rate), each logit moving at rate k with its distance
     (Terms.shares): the logits are read up to r = max over the term's reads of delta k + eps (its largest |logit| +

@@ -7,7 +7,7 @@ records accept the cosine distance only, where s is the cosine similarity clampe
 
 Every log-sum-exp carries a constant logit 0 (the "1 +"), so a term is > 0 wherever its anchor has a pair, and an
 empty set adds log 1 = 0. `Terms.shares` lists, per logit, its share of its log-sum-exp with the rates at which that
-logit and the term's slope move with the distance (engine/tolerances.py `_softmax_slopes`); `Terms.operands` each
+logit and the term's slope move with the distance (engine/tolerances.py `softmax_slopes`); `Terms.operands` each
 term's largest |logit| + |term|, where its arithmetic rounds.
 """
 from __future__ import annotations

@@ -24,6 +24,9 @@ SCALED_MININGS = minings_taking("scaled")
 ANCHORS_MININGS = minings_taking("anchors")
 # The similarity family's scales (reference/similarity.py): each a finite number (> 0 but base), default PML's
 SIMILARITY_SCALES = {"alpha": 2.0, "beta": 50.0, "base": 0.5, "gamma": 80.0}
+# The fields that scale a loss's logits: the softmax family's temperature divides its logits -d, the similarity
+# family's alpha, beta and gamma multiply its similarities. `Spec.at_temperature` moves them together.
+LOGIT_SCALES = ("temperature", "alpha", "beta", "gamma")
 
 
 class OracleError(ValueError):
@@ -74,7 +77,7 @@ class Spec:
                (reference/terms.py `reduce`)
     anchors    batch_hard only: average over every anchor, or only anchors with a positive and a negative
     empty      what a batch with no unit at all returns: NaN (TF-Addons semi-hard) or 0
-    temperature  tau > 0, the softmax family's (ntxent, supcon, multiple_negatives): the logits are -d / tau (cosine:
+    temperature  tau > 0, the softmax family's (ntxent, simclr, supcon, multiple_negatives): the logits are -d / tau (cosine:
                (cos - 1) / tau, the cosine similarity's softmax at temperature tau; sentence-transformers' scale = 1 / tau)
     symmetric  multiple_negatives only: the mean of the anchors-to-positives and positives-to-anchors cross-entropies
                (sentence-transformers' MultipleNegativesSymmetricRankingLoss)
@@ -173,6 +176,15 @@ class Spec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def at_temperature(self, temperature: float) -> "Spec":
+        """The same loss with its logits at `temperature`: the softmax family's temperature, or 1 / temperature for
+        each of alpha, beta and gamma the loss takes (the similarity family's scales)."""
+        taken = [name for name in LOGIT_SCALES if name in LOSSES[self.mining].takes]
+        if not taken:
+            raise SpecError(f"mining={self.mining!r} has no logit scale ({', '.join(LOGIT_SCALES)}) to set")
+        return Spec(**{**self.to_dict(), **{name: temperature if name == "temperature" else 1.0 / temperature
+                                            for name in taken}})
 
     @classmethod
     def from_dict(cls, data: dict) -> "Spec":

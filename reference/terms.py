@@ -30,7 +30,7 @@ class Terms:
     operands: np.ndarray | None = None
     # the log-sum-exp terms' (softmax and similarity families): rows (term, i, j, share of D[i, j]'s logit in the term's
     # log-sum-exp, how fast that logit moves with D[i, j], the term's slope in D[i, j] per unit share), how its slopes
-    # move when its logits are read off (engine/tolerances.py `_softmax_slopes`); None elsewhere
+    # move when its logits are read off (engine/tolerances.py `softmax_slopes`); None elsewhere
     shares: np.ndarray | None = None
     # dL/dD of the loss's value where it is not grad_dist (circle's weights are detached for the gradient, yet the
     # value moves with them): what the loss's rounding is carried through (engine/tolerances.py); None: grad_dist

@@ -332,4 +332,35 @@ ENTRIES: tuple[Divergence, ...] = (
             ),
         ),
     ),
+    Divergence(
+        id="pml-ntxent-pair-capped-at-minus-log-tiny",
+        confirmed_by="tests/adapters/test_adapter_pml.py::test_ntxent_caps_a_pair_at_minus_log_tiny",
+        adapter="pml.NTXentLoss",
+        kind="precision",
+        reason="NTXentLoss takes -log(p + tiny) of each positive pair's softmax probability p (losses/ntxent_loss.py, "
+        "tiny = torch.finfo(dtype).tiny), so a pair's term stops at -log(tiny), 87.3 in float32 and 708.4 in float64, "
+        "and its gradient vanishes there. A cosine logit gap of 1 reaches it at temperature 1/87 (float32): the "
+        "temperature sweep's 1e-4 gives gaps of up to 2e4. Fixture A at t = 1e-4: 354.2 in float64 (two pairs capped), "
+        "against the spec's 1000.",
+        link="KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/losses/ntxent_loss.py",
+        spec={"mining": "ntxent"},
+        check="robustness:temperature",
+    ),
+    Divergence(
+        id="pml-circle-softplus-linear-above-20",
+        confirmed_by="tests/adapters/test_adapter_pml.py::test_circle_softplus_is_linear_above_20",
+        adapter="pml.CircleLoss",
+        kind="precision",
+        reason="CircleLoss applies torch.nn.Softplus(beta=1), whose threshold 20 returns x itself for x > 20: each "
+        "anchor's term loses log(1 + e^-x), up to 2.1e-9, and its slope 1 - sigmoid(x). That is below float32's "
+        "resolution at 20 and far above float64's (4e-15): float64 terms above 20 (gamma 80 on the sweeps' batch, "
+        "gamma 100 at the temperature sweep's 1e-2) leave the robustness bound: every level of the scale sweep, and "
+        "the near-duplicate sweep's on the batches of its full run (its quick run's batch has no term between 20 and 26, "
+        "where the dropped e^-x, shared by 32 anchors, exceeds that bound). "
+        "The conformance cells' float64 tolerance (its table's atol) is wider than 2e-9.",
+        link="KevinMusgrave/pytorch-metric-learning src/pytorch_metric_learning/losses/circle_loss.py",
+        spec={"mining": "circle"},
+        dtype="float64",
+        check=("robustness:scale", "robustness:temperature"),
+    ),
 )

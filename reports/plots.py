@@ -136,6 +136,7 @@ SWEEP_AXES = {
     "offset": "offset added to every coordinate",
     "near_duplicate": "distance of the near-duplicate pairs (stress grows to the right)",
     "scale": "factor every coordinate is multiplied by",
+    "temperature": "temperature of the logits (1 / the similarity scales; stress grows to the right)",
     "tf32": "offset added to every coordinate (TF32 matmuls)",
 }
 
@@ -225,7 +226,7 @@ def robustness_curves(robustness: pd.DataFrame) -> list[tuple[str, Markup]]:
                 axes.set_xlabel(SWEEP_AXES.get(str(sweep), f"{sweep} level"))
             panels[0].set_ylabel(f"error ÷ documented bound (exact results at {limits[0]:g})")
             panels[0].set_ylim(limits[0] / 2, limits[1])
-            if sweep == "near_duplicate":
+            if sweep in ("near_duplicate", "temperature"):
                 panels[0].invert_xaxis()
             panels[1].legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
             charts.append((str(sweep), to_svg(figure, f"robustness-{index}")))

@@ -2,10 +2,11 @@
 
     python -m reports.robustness_findings reports/results/robustness-cpu.jsonl
 
-One row per implementation x distance x dtype x device: from which offset the loss error exceeds the
+One row per implementation x loss x distance x dtype x device: from which offset the loss error exceeds the
 dtype's value tolerance and its bound, from which near-duplicate distance it leaves its bound or goes
-non-finite, and at which scales it leaves its bound, goes non-finite or collapses (underflow: it answers
-as if every distance were 0). Levels are read in order of stress (reports.sections.robustness.stress).
+non-finite, at which scales it leaves its bound, goes non-finite or collapses (underflow: it answers
+as if every distance were 0), and from which temperature it leaves its bound or goes non-finite. Levels are read
+in order of stress (reports.sections.robustness.stress).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .model import build_report
 from .sections.robustness import stress
 from .reader import read_results
 
-KEYS = ["adapter", "distance", "dtype", "device"]
+KEYS = ["adapter", "loss", "distance", "dtype", "device"]
 
 
 def _is_false(column: pd.Series) -> pd.Series:
@@ -39,8 +40,10 @@ FINDINGS = (
     ("near-dup: non-finite from", "near_duplicate", lambda p: p["broken"], True),
     ("scale: beyond bound at", "scale", lambda p: p["flagged"], False),
     ("scale: non-finite or collapsed at", "scale", lambda p: p["broken"] | _is_true(p["collapsed"]), False),
+    ("temperature: beyond bound from", "temperature", lambda p: p["flagged"], True),
+    ("temperature: non-finite from", "temperature", lambda p: p["broken"], True),
 )
-COLUMNS = ["implementation", "distance", "dtype", "device", *(finding[0] for finding in FINDINGS)]
+COLUMNS = ["implementation", "loss", "distance", "dtype", "device", *(finding[0] for finding in FINDINGS)]
 
 
 def _levels(points: pd.DataFrame, first_only: bool) -> str:

@@ -33,7 +33,7 @@ VERDICTS = ("pass", "fail", "xfail", "xpass", "skip", "ambiguous", "error")
 EDGE_CASES = ("no_positive", "no_negative", "singletons", "full_collapse", "duplicates", "nan_input")
 EDGE_OUTCOMES = ("value", "nan", "inf", "error")
 QUANTITIES = ("loss", "grad")
-SWEEPS = ("offset", "near_duplicate", "scale", "tf32")
+SWEEPS = ("offset", "near_duplicate", "scale", "temperature", "tf32")
 BENCHMARK_STATUSES = ("ok", "timeout", "oom", "error", "skipped")
 
 TYPES = ("string", "integer", "number", "boolean", "null", "array", "object")
@@ -257,9 +257,9 @@ ROBUSTNESS = Record("robustness", "One level of a numerical robustness sweep, pe
     required("spec_label", "string", "str(Spec)"),
     required("dtype", "string", "the dtype it was called with", known=DTYPES),
     required("device", "string", "where it ran", known=DEVICES),
-    key("sweep", "string", "far from the origin, near-duplicate points, scaled, or offset with TF32 matmuls",
-        known=SWEEPS),
-    key("level", "number", "the sweep's level: offset, pair distance or scale factor"),
+    key("sweep", "string", "far from the origin, near-duplicate points, scaled, logits at a temperature, or offset "
+        "with TF32 matmuls", known=SWEEPS),
+    key("level", "number", "the sweep's level: offset, pair distance, scale factor or temperature"),
     optional("batches", "integer", "batches measured; the one furthest beyond its bounds speaks for the level"),
     optional("eps", "number", "the machine epsilon the bounds use (TF32's for the tf32 sweep)"),
     required("bound", "number|null", "the loss error the documented expectation allows (the robustness suite's bounds.py)"),

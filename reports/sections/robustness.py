@@ -24,16 +24,21 @@ def _ratio(error, bound) -> float | None:
     return 0.0 if error == 0 else math.inf
 
 
+def _spec_field(robustness: pd.DataFrame, name: str) -> pd.Series:
+    # object dtype: a record without a spec keeps None beside the others' strings (never NaN, which sorts with
+    # nothing and would stand for a distance in the legend)
+    return pd.Series([spec.get(name) if isinstance(spec, dict) else None for spec in robustness["spec"]],
+                     index=robustness.index, dtype=object)
+
+
 def robustness_points(robustness: pd.DataFrame) -> pd.DataFrame:
     """The sweep records with what the charts and the table read: the level as a number, the distance, each
     error over its bound, and whether the point is flagged (beyond its bound) or broken (non-finite, or the
     call failed)."""
     return robustness.assign(
         x=robustness["level"].map(number),
-        # object dtype: a record without a spec keeps None beside the others' strings (never NaN, which sorts with
-        # nothing and would stand for a distance in the legend)
-        distance=pd.Series([spec.get("distance") if isinstance(spec, dict) else None for spec in robustness["spec"]],
-                           index=robustness.index, dtype=object),
+        distance=_spec_field(robustness, "distance"),
+        loss=_spec_field(robustness, "mining"),
         loss_ratio=[_ratio(e, b) for e, b in zip(robustness["loss_error"], robustness["bound"])],
         grad_ratio=[_ratio(e, b) for e, b in zip(robustness["grad_error"], robustness["grad_bound"])],
         flagged=robustness["within_bound"].map(lambda v: v is False),
@@ -42,20 +47,22 @@ def robustness_points(robustness: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-SERIES_HEADER = {"adapter": "implementation", "distance": "distance", "dtype": "dtype", "device": "device",
+SERIES_HEADER = {"adapter": "implementation", "loss": "loss", "distance": "distance", "dtype": "dtype", "device": "device",
                  "run_label": "run"}
 
 
 def robustness_series_keys(robustness: pd.DataFrame) -> list[str]:
-    """What one curve is: an implementation's spec (by distance) in one dtype on one device, per run when
+    """What one curve is: an implementation's spec (by loss and distance) in one dtype on one device, per run when
     several runs are merged."""
-    return ["adapter", "distance", "dtype", "device"] + (["run_label"] if robustness["run_id"].nunique() > 1 else [])
+    return ["adapter", "loss", "distance", "dtype", "device"] + (
+        ["run_label"] if robustness["run_id"].nunique() > 1 else [])
 
 
 def stress(sweep: str, level: float) -> float:
-    """How hard a level pushes: offsets grow, near-duplicate distances shrink, scale leaves 1 either way."""
+    """How hard a level pushes: offsets grow, near-duplicate distances and temperatures shrink, scale leaves 1 either
+    way."""
     exponent = math.log10(level)
-    return {"near_duplicate": -exponent, "scale": abs(exponent)}.get(sweep, exponent)
+    return {"near_duplicate": -exponent, "temperature": -exponent, "scale": abs(exponent)}.get(sweep, exponent)
 
 
 def _first_level(points: pd.DataFrame) -> str:

@@ -61,14 +61,18 @@ The gradient. g_i = sum_j S_ij dd_ij/dx_i with S = G + G^T, so per row
       dS: the coefficients S move with the distances only for soft and scaled terms (a hinge's slope is
         constant away from its kink); dS is the change of the oracle's S when every positive pair's
         distance moves by Delta and every negative pair's by -Delta, or the reverse: the directions in
-        which every term's argument d_ap - d_an moves most;
+        which every term's argument d_ap - d_an moves most; a log-sum-exp term's (the softmax and
+        similarity families) moves with its logits in any direction, two competing negatives included: each
+        share s_k of a row whose logits are read r off moves by at most s_k (e^(2r) - 1), and by at most 1
+        (the conformance cells' model, engine/tolerances.py `softmax_slopes`);
       the last term is the rounding of the N - 1 contributions summed into g_i.
 The gradient error is measured as the largest element of g_impl - g_oracle, which a row's norm bounds.
 
 Decisions. Selections (max, min, semi-hard's strict >, the semi_hard_all window) and the hinge are
 piecewise: the first-order bounds hold where no decision lies within the resolution 2 max_ij Delta_ij (for the
 count of soft terms under mean_nonzero, a term within that resolution of the dtype's underflow, in value units:
-engine/ambiguity.py `underflow_resolution`).
+engine/ambiguity.py `underflow_resolution`; for the count of softmax terms, a term below the rounding of its
+log-sum-exp, eps (1 + the largest logit), with its logits read that resolution off: `softmax_rounding_resolution`).
 Where one does, the batch is ambiguous for the dtype (a careful implementation may decide either way):
 the loss is judged against every admissible outcome (engine/compare.py `admissible_losses`, as
 the conformance tests do), and the gradient, which jumps there, is recorded but not judged.
@@ -89,9 +93,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract.dtypes import dtype as dtype_facts
-from engine.ambiguity import underflow_resolution
+from engine.ambiguity import softmax_rounding_resolution, underflow_resolution
+from engine.tolerances import softmax_slopes
 from reference import GAP_KINDS, Answer
-from reference.gaps import ZERO_DISTANCE
+from reference.gaps import SOFTMAX_ROUNDING, ZERO_DISTANCE
 
 # A TF32 matmul rounds its float32 inputs to 10 explicit mantissa bits and accumulates in float32.
 TF32_EPS = 2.0**-10
@@ -129,8 +134,11 @@ def distance_errors(answer: Answer, received: np.ndarray, dtype: str, eps: float
     return (dim + 2) * eps * (rho + dist) + math.sqrt(dim * dtype_facts(dtype).smallest_normal)
 
 
-def _coefficient_change(answer: Answer, delta: np.ndarray) -> np.ndarray:
-    """|dS|: how far the oracle's S = G + G^T moves when the distances move by Delta in the worst directions."""
+def _coefficient_change(answer: Answer, delta: np.ndarray, eps: float) -> np.ndarray:
+    """|dS|: how far the oracle's S = G + G^T moves when the distances move by Delta in the worst directions; for
+    log-sum-exp terms, by the shares of their logits (`_share_change`)."""
+    if answer.shares is not None:
+        return _share_change(answer, delta, eps)
     dist, labels = answer.distances, answer.labels
     toward_positive = np.where(labels[:, None] == labels[None, :], 1.0, -1.0)
     base = answer.grad_dist + answer.grad_dist.T
@@ -140,6 +148,17 @@ def _coefficient_change(answer: Answer, delta: np.ndarray) -> np.ndarray:
         np.fill_diagonal(moved, 0.0)
         outcome = answer.at_distances(moved)
         change = np.maximum(change, np.abs(outcome.grad_dist + outcome.grad_dist.T - base))
+    return change
+
+
+def _share_change(answer: Answer, delta: np.ndarray, eps: float) -> np.ndarray:
+    """|dS| of log-sum-exp terms (the softmax and similarity families): each logit read off by its distance's Delta
+    and its own rounding moves every share of its row, in any direction, two competing negatives included: the
+    conformance cells' model of the same movement (engine/tolerances.py `softmax_slopes`), as a pair matrix."""
+    change = np.zeros_like(answer.distances)
+    for rows, cols, amount in softmax_slopes(answer, delta, np.abs(answer.weights), eps):
+        np.add.at(change, (rows, cols), amount)
+        np.add.at(change, (cols, rows), amount)
     return change
 
 
@@ -156,9 +175,12 @@ def _slopes(answer: Answer, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ones_like(dist), error
 
 
-def _in_units_of(kind: str, resolution: float, dtype: str) -> float:
-    """The resolution in the units of the kind's gap: a distance, or, for a soft term's count, the value of the
-    smallest term `dtype` holds above 0 with its argument read `resolution` off (engine/ambiguity.py)."""
+def _in_units_of(kind: str, resolution: float, answer: Answer, dtype: str, eps: float) -> float:
+    """The resolution in the units of the kind's gap: a distance; for a soft term's count, the value of the smallest
+    term `dtype` holds above 0 with its argument read `resolution` off; for a softmax term's, the rounding of its
+    log-sum-exp with its logits read `resolution` off (engine/ambiguity.py)."""
+    if kind == SOFTMAX_ROUNDING:
+        return softmax_rounding_resolution(answer, eps, resolution / 2.0)
     return underflow_resolution(dtype, resolution) if GAP_KINDS[kind].resolved_at == "value" else resolution
 
 
@@ -175,7 +197,7 @@ def expectation(answer: Answer, received: np.ndarray, dtype: str, eps: float | N
     ambiguous = {
         kind: (gap, resolved)
         for kind, gap in answer.gaps.items()
-        if kind in JUDGED and gap < (resolved := _in_units_of(kind, resolution, dtype))
+        if kind in JUDGED and gap < (resolved := _in_units_of(kind, resolution, answer, dtype, eps))
     }
 
     weights, values = np.abs(answer.weights), np.abs(answer.values)
@@ -186,7 +208,7 @@ def expectation(answer: Answer, received: np.ndarray, dtype: str, eps: float | N
     coefficient = np.abs(answer.grad_dist) + np.abs(answer.grad_dist.T)
     np.fill_diagonal(coefficient, 0.0)
     size, error = _slopes(answer, delta)
-    moved = _coefficient_change(answer, delta)
+    moved = _coefficient_change(answer, delta, eps)
     np.fill_diagonal(moved, 0.0)
     per_pair = coefficient * error + moved * size
     summation = (math.ceil(math.log2(len(received))) + 1) * eps * np.sum(coefficient * size, axis=1)

@@ -6,6 +6,11 @@ near_duplicate  half of the classes collapse to a pair at distance `level` (10^-
                 random direction; the reference is the oracle on the batch as the dtype holds it
                 (`realized_level` records the pairs' smallest distance after rounding).
 scale           the batch multiplied by `level` (10^-8 .. 10^8), up to where the dtype's range ends.
+temperature     the batch as it is, the loss's logits at temperature `level` (10^0 .. 10^-4): the softmax family's
+                temperature, the similarity family's alpha, beta and gamma at 1 / level (`Spec.at_temperature`);
+                logits of size 1 / level overflow an exponential taken without its shift from 10^-2 in float32.
+                Swept for the adapters whose run reads these fields from the spec (Adapter.free_fields); the
+                reference is the oracle at that temperature on the batch as the dtype holds it.
 tf32            the offset sweep on a CUDA device with TF32 matmuls switched on (skipped without CUDA).
 
 The batch: 16 classes of 2 rows in D = 8, coordinates on a grid of 1/16 within [-4, 4]. N = 32 is above
@@ -39,28 +44,31 @@ from engine.cells import runnable_dtypes
 from engine.compare import admissible_losses
 from engine.harness import AdapterFailure, AdapterUnavailable, call_adapter
 from engine.tolerances import VALUES
-from reference import LOSSES, Answer, Spec, evaluate, valid_triplets
+from reference import LOGIT_SCALES, LOSSES, Answer, Spec, evaluate, valid_triplets
 
 from .bounds import TF32_EPS, expectation
 
-SWEEPS = ("offset", "near_duplicate", "scale", "tf32")
+SWEEPS = ("offset", "near_duplicate", "scale", "temperature", "tf32")
 # Which distances each sweep applies to: cosine is not translation invariant.
 SWEEP_DISTANCES = {
     "offset": ("euclidean",),
     "near_duplicate": ("euclidean", "cosine"),
     "scale": ("euclidean", "cosine"),
+    "temperature": ("cosine",),
     "tf32": ("euclidean",),
 }
 FULL_LEVELS = {
     "offset": tuple(10.0**k for k in range(0, 7)),
     "near_duplicate": tuple(10.0**-k for k in range(1, 9)),
     "scale": tuple(10.0**k for k in range(-8, 9)),
+    "temperature": tuple(10.0**-k for k in range(0, 5)),
     "tf32": tuple(10.0**k for k in range(0, 7)),
 }
 QUICK_LEVELS = {
     "offset": (1.0, 1e2, 1e4, 1e6),
     "near_duplicate": (1e-2, 1e-5, 1e-8),
     "scale": (1e-8, 1e-4, 1.0, 1e4, 1e8),
+    "temperature": (1.0, 1e-2, 1e-4),
     "tf32": (1.0, 1e3, 1e6),
 }
 # Setting this to "full" (or the thorough Hypothesis profile) runs every level on every vetted batch.
@@ -128,12 +136,19 @@ def transformed(batch: SweepBatch, sweep: str, level: float) -> np.ndarray:
         return x + level
     if sweep == "scale":
         return x * level
+    if sweep == "temperature":  # the spec moves, not the batch (`spec_at`)
+        return x
     if sweep == "near_duplicate":
         moved = x.copy()
         first, second = batch.partners.T
         moved[second] = x[first] + level * batch.directions
         return moved
     raise ValueError(f"unknown sweep {sweep!r}; known: {', '.join(SWEEPS)}")
+
+
+def spec_at(spec: Spec, sweep: str, level: float) -> Spec:
+    """The spec measured at `level`: the temperature sweep's moves its logit scales, the others keep it."""
+    return spec.at_temperature(level) if sweep == "temperature" else spec
 
 
 def realized_level(batch: SweepBatch, received: np.ndarray) -> float:
@@ -157,13 +172,23 @@ def _preference(spec: Spec) -> tuple:
 
 
 def sweep_specs(adapter: Adapter, sweep: str) -> list[Spec]:
-    """The specs an adapter is swept with: per distance the sweep applies to, its plainest unnormalised spec."""
+    """The specs an adapter is swept with: per distance the sweep applies to, its plainest unnormalised spec; for the
+    temperature sweep, per loss with logit scales that the adapter reads from the spec (free_fields)."""
+    swept = [s for s in adapter.specs if not s.normalize and (sweep != "temperature" or _free_scales(adapter, s))]
+    groups = [(distance, mining) for distance in SWEEP_DISTANCES[sweep]
+              for mining in (LOSSES if sweep == "temperature" else (None,))]
     chosen = []
-    for distance in SWEEP_DISTANCES[sweep]:
-        candidates = [s for s in adapter.specs if s.distance == distance and not s.normalize]
+    for distance, mining in groups:
+        candidates = [s for s in swept if s.distance == distance and mining in (None, s.mining)]
         if candidates:
             chosen.append(min(candidates, key=_preference))
     return chosen
+
+
+def _free_scales(adapter: Adapter, spec: Spec) -> bool:
+    """The spec's loss has logit scales, and the adapter reads every one of them from the spec it is given."""
+    scales = set(LOGIT_SCALES) & set(LOSSES[spec.mining].takes)
+    return bool(scales) and scales <= set(adapter.free_fields)
 
 
 def sweep_dtypes(adapter: Adapter, spec: Spec, device: str, sweep: str) -> list[str]:
@@ -249,6 +274,7 @@ def measure_batch(adapter: Adapter, spec: Spec, dtype: str, device: str, sweep: 
     the dtype's range. AdapterUnavailable propagates (the caller skips); any other failure is recorded."""
     batch = base_batch(seed, spec)
     x = transformed(batch, sweep, level)
+    spec = spec_at(spec, sweep, level)
     with np.errstate(over="ignore"):  # a level beyond the dtype's range rounds to inf: not measured, below
         received = round_to_dtype(x, dtype)
     translation = sweep in ("offset", "tf32")

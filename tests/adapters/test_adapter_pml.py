@@ -315,3 +315,34 @@ def test_multi_similarity_is_zero_when_one_pair_of_each_is_mined():
         out = ADAPTERS[MINED].run(x, y, spec, "float64", "cpu")
         assert out.loss == 0.0 and not out.grad.any()
         assert reference.evaluate(x, y, spec).loss == pytest.approx(0.599069 / 3, abs=1e-6)
+
+
+def test_ntxent_caps_a_pair_at_minus_log_tiny():
+    """Confirms pml-ntxent-pair-capped-at-minus-log-tiny: on fixture A at t = 1e-4 two of the four ordered positive
+    pairs have a negative 0.2 more similar than their positive, a term of 2000 in the spec; PML's stops at -log(tiny)
+    in each dtype, with a zero gradient, so its mean is half of -log(tiny)."""
+    spec = Spec(mining="ntxent", distance="cosine", temperature=0.07).at_temperature(1e-4)
+    labels = np.array([0, 0, 1, 1])
+    oracle = reference.evaluate(BATCH_A, labels, spec)
+    assert oracle.loss == pytest.approx(1000.0, rel=1e-6) and np.abs(oracle.grad).max() > 1e3
+    for dtype in ("float64", "float32"):
+        out = ADAPTERS["pml.NTXentLoss"].run(BATCH_A, labels, spec, dtype, "cpu")
+        cap = -math.log(float(torch.finfo(getattr(torch, dtype)).tiny))
+        assert out.loss == pytest.approx(cap / 2, rel=1e-6), dtype
+        assert np.abs(out.grad).max() < 1e-6, dtype
+
+
+def test_circle_softplus_is_linear_above_20():
+    """Confirms pml-circle-softplus-linear-above-20: at gamma 50 two anchors of fixture A have a term softplus(x) with x
+    in (20, 30), where softplus(x) - x = log(1 + e^-x) is 1e-13 to 2e-9, far above float64's rounding of x (7e-15);
+    PML's float64 loss falls short of the spec's by exactly their share of the mean."""
+    spec = Spec(mining="circle", distance="cosine", margin=0.4, reduction="mean_nonzero").at_temperature(0.02)
+    labels = np.array([0, 0, 1, 1])
+    oracle = reference.evaluate(BATCH_A, labels, spec)
+    above = oracle.values > 20
+    arguments = np.log(np.expm1(oracle.values[above]))  # the x whose softplus each of these terms is
+    assert above.any() and np.all(arguments < 30)
+    dropped = float(np.sum(oracle.values[above] - arguments)) / np.count_nonzero(oracle.values)
+    out = ADAPTERS[CIRCLE].run(BATCH_A, labels, spec, "float64", "cpu")
+    assert oracle.loss - out.loss == pytest.approx(dropped, rel=0.01)
+    assert dropped > 1e-13

@@ -37,6 +37,8 @@ def total_distance(embeddings, labels):
         ({"notes": 3}, TypeError, "notes must be a string"),
         ({"fn": lambda embeddings: embeddings.sum()}, TypeError, "cannot be called as fn(embeddings, labels)"),
         ({"spec": TRIPLETS}, TypeError, "cannot be called as fn(embeddings, labels, triplets)"),
+        ({"free_fields": ("temprature",)}, ValueError, "free_fields ['temprature'] are not Spec fields"),
+        ({"free_fields": ("mining",)}, ValueError, "free_fields ['mining'] are not Spec fields a run can read"),
     ],
 )
 def test_wrap_torch_validates_its_arguments(kwargs, error, message):
@@ -132,6 +134,27 @@ def test_run_refuses_what_the_adapter_does_not_claim():
         adapter.run(X, Y, TRIPLETS, "float32", "cpu")
     with pytest.raises(ValueError, match="not float64 on cpu"):
         adapter.run(X, Y, HARD, "float64", "cpu")
+
+
+def test_a_free_field_may_take_any_value_and_every_other_field_stays_claimed():
+    """free_fields: the fields the function reads from its `spec` (the temperature sweep asks for other temperatures
+    than those claimed); any other field must still be a claimed value."""
+    claimed = Spec(mining="multiple_negatives", distance="cosine", temperature=0.05)
+    seen = []
+
+    def loss(embeddings, labels, spec):
+        seen.append(spec.temperature)
+        return embeddings.sum() / spec.temperature
+
+    pairs = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]), np.array([0, 1, 0, 1])
+    free = wrap_torch(loss, name="reads-its-temperature", spec=claimed, free_fields=("temperature",))
+    assert free.run(*pairs, claimed.at_temperature(1e-3), "float32", "cpu").loss == pytest.approx(4800.0, rel=1e-6)
+    assert seen == [1e-3]
+    with pytest.raises(ValueError, match=r"does not claim .* \(any temperature\)"):
+        free.run(*pairs, Spec(mining="multiple_negatives", distance="euclidean", temperature=0.05), "float32", "cpu")
+    fixed = wrap_torch(loss, name="fixed-temperature", spec=claimed)
+    with pytest.raises(ValueError, match="does not claim multiple_negatives cosine t=0.001"):
+        fixed.run(*pairs, claimed.at_temperature(1e-3), "float32", "cpu")
 
 
 # --- missing framework or device: a skip with a reason ---------------------------------------------

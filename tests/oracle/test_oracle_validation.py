@@ -250,3 +250,14 @@ def test_str_tells_neighbouring_margins_apart(margin):
     assert str(Spec(margin=margin)) != str(Spec(margin=neighbour)), (
         f"Spec(margin={margin!r}) and Spec(margin={neighbour!r}) both print as {str(Spec(margin=margin))!r}"
     )
+
+
+def test_at_temperature_sets_every_logit_scale_its_loss_takes():
+    """The softmax family's temperature is t; the similarity family's scales multiply similarities: 1 / t each."""
+    assert Spec(mining="ntxent", distance="cosine").at_temperature(0.01).temperature == 0.01
+    circle = Spec(mining="circle", distance="cosine", margin=0.25).at_temperature(0.01)
+    assert (circle.gamma, circle.margin, circle.temperature) == (100.0, 0.25, 1.0)
+    multi = Spec(mining="multi_similarity", distance="cosine", base=0.2).at_temperature(0.1)
+    assert (multi.alpha, multi.beta, multi.base, multi.gamma) == (10.0, 10.0, 0.2, Spec().gamma)
+    with pytest.raises(SpecError, match="mining='batch_hard' has no logit scale"):
+        Spec(mining="batch_hard").at_temperature(0.1)

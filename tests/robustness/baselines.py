@@ -12,13 +12,18 @@ from the differences for the third; c_ij = (dL/dd_ij + dL/dd_ji) / d_ij, 0 at d 
 They show the sweeps measure what they claim: the raw expansion leaves its bound as the offset grows,
 the re-centred one stays within it at every offset but not at near-duplicates, the difference form
 stays within every bound (the bound is achievable).
+
+For the temperature sweep, two torch float32 lines of multiple negatives (InfoNCE) on the cosine similarity:
+
+torch.softmax-unshifted-float32  log(sum_j e^(s_ij / t)) - s_ii / t as written: e^(s / t) overflows once s / t > 88.7
+torch.softmax-shifted-float32    torch's cross_entropy (log_softmax subtracts each row's largest logit first)
 """
 from __future__ import annotations
 
 import numpy as np
 
-from adapters import wrap_numpy
-from reference import Spec, evaluate_distances
+from adapters import wrap_numpy, wrap_torch
+from reference import LOGIT_SCALES, Spec, evaluate_distances
 
 SPEC = Spec(mining="batch_hard", distance="euclidean", margin=1.0)
 METHODS = ("gram", "gram-recentred", "difference")
@@ -69,3 +74,28 @@ def baseline(method: str):
 
 
 GRAM, RECENTRED, DIFFERENCE = (baseline(method) for method in METHODS)
+
+
+SOFTMAX_SPEC = Spec(mining="multiple_negatives", distance="cosine")
+
+
+def softmax_baseline(shifted: bool):
+    """Multiple negatives on the unit rows' similarities s / t, its log-sum-exp shifted or not."""
+
+    def loss(embeddings, labels, spec):
+        import torch
+
+        half = len(embeddings) // 2
+        unit = torch.nn.functional.normalize(embeddings, dim=1)
+        logits = unit[:half] @ unit[half:].T / spec.temperature
+        if shifted:
+            return torch.nn.functional.cross_entropy(logits, torch.arange(half))
+        return (torch.log(torch.exp(logits).sum(dim=1)) - logits.diagonal()).mean()
+
+    form = "shifted" if shifted else "unshifted"
+    return wrap_torch(loss, name=f"torch.softmax-{form}-float32", spec=SOFTMAX_SPEC, free_fields=LOGIT_SCALES,
+                      notes=f"Reference line: multiple negatives with its log-sum-exp {form}.",
+                      source="tests/robustness/baselines.py")
+
+
+UNSHIFTED, SHIFTED = softmax_baseline(shifted=False), softmax_baseline(shifted=True)

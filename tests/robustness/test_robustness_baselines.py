@@ -11,12 +11,14 @@ anchor's nearest negative is either of them); there the loss is judged against e
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from adapters import catalog
-from baselines import DIFFERENCE, GRAM, RECENTRED, SPEC
+from baselines import DIFFERENCE, GRAM, RECENTRED, SHIFTED, SOFTMAX_SPEC, SPEC, UNSHIFTED
 from contract.dtypes import round_to_dtype
-from reference import evaluate
+from reference import LOGIT_SCALES, LOSSES, evaluate
 from reference.gaps import in_distance_units
 from suite.robustness.bounds import expectation
 from suite.robustness.sweeps import BATCH_SEEDS, FULL_LEVELS, base_batch, measure_level, sweep_specs, transformed, triplets_for
@@ -24,11 +26,11 @@ from suite.robustness.sweeps import BATCH_SEEDS, FULL_LEVELS, base_batch, measur
 MEASURED_SWEEPS = ("offset", "near_duplicate", "scale")
 
 
-def sweep(adapter, name: str, results) -> dict[float, dict]:
+def sweep(adapter, name: str, results, spec=SPEC) -> dict[float, dict]:
     """Level -> record of the adapter's full sweep in float32 on every vetted batch, each record written."""
     measured = {}
     for level in FULL_LEVELS[name]:
-        record = measure_level(adapter, SPEC, "float32", "cpu", name, level, BATCH_SEEDS, timeout=60.0)
+        record = measure_level(adapter, spec, "float32", "cpu", name, level, BATCH_SEEDS, timeout=60.0)
         assert record is not None, f"{name} level {level:g} lies outside float32's range"
         results.write("robustness", **record, divergence=None)
         measured[level] = record
@@ -57,6 +59,31 @@ def test_recentring_does_not_rescue_near_duplicates(results):
 def test_distances_from_differences_meet_every_bound(name, results):
     # The bound is achievable: a careful float32 implementation stays within it at every level.
     assert beyond(sweep(DIFFERENCE, name, results)) == []
+
+
+def test_an_unshifted_log_sum_exp_leaves_its_bound_at_low_temperature(results):
+    # e^(s / t) overflows float32 once s / t > 88.7: some pair's similarity passes 0.887 at t = 10^-2, any positive one
+    # at 10^-4
+    pytest.importorskip("torch")
+    measured = sweep(UNSHIFTED, "temperature", results, SOFTMAX_SPEC)
+    assert beyond(measured) == [1e-2, 1e-3, 1e-4] and measured[1e-4]["nonfinite"]
+
+
+def test_a_shifted_log_sum_exp_meets_every_temperature_bound(results):
+    pytest.importorskip("torch")
+    assert beyond(sweep(SHIFTED, "temperature", results, SOFTMAX_SPEC)) == []
+
+
+def test_the_temperature_sweep_asks_only_adapters_that_read_their_scales():
+    """One spec per loss with logit scales, for an adapter whose function reads them from its spec (free_fields);
+    none for one whose temperature is fixed in its code."""
+    assert [s.mining for s in sweep_specs(SHIFTED, "temperature")] == ["multiple_negatives"]
+    fixed = dataclasses.replace(SHIFTED, free_fields=())
+    assert sweep_specs(fixed, "temperature") == [] and sweep_specs(fixed, "scale") == [SOFTMAX_SPEC]
+    inhouse = next(adapter for adapter in catalog() if adapter.name == "inhouse.torch")
+    swept = {s.mining for s in sweep_specs(inhouse, "temperature")}
+    assert swept == {name for name, loss in LOSSES.items() if set(loss.takes) & set(LOGIT_SCALES)} & {
+        s.mining for s in inhouse.specs}
 
 
 @pytest.mark.parametrize("name", ("offset", "scale"))
