@@ -7,6 +7,7 @@ below `min_noise`). The check
 measures them again here, in one run (peers, in-house and the matmul side by side: ratios taken within a run
 cancel most of a machine's speed), and fails when a figure falls below committed x (1 - noise). It is run by hand
 after a change to inhouse/, never as a timed test in CI (tests/inhouse/test_benchmark_command.py tests its logic).
+`python -m benchmarks.run --commit RUNS [--tasks ...]` measures the figures to commit (run_commit), on a quiet machine.
 """
 from __future__ import annotations
 
@@ -14,10 +15,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.implementations import MATMUL
+from benchmarks.implementations import IMPLEMENTATIONS, MATMUL
+from benchmarks.settings import machine
 
 COMMITTED = Path(__file__).resolve().parent / "committed.json"
 OURS = "inhouse.torch"
+# What `--commit` measures with: one thread, D = 64, and a time cap under which a slow peer's repeats still fit
+COMMIT_SETTING = {"d": 64, "threads": 1, "time_cap": 150}
+COMMIT_WORDS = ("{runs} run(s) of `python -m benchmarks.run --commit {runs}` (time cap 150 s), 1 thread, forward + "
+                "backward, fastest of the repeats; speedup = the other's time / inhouse.torch's (higher is better), the "
+                "lower of the runs; noise = its relative spread over the runs, never below min_noise")
+DEFAULT_MIN_NOISE = 0.15
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,44 @@ def run_check(args, sweep) -> int:
         print(f"FAILED {line}")
     print("check: " + ("failed" if failures else "every figure within its noise"))
     return 1 if failures else 0
+
+
+def peers_of(task: str) -> list[str]:
+    """The implementations that compute the task, but ours: neither the two references (the oracle, the matmul) nor
+    inhouse.triton (ours too)."""
+    return [name for name, impl in IMPLEMENTATIONS.items()
+            if task in impl.specs and name not in (OURS, MATMUL, "oracle", "inhouse.triton")]
+
+
+def run_commit(args, sweep) -> int:
+    """Measure the figures to commit: `args.commit` runs, each measuring inhouse.torch, every peer of each of
+    `args.tasks` and the matmul side by side at `args.sizes`, then write committed_figures() of those runs to the
+    check file, in place of its figures for those tasks (the other tasks' figures are kept)."""
+    path = args.check_file or COMMITTED
+    previous = load(path) if path.exists() else {"min_noise": DEFAULT_MIN_NOISE, "figures": []}
+    args.dims, args.devices, args.threads = [COMMIT_SETTING["d"]], ["cpu"], COMMIT_SETTING["threads"]
+    args.time_cap = max(args.time_cap, COMMIT_SETTING["time_cap"])
+    tasks = list(args.tasks)
+    runs = []
+    for _ in range(args.commit):
+        records = []
+        for task in tasks:
+            args.tasks, args.implementations = [task], [OURS, *peers_of(task)]
+            records += sweep(args, _Discard())
+        runs.append(speedups(records))
+        print(_listed(runs[-1]), flush=True)
+    fresh = committed_figures(runs[0], runs, previous["min_noise"])
+    kept = [e for e in previous["figures"] if e["task"] not in tasks]
+    setting = {**COMMIT_SETTING, "runs": args.commit, "machine": machine(["cpu"]),
+               "measured": COMMIT_WORDS.format(runs=args.commit)}
+    path.write_text(json.dumps({"setting": setting, "min_noise": previous["min_noise"],
+                                "figures": kept + fresh["figures"]}, indent=1) + "\n")
+    print(f"wrote {path}: {len(fresh['figures'])} figures of {', '.join(tasks)}, {len(kept)} kept")
+    return 0
+
+
+def _listed(figures: list[Figure]) -> str:
+    return "\n".join(f"{f.task:18s} {f.n:6d} {f.of:7s} {f.speedup:9.3g}x  {f.peer or ''}" for f in figures)
 
 
 class _Discard:

@@ -24,9 +24,8 @@ import resource
 import sys
 import time
 
-import numpy as np
-
 from benchmarks.implementations import IMPLEMENTATIONS
+from benchmarks.tasks import batch
 
 MIN_TIMED_SECONDS = 1.0
 MAX_REPEATS = 200
@@ -35,12 +34,6 @@ OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memor
 
 def _emit(**fields) -> None:
     print(json.dumps(fields), flush=True)
-
-
-def batch(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Standard normal float32 embeddings, N // 8 classes of 8 (every anchor has positives and negatives)."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, d)).astype(np.float32), rng.permutation(np.arange(n) % max(1, n // 8))
 
 
 def _resident_bytes() -> int:
@@ -92,7 +85,7 @@ def _another(first: float, repeats: list[float], job: dict) -> bool:
 
 def run(job: dict) -> dict:
     implementation = IMPLEMENTATIONS[job["implementation"]]
-    x, labels = batch(job["n"], job["d"], job["seed"])
+    x, labels = batch(job["task"], job["n"], job["d"], job["seed"])
     step = implementation.prepare(job["task"], x, labels, job["device"])
     method, start, peak = _memory_probe(job["device"])
     base = start()

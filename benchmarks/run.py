@@ -8,6 +8,7 @@
     python -m benchmarks.run --devices cuda --sizes 1024 8192 65536 --max-n semi_hard=16384 \
         --implementation-cap 60 --budget 230       # what the GPU command (gpu/) runs, in a time box
     python -m benchmarks.run --check                 # the committed speedups still hold here (benchmarks/check.py)
+    python -m benchmarks.run --commit 3 --tasks npairs circle   # measure those tasks' figures for --check, 3 runs
 
 Each measurement (forward + backward) runs in a fresh child process (benchmarks/measure.py); on CUDA one child
 measures every N of an implementation in turn (--process-per, peak memory reset per N). A measurement past the
@@ -32,7 +33,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/run.py` as well as `python -
     sys.path.insert(0, str(ROOT))
 
 from adapters import family  # noqa: E402
-from benchmarks.check import run_check  # noqa: E402
+from benchmarks.check import run_check, run_commit  # noqa: E402
 from benchmarks.implementations import IMPLEMENTATIONS, MATMUL, TASKS  # noqa: E402
 from benchmarks.settings import FULL, FULL_SIZES, QUICK, STATUSES, device_names, frameworks, machine  # noqa: E402
 from benchmarks.settings import parse as _parse  # noqa: E402
@@ -86,6 +87,8 @@ def main(argv=None) -> int:
     args = parse(argv)
     if args.check:
         return run_check(args, sweep)
+    if args.commit:
+        return run_commit(args, sweep)
     writer = ResultsWriter(args.output)
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "output"}
     writer.header(benchmark=settings, machine=machine(args.devices), devices=device_names(args.devices),

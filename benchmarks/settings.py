@@ -14,6 +14,7 @@ from benchmarks.implementations import IMPLEMENTATIONS, MATMUL, TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
 
+COMMIT_SIZES = (1024, 4096)  # the sizes of the committed figures (issue 25: 5x at 1024, 10x at 4096)
 FULL_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 FULL = {
     "sizes": FULL_SIZES,
@@ -94,12 +95,18 @@ def parse(argv=None, description: str | None = None):
                         help="measure the committed speedups again (benchmarks/committed.json: inhouse.torch over the "
                         "fastest peer and the matmul, side by side in one run) and exit 1 when one falls below its "
                         "committed figure by more than the noise; run it after any change to inhouse/")
-    parser.add_argument("--check-file", type=Path, metavar="FILE.json", help="committed figures for --check "
-                        "(default benchmarks/committed.json)")
+    parser.add_argument("--commit", type=int, metavar="RUNS", help="measure the figures --check guards, RUNS times "
+                        "(inhouse.torch, every peer and the matmul, side by side, 1 thread, D = 64, --sizes, default "
+                        f"{' '.join(map(str, COMMIT_SIZES))}), and write them to the --check-file in place of its "
+                        "figures for --tasks (default all); run it on a quiet machine")
+    parser.add_argument("--check-file", type=Path, metavar="FILE.json", help="committed figures for --check and "
+                        "--commit (default benchmarks/committed.json)")
     parser.add_argument("--output", type=Path, metavar="FILE.jsonl",
                         help="JSON-lines file, appended to (default reports/results/benchmarks-<host>-<devices>.jsonl)")
     args = parser.parse_args(argv)
     args.max_n = dict(args.max_n or [])
+    if args.commit and args.sizes is None:
+        args.sizes = COMMIT_SIZES
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)

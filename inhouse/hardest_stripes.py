@@ -33,7 +33,7 @@ WHOLE_ENTRIES = 1 << 12
 BLOCK = 64  # columns per block of `_first_minimum`
 
 
-def _stripes(n: int) -> list[tuple[int, int]]:
+def stripes(n: int) -> list[tuple[int, int]]:
     """Stripes of n rows, each of 32 rows or more: a BLAS call for a stripe of a few rows takes another path (a
     matrix-vector product) whose bits differ."""
     if n * n <= WHOLE_ENTRIES:
@@ -78,7 +78,7 @@ def striped_hardest_partners(points: torch.Tensor, labels: torch.Tensor, distanc
     column_hash = torch.zeros(n, dtype=torch.int32)
     member_d = torch.empty(members.shape, dtype=points.dtype)
     lowest = []
-    for start, stop in _stripes(n):
+    for start, stop in stripes(n):
         d2 = torch.add(sq[start:stop, None], sq[None, :])
         d2.addmm_(z[start:stop], z.T, alpha=-2.0).clamp_min_(0.0)  # the matrix path's bits
         member_d[start:stop] = d2.gather(1, members[start:stop])

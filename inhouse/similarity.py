@@ -1,6 +1,8 @@
 """The similarity family (reference/similarity.py) in torch: per anchor, log-sum-exps over logits of the cosine
 similarity s = 1 - D, each shifted by its row's largest logit (a no-grad constant), in float64 as the softmax family
 (inhouse/softmax.py): beta = 50 and gamma = 80 make logits of 75 and 300, whose low bits float32 would lose.
+multi_similarity and circle are read row by row (inhouse/distance_rows.py), their gradient written out;
+multi_similarity_mined, whose miner decides on ties between distances, on the N x N matrix by autograd.
 
     multi_similarity        Wang et al. 2019 eq. 10: (1/alpha) log(1 + sum_p e^(-alpha (s - base))) + (1/beta) log(1 +
                             sum_n e^(beta (s - base))), every pair
@@ -11,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from .distance_rows import ClassPairs, class_sizes, diagonal_of, exp_rows, row_losses, sparse_softmax_parts, unread_
 from .distances import pairwise_distances
-from .terms import masked_log_sum_exp
 
 
 def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,26 +32,10 @@ def _log1p_sum_exp(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(top > 0, torch.log(torch.exp(-top) + total) + top, torch.log1p(total))
 
 
-def _similarities(points, spec) -> torch.Tensor:
-    return 1.0 - pairwise_distances(points, spec.distance).double()
-
-
-def _multi_similarity(s, positive, negative, spec):
-    values = _log1p_sum_exp(-spec.alpha * (s - spec.base), positive) / spec.alpha + \
-        _log1p_sum_exp(spec.beta * (s - spec.base), negative) / spec.beta
-    counted = positive.any(dim=1) | negative.any(dim=1)  # log(1 + a sum > 0) > 0
-    return values.sum(), torch.tensor(len(values), device=values.device), counted.sum()
-
-
-def multi_similarity(points, labels, spec, triplets=None):
-    positive, negative = _masks(labels)
-    return _multi_similarity(_similarities(points, spec), positive, negative, spec)
-
-
 def multi_similarity_mined(points, labels, spec, triplets=None):
     """MultiSimilarityMiner's strict rules on the similarities the loss reads: keep (a, p) where s_ap - eps < the
     anchor's largest negative s, keep (a, n) where s_an + eps > its smallest positive s."""
-    s = _similarities(points, spec)
+    s = 1.0 - pairwise_distances(points, spec.distance).double()
     positive, negative = _masks(labels)
     with torch.no_grad():
         inf = torch.full_like(s, float("inf"))
@@ -57,18 +43,70 @@ def multi_similarity_mined(points, labels, spec, triplets=None):
         smallest_positive = torch.where(positive, s, inf).amin(dim=1, keepdim=True)
         keep_positive = positive & (s - spec.margin < largest_negative)
         keep_negative = negative & (s + spec.margin > smallest_positive)
-    return _multi_similarity(s, keep_positive, keep_negative, spec)
+    values = _log1p_sum_exp(-spec.alpha * (s - spec.base), keep_positive) / spec.alpha + \
+        _log1p_sum_exp(spec.beta * (s - spec.base), keep_negative) / spec.beta
+    counted = keep_positive.any(dim=1) | keep_negative.any(dim=1)  # log(1 + a sum > 0) > 0
+    return values.sum(), torch.tensor(len(values), device=values.device), counted.sum()
+
+
+def _similarity_rows(spec, labels, rows_of):
+    """rows_loss (inhouse/distance_rows.py) of `rows_of(s, (a, p), unread, live, spec, unit) -> (values, dL/dM)`:
+    s = 1 - D = 1 - unit x M the chunk's similarities (float64, in the work buffer), (a, p) its positive pairs (same
+    label, not itself), unread the entries that are no negative (those and the diagonal), live the rows with a
+    negative; dL/dM = -unit dL/ds."""
+    positives, sizes = ClassPairs(labels), class_sizes(labels)
+
+    def rows_loss(measured, unit, chunk, work):
+        a, p = positives.of(chunk)
+        s = work.copy_(measured).mul_(-unit).add_(1.0)
+        return rows_of(s, (a, p), ((a, p), diagonal_of(chunk, a.device)), sizes[chunk] < len(labels), spec, unit)
+
+    return rows_loss
+
+
+def _log1p_parts(lse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log(1 + sum e^l) = softplus(lse), > 0 for a sum of 1e-33 (mean_nonzero counts it, as the oracle does), 0 for an
+    empty one; and the factor sigmoid(lse) that turns the softmax into its slope e^l / (1 + sum e^l)."""
+    return torch.logaddexp(lse, torch.zeros_like(lse)), torch.sigmoid(lse)
+
+
+def _multi_similarity_rows(s, pairs, unread, live, spec, unit):
+    """dL/dM = -unit dL/ds: e^l / (1 + sum e^l) of the positives' logits, less that of the negatives'."""
+    a, p = pairs
+    lse_p, pull = sparse_softmax_parts(-spec.alpha * (s[a, p] - spec.base), a, len(s))
+    lse_n, exps, total = exp_rows(unread_(s.sub_(spec.base).mul_(spec.beta), *unread), live)  # 0 at the positives
+    from_positives, pull_weight = _log1p_parts(lse_p)
+    from_negatives, push_weight = _log1p_parts(lse_n)
+    slope = exps.mul_((-unit * push_weight / total)[:, None]).index_put_((a, p), unit * pull * pull_weight[a])
+    return from_positives / spec.alpha + from_negatives / spec.beta, slope
+
+
+def multi_similarity(points, labels, spec, triplets=None):
+    total, values = row_losses(points, points, spec.distance, _similarity_rows(spec, labels, _multi_similarity_rows))
+    sizes = class_sizes(labels)
+    counted = (sizes > 1) | (sizes < len(labels))  # log(1 + a sum > 0) > 0
+    return total, torch.tensor(len(values), device=values.device), counted.sum()
+
+
+def _circle_rows(s, pairs, unread, live, spec, unit):
+    """softplus(x), x = lse_p l_p + lse_n l_n, per anchor with a positive and a negative; dL/ds = sigmoid(x) (softmax_p
+    dl_p/ds + softmax_n dl_n/ds), the weights alpha constants (Sun et al. 2020; PML detaches them)."""
+    a, p = pairs
+    m, gamma = spec.margin, spec.gamma
+    s_ap = s[a, p]
+    alpha_p, alpha_n = (1.0 + m - s_ap).clamp_min(0.0), (s + m).clamp_min_(0.0)
+    lse_p, pull = sparse_softmax_parts(-gamma * alpha_p * (s_ap - (1.0 - m)), a, len(s))
+    lse_n, exps, total = exp_rows(unread_(s.sub_(m).mul_(alpha_n).mul_(gamma), *unread), live)  # gamma alpha_n (s - m)
+    live = (torch.bincount(a, minlength=len(s)) > 0) & live  # from the labels: a NaN stays NaN
+    x = torch.where(live, lse_p + lse_n, torch.zeros_like(lse_p))
+    values = torch.where(live, torch.logaddexp(x, torch.zeros_like(x)), torch.zeros_like(x))
+    weight = torch.where(live, torch.sigmoid(x), torch.zeros_like(x)) * (gamma * unit)  # dL/dM = -unit dL/ds
+    slope = exps.mul_(alpha_n).mul_((-weight / total)[:, None])
+    return values, slope.index_put_((a, p), pull * alpha_p * weight[a])
 
 
 def circle(points, labels, spec, triplets=None):
-    s = _similarities(points, spec)
-    positive, negative = _masks(labels)
-    m, gamma = spec.margin, spec.gamma
-    with torch.no_grad():  # the weights are constants for the gradient (Sun et al. 2020; PML detaches them)
-        alpha_p, alpha_n = (1.0 + m - s).clamp_min(0.0), (s + m).clamp_min(0.0)
-    live = positive.any(dim=1) & negative.any(dim=1)
-    x = masked_log_sum_exp(-gamma * alpha_p * (s - (1.0 - m)), positive) + \
-        masked_log_sum_exp(gamma * alpha_n * (s - m), negative)  # -inf where the anchor lacks either
-    x = torch.where(live, x, torch.zeros_like(x))
-    values = torch.where(live, torch.logaddexp(x, torch.zeros_like(x)), torch.zeros_like(x))
-    return values.sum(), torch.tensor(len(values), device=values.device), live.sum()
+    total, values = row_losses(points, points, spec.distance, _similarity_rows(spec, labels, _circle_rows))
+    sizes = class_sizes(labels)
+    live = (sizes > 1) & (sizes < len(labels))
+    return total, torch.tensor(len(values), device=values.device), live.sum()

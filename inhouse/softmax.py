@@ -1,10 +1,12 @@
 """The softmax family (reference/softmax.py) in torch: every term a cross-entropy over logits -D / t, each
-log-sum-exp shifted by its row's largest logit (a no-grad constant), in float64 so that the large logits of a low
-temperature keep their low bits.
+log-sum-exp shifted by its row's largest logit, in float64 so that the large logits of a low temperature keep their
+low bits. Each loss is read row by row (inhouse/distance_rows.py): per chunk of rows its terms and dL/dD, the
+gradient of a cross-entropy written out (softmax - targets), never autograd over N x N temporaries.
 
     npairs, npairs_multilabel   per anchor, against the positives that share its classes (the pairs layout)
     multiple_negatives          per anchor against its own positive (and, symmetric, per positive against its anchor)
     ntxent                      per ordered positive pair, over the positive and the anchor's negatives
+    simclr                      ntxent on the pairs layout, each pair of views its own class
     supcon                      per anchor with a positive, over every other row, the mean over its positives
 
 The pairs layout: rows 0..B-1 the anchors, row B + i the positive of anchor i. `check_pairs` is the boundary's check
@@ -17,8 +19,7 @@ import torch
 
 from reference.validation import MAX_CLASSES
 
-from .distances import pairwise_distances
-from .terms import aggregate, masked_log_sum_exp
+from .distance_rows import ClassPairs, class_sizes, diagonal_of, exp_rows, row_losses, unread_
 
 
 def check_pairs(labels: torch.Tensor) -> int:
@@ -44,78 +45,158 @@ def class_set_masks(matrix: torch.Tensor) -> torch.Tensor:
     return (matrix << torch.arange(matrix.shape[1], device=matrix.device)).sum(dim=1)
 
 
-def same_class_targets(pairs: torch.Tensor) -> torch.Tensor:
-    return (pairs[:, None] == pairs[None, :]).to(torch.float64)
-
-
-def shared_class_targets(pairs: torch.Tensor) -> torch.Tensor:
-    """|C_i & C_j|: each label a bit mask of classes (reference/softmax.py)."""
+def class_bits(pairs: torch.Tensor) -> torch.Tensor:
+    """[B, MAX_CLASSES] 0/1 float64: each label a bit mask of classes (reference/softmax.py)."""
     if (pairs < 0).any():
         raise ValueError("multilabel N-pairs reads each label as a bit mask of classes: labels must be >= 0")
-    bits = ((pairs[:, None] >> torch.arange(MAX_CLASSES, device=pairs.device)) & 1).to(torch.float64)
-    return bits @ bits.T
+    return ((pairs[:, None] >> torch.arange(MAX_CLASSES, device=pairs.device)) & 1).to(torch.float64)
 
 
-def _logits(points, spec) -> torch.Tensor:
-    return -pairwise_distances(points, spec.distance).double() / spec.temperature
+def _logits(measured: torch.Tensor, unit: float, spec, work: torch.Tensor) -> torch.Tensor:
+    """-D / t = M x (-unit / t) in float64, in the work buffer (a product: a division costs three)."""
+    return work.copy_(measured).mul_(-unit / spec.temperature)
 
 
-def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reads: torch.Tensor | None = None) -> torch.Tensor:
-    """Per row: log sum over what it reads of e^l - sum of Y l; rows read everything unless `reads` says otherwise."""
-    lse = masked_log_sum_exp(logits, torch.ones_like(logits, dtype=torch.bool) if reads is None else reads)
-    target_logits = torch.where(targets > 0, logits, torch.zeros_like(logits))  # never 0 x -inf
-    return lse - (targets * target_logits).sum(dim=1)
+def cross_entropy_rows(spec, targets_of, unread_of=None, counted_of=None):
+    """rows_loss (inhouse/distance_rows.py) of per-row cross-entropies: log sum over what row i reads (everything but
+    the entries `unread_of(chunk)` gives, with the rows that read anything) of e^l - sum_j Y_ij l_ij, the targets Y
+    given as entries (i, j, Y_ij) by `targets_of(chunk)`; dL/dl = softmax - Y. A row without targets has value NaN
+    (0/0, as its spread is), one outside `counted_of(chunk)` value 0 and no gradient."""
+
+    def rows_loss(measured, unit, chunk, work):
+        logits = _logits(measured, unit, spec, work)
+        i, j, weights = targets_of(chunk)
+        targeted = torch.zeros_like(logits[:, 0]).index_add_(0, i, weights * logits[i, j])
+        if unread_of is None:
+            lse, exps, total = exp_rows(logits)
+        else:
+            unread, live = unread_of(chunk)
+            lse, exps, total = exp_rows(unread_(logits, *unread), live)
+        values = lse - targeted
+        values = torch.where(torch.bincount(i, minlength=len(values)) > 0, values, torch.full_like(values, float("nan")))
+        scale = torch.full_like(values, -unit / spec.temperature)  # dL/dM = -(softmax - Y) unit / t
+        if counted_of is not None:
+            counted = counted_of(chunk)
+            values = torch.where(counted, values, torch.zeros_like(values))
+            scale = torch.where(counted, scale, torch.zeros_like(scale))
+        slope = exps.mul_((scale / total)[:, None])
+        return values, slope.index_put_((i, j), -weights * scale[i], accumulate=True)
+
+    return rows_loss
 
 
-def _anchor_rows(points, labels, spec, targets_of):
+def _spread(i: torch.Tensor, j: torch.Tensor, weights: torch.Tensor, rows: int):
+    """Target entries with each row's weights scaled to sum to 1."""
+    return i, j, weights / torch.zeros(rows, dtype=weights.dtype, device=weights.device).index_add_(0, i, weights)[i]
+
+
+def _summed(total: torch.Tensor, values: torch.Tensor):
+    """(sum, units, active) where every row is a unit."""
+    return total, torch.tensor(len(values), device=values.device), (values > 0).sum()
+
+
+def _anchor_rows(points, labels, spec, targets_of_pairs):
+    """Per anchor, the cross-entropy against targets spread over the positives: `targets_of_pairs(the pairs'
+    labels)(chunk)` gives them as entries (i, j, share)."""
     half = check_pairs(labels)
-    block = _logits(points, spec)[:half, half:]
-    targets = targets_of(labels[:half])
-    values = _cross_entropy(block, targets / targets.sum(dim=1, keepdim=True))  # a row without class: 0/0
-    return aggregate(values, torch.ones_like(values, dtype=torch.bool))
+    targets_of = targets_of_pairs(labels[:half])
+
+    def targets(chunk):
+        return _spread(*targets_of(chunk), chunk.stop - chunk.start)
+
+    return _summed(*row_losses(points[:half], points[half:], spec.distance, cross_entropy_rows(spec, targets)))
+
+
+def _same_classes(pairs: torch.Tensor):
+    same = ClassPairs(pairs, with_self=True)
+
+    def targets(chunk):
+        i, j = same.of(chunk)
+        return i, j, torch.ones(len(i), dtype=torch.float64, device=i.device)
+
+    return targets
 
 
 def npairs(points, labels, spec, triplets=None):
-    return _anchor_rows(points, labels, spec, same_class_targets)
+    return _anchor_rows(points, labels, spec, _same_classes)
+
+
+def _shared_classes(pairs: torch.Tensor):
+    bits = class_bits(pairs)
+
+    def targets(chunk):
+        shared = bits[chunk] @ bits.T  # |C_i & C_j|
+        i, j = shared.nonzero(as_tuple=True)
+        return i, j, shared[i, j]
+
+    return targets
 
 
 def npairs_multilabel(points, labels, spec, triplets=None):
-    return _anchor_rows(points, labels, spec, shared_class_targets)
+    return _anchor_rows(points, labels, spec, _shared_classes)
+
+
+def _own(chunk: slice, device):
+    """Target entries of rows `chunk` of the identity: each anchor its own positive."""
+    i = torch.arange(chunk.stop - chunk.start, device=device)
+    return i, i + chunk.start, torch.ones(len(i), dtype=torch.float64, device=device)
 
 
 def multiple_negatives(points, labels, spec, triplets=None):
     half = check_pairs(labels)
-    block = _logits(points, spec)[:half, half:]
-    own = torch.eye(half, dtype=block.dtype, device=block.device)
-    values = _cross_entropy(block, own)
-    if spec.symmetric:
-        values = torch.cat([values, _cross_entropy(block.T, own)])
-    return aggregate(values, torch.ones_like(values, dtype=torch.bool))
+    rows_loss = cross_entropy_rows(spec, lambda chunk: _own(chunk, points.device))
+    total, values = row_losses(points[:half], points[half:], spec.distance, rows_loss)
+    if spec.symmetric:  # per positive, against every anchor
+        back, back_values = row_losses(points[half:], points[:half], spec.distance, rows_loss)
+        total, values = total + back, torch.cat([values, back_values])
+    return _summed(total, values)
 
 
 def ntxent(points, labels, spec, triplets=None):
-    """Per ordered positive pair (a, p): log(e^l_ap + sum over the anchor's negatives of e^l_an) - l_ap, from the
-    row's log-sum-exp over its negatives (-inf without one: the term is then 0 exactly)."""
-    logits = _logits(points, spec)
-    same = labels[:, None] == labels[None, :]
-    positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    has_negative = (~same).any(dim=1)
-    negatives = masked_log_sum_exp(logits, ~same)  # -inf without a negative
-    values = torch.logaddexp(logits, negatives[:, None]) - logits
-    values = torch.where(positive & has_negative[:, None], values, torch.zeros_like(values))
-    total, units, _ = aggregate(values, positive)
-    return total, units, (positive & has_negative[:, None]).sum()  # a pair without negatives is 0 exactly
+    """Per ordered positive pair (a, p): log(e^l_ap + sum over the anchor's negatives of e^l_an) - l_ap =
+    softplus(lse_neg(a) - l_ap), from the row's log-sum-exp over its negatives (-inf without one: the term is then 0
+    exactly); dL/dl_ap = -sigmoid(lse_neg(a) - l_ap), dL/dl_an = softmax_neg(a)_n x the sum of those sigmoids."""
+    n, positives, sizes = len(labels), ClassPairs(labels), class_sizes(labels)
+
+    def rows_loss(measured, unit, chunk, work):
+        logits = _logits(measured, unit, spec, work)
+        a, p = positives.of(chunk)
+        pair_logits = logits[a, p]
+        with_negative = sizes[chunk] < n
+        lse, exps, total = exp_rows(unread_(logits, (a, p), diagonal_of(chunk, a.device)), with_negative)
+        pair_lse = lse[a]
+        terms = torch.logaddexp(pair_logits, pair_lse) - pair_logits
+        terms = torch.where(with_negative[a], terms, torch.zeros_like(terms))
+        pulls = torch.sigmoid(pair_lse - pair_logits)
+        pulled = torch.zeros_like(lse).index_add_(0, a, pulls)
+        scale = -unit / spec.temperature  # dL/dM = dL/dl x (-unit / t)
+        slope = exps.mul_((pulled * scale / total)[:, None])
+        return torch.zeros_like(lse).index_add_(0, a, terms), slope.index_put_((a, p), -pulls * scale)
+
+    total, _ = row_losses(points, points, spec.distance, rows_loss)
+    # units: the ordered positive pairs; a pair without negatives is 0 exactly
+    return total, (sizes - 1).sum(), ((sizes - 1) * (sizes < n)).sum()
 
 
 def supcon(points, labels, spec, triplets=None):
     """Per anchor with a positive: log sum over every other row of e^l - the mean of its positives' logits."""
-    logits = _logits(points, spec)
-    others = ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    positive = (labels[:, None] == labels[None, :]) & others
-    counts = positive.sum(dim=1)
-    has_positive = counts > 0
-    targets = positive.double() / counts.clamp_min(1)[:, None]
-    values = _cross_entropy(logits, targets, others)
-    values = torch.where(has_positive, values, torch.zeros_like(values))
-    total, units, _ = aggregate(values, has_positive)
-    return total, units, (has_positive & (others.sum(dim=1) > 1)).sum()  # one other row: a softmax of 1, 0 exactly
+    n, pairs = len(labels), ClassPairs(labels)
+    positives = class_sizes(labels) - 1
+    everyone = torch.full((n,), n > 1, device=labels.device)  # what reads another row
+
+    def targets(chunk):
+        a, p = pairs.of(chunk)
+        return a, p, 1.0 / positives[chunk][a].to(torch.float64)
+
+    rows_loss = cross_entropy_rows(spec, targets, unread_of=lambda chunk: ((diagonal_of(chunk, labels.device),),
+                                                                           everyone[chunk]),
+                                   counted_of=lambda chunk: positives[chunk] > 0)
+    total, _ = row_losses(points, points, spec.distance, rows_loss)
+    has_positive = positives > 0
+    return total, has_positive.sum(), (has_positive & (n - 1 > 1)).sum()  # one other row: a softmax of 1, 0 exactly
+
+
+def simclr(points, labels, spec, triplets=None):
+    """ntxent with each pair of views its own class (reference/softmax.py simclr): SimCLR reads no label."""
+    pairs = check_pairs(labels)
+    return ntxent(points, torch.arange(pairs, device=labels.device).repeat(2), spec)

@@ -6,12 +6,13 @@ for `terms.reduce`. How:
 
 - batch_hard, semi_hard, triplets: mine on the N x N matrix without gradient (`mining`), then measure the
   selected pairs from differences (`PairDistances`); backward by autograd through those pairs only.
-- contrastive: masked reductions over the matrix, backward by autograd.
+- contrastive: the positive pairs and the negative pairs closer than the margin (found by a screen without the
+  matrix, `near_pairs`), measured from differences; backward by autograd through those pairs only.
 - lifted: the two rows of a positive pair share their negatives (every other class), so each pair's log-sum-exp
   over both rows is the log-sum-exp of the rows' own sums: per row one shifted sum over its negatives, per pair
   their combination; N x N matrices only, backward by autograd.
-- batch_all, semi_hard_all: per anchor, its negative distances are sorted once and each positive distance
-  is located among them with searchsorted (TF-Addons tiles an N^2 x N tensor instead). These compute dL/dD
+- batch_all, semi_hard_all: per anchor, its negative distances are put in bins (or sorted) once and each positive
+  distance is located among them (`windows`; TF-Addons tiles an N^2 x N tensor instead). These compute dL/dD
   alongside the loss, since it is a sparse sum of term slopes, and hand it to autograd (`_WithGradient`), so
   nothing but the N x N coefficient matrix is kept.
 - Anchors are processed in chunks (`chunks.anchor_chunks`), so temporaries stay within `CHUNK_ELEMENTS`
@@ -27,9 +28,16 @@ from .chunks import anchor_chunks
 from .distances import PairDistances, pairwise_distances
 from .hardest_stripes import striped_hardest_partners
 from .similarity import circle, multi_similarity, multi_similarity_mined
-from .softmax import multiple_negatives, npairs, npairs_multilabel, ntxent, supcon
-from .mining import ClassSlots, hardest_partners, semi_hard_negatives, sorted_negatives
+from .softmax import multiple_negatives, npairs, npairs_multilabel, ntxent, simclr, supcon
+from .mining import ClassSlots, hardest_partners, semi_hard_negatives
+from .near_pairs import pairs_within
 from .terms import aggregate, term_and_slope
+from .windows import window_budget, window_terms
+
+
+# Pairs measured one by one from differences cost several times a matrix entry (one BLAS matmul): past this fraction
+# of the N^2 entries contrastive takes the matrix path (2 classes of 1024, N^2 / 4 pairs, took twice its time).
+MOST_MEASURED_PAIRS = 1 / 8
 
 
 class _WithGradient(torch.autograd.Function):
@@ -88,11 +96,12 @@ def semi_hard(points, labels, spec, triplets=None):
     return aggregate(values, torch.ones_like(values, dtype=torch.bool))
 
 
-def _linearised(points, labels: torch.Tensor, spec: Spec, chunk_terms, per_slot: bool = False):
+def _linearised(points, labels: torch.Tensor, spec: Spec, chunk_terms, per_slot: bool = False, budget=None):
     """Run `chunk_terms(d, negative, negatives, members, positive, grad_d, spec)` over chunks of anchors, where
     d is the chunk's rows of the distance matrix and grad_d the same rows of its gradient dL/dD; each call
     returns (sum of terms, units, active) and adds the terms' slopes to grad_d.
-    per_slot: its temporaries are [anchors, K, N] rather than [anchors, N]."""
+    per_slot: its temporaries are [anchors, K, N] rather than [anchors, N]; budget: a bound on them below
+    CHUNK_ELEMENTS (`chunks.anchor_chunks`)."""
     dist = pairwise_distances(points, spec.distance)
     slots = ClassSlots(labels)
     grad_dist = torch.zeros_like(dist)
@@ -101,40 +110,13 @@ def _linearised(points, labels: torch.Tensor, spec: Spec, chunk_terms, per_slot:
     active = torch.zeros((), dtype=torch.int64, device=dist.device)
     width = len(labels) * (slots.width if per_slot else 1)
     with torch.no_grad():
-        for anchors in anchor_chunks(len(labels), width):
+        for anchors in anchor_chunks(len(labels), width, budget):
             negative = labels[anchors, None] != labels[None, :]
             negatives = (len(labels) - slots.size[anchors])[:, None]
             part = chunk_terms(dist[anchors], negative, negatives, slots.members[anchors], slots.positive[anchors],
                                grad_dist[anchors], spec)
             total, units, active = total + part[0], units + part[1], active + part[2]
     return _WithGradient.apply(dist, total, grad_dist), units, active
-
-
-def _windowed_chunk(d, negative, negatives, members, positive, grad_d, spec):
-    """Hinge terms over windows of each (a, p)'s sorted negatives: batch_all's [0, first d_an >= d_ap + m),
-    semi_hard_all's (d_ap, d_ap + m]. A window's terms sum to count * (d_ap + m) - sum of its d_an, so the
-    gradient is +count at (a, p) and -(how many active windows hold n) at (a, n)."""
-    ordered, order = sorted_negatives(d, negative)
-    d_ap = d.gather(1, members)
-    upper = d_ap + spec.margin
-    below_upper = torch.searchsorted(ordered, upper)  # terms > 0 end here: d_an < d_ap + m
-    if spec.mining == "batch_all":
-        start, end_of_units = torch.zeros_like(below_upper), negatives.expand_as(below_upper)
-    else:
-        start = torch.searchsorted(ordered, d_ap, right=True)  # d_an > d_ap
-        end_of_units = torch.searchsorted(ordered, upper, right=True)  # d_an <= d_ap + m
-    weight = positive.to(d.dtype)
-    counts = (below_upper - start).clamp_min(0) * weight
-    units = ((end_of_units - start).clamp_min(0) * positive).sum()
-    coverage = torch.zeros(d.shape[0], d.shape[1] + 1, dtype=d.dtype, device=d.device)
-    coverage.scatter_add_(1, start, weight)
-    coverage.scatter_add_(1, torch.maximum(start, below_upper), -weight)
-    grad_d.scatter_add_(1, order, -coverage.cumsum(dim=1)[:, :-1])
-    grad_d.scatter_add_(1, members, counts)
-    # Every active term is d_ap + m - d_an, so their sum is <grad_d, d> + m * (number of them); products of
-    # float32 numbers are exact in float64, which keeps the sum from cancelling.
-    total = (grad_d.double() * d.double()).sum() + spec.margin * counts.sum(dtype=torch.float64)
-    return total, units, counts.sum().to(torch.int64)
 
 
 def _soft_batch_all_chunk(d, negative, negatives, members, positive, grad_d, spec):
@@ -152,11 +134,11 @@ def _soft_batch_all_chunk(d, negative, negatives, members, positive, grad_d, spe
 def batch_all(points, labels, spec, triplets=None):
     if spec.soft:
         return _linearised(points, labels, spec, _soft_batch_all_chunk, per_slot=True)
-    return _linearised(points, labels, spec, _windowed_chunk)
+    return _linearised(points, labels, spec, window_terms, budget=window_budget(points))
 
 
 def semi_hard_all(points, labels, spec, triplets=None):
-    return _linearised(points, labels, spec, _windowed_chunk)
+    return _linearised(points, labels, spec, window_terms, budget=window_budget(points))
 
 
 def explicit_triplets(points, labels, spec, triplets):
@@ -167,9 +149,40 @@ def explicit_triplets(points, labels, spec, triplets):
 
 
 def contrastive(points, labels, spec, triplets=None):
-    """Every unordered pair i < j: y d^2 + (1 - y) [m - d]+^2 (no 1/2 factor, TF-Addons). The terms and their slopes
-    2 d and -2 [m - d]+ are computed once, without autograd's N x N chain, and the slopes handed to the distances'
-    backward (`_WithGradient`)."""
+    """Every unordered pair i < j: y d^2 + (1 - y) [m - d]+^2 (no 1/2 factor, TF-Addons). Only the positive pairs and
+    the negative pairs closer than the margin have a term: on the CPU those few are found by a screen
+    (`near_pairs.pairs_within`) and measured from differences (`PairDistances`), backward through them only; where
+    they are many (MOST_MEASURED_PAIRS), and off the CPU, over the matrix."""
+    near = pairs_within(points, _squared_reach(spec))
+    if near is None:
+        return _contrastive_on_the_matrix(points, labels, spec)
+    slots = ClassSlots(labels)
+    later = slots.inside & (slots.members > torch.arange(len(labels), device=labels.device)[:, None])
+    anchor, slot = later.nonzero(as_tuple=True)
+    first, second = near
+    negative = labels[first] != labels[second]
+    first = torch.cat([anchor, first[negative]])
+    second = torch.cat([slots.members[anchor, slot], second[negative]])
+    if len(first) > MOST_MEASURED_PAIRS * len(labels) ** 2:  # few classes, or a margin beyond most distances
+        return _contrastive_on_the_matrix(points, labels, spec)
+    dist = PairDistances.apply(points, first, second, spec.distance)
+    same = torch.arange(len(first), device=dist.device) < len(anchor)
+    values = torch.where(same, dist * dist, (spec.margin - dist).clamp_min(0.0) ** 2)
+    n = len(labels)
+    # float64 sum: N^2 / 2 terms may pass float32's range where their mean does not (as _WithGradient)
+    return values.double().sum(), torch.tensor(n * (n - 1) // 2), (values > 0).sum()
+
+
+def _squared_reach(spec: Spec) -> float:
+    """How far apart (|x_i - x_j|^2 of the measured points) a pair may lie and still be closer than the margin:
+    cosine's distance is |u_i - u_j|^2 / 2 plus the zero rows' shares (>= 0)."""
+    margin = spec.margin
+    return {"euclidean": max(margin, 0.0) ** 2, "squared_euclidean": margin, "cosine": 2.0 * margin}[spec.distance]
+
+
+def _contrastive_on_the_matrix(points, labels, spec):
+    """`contrastive` over the N x N matrix: the terms and their slopes 2 d and -2 [m - d]+ computed once, without
+    autograd's N x N chain, and the slopes handed to the distances' backward (`_WithGradient`)."""
     dist = pairwise_distances(points, spec.distance)
     with torch.no_grad():
         same = labels[:, None] == labels[None, :]
@@ -218,6 +231,7 @@ STRATEGIES = {
     "npairs_multilabel": npairs_multilabel,
     "multiple_negatives": multiple_negatives,
     "ntxent": ntxent,
+    "simclr": simclr,
     "supcon": supcon,
     "multi_similarity": multi_similarity,
     "multi_similarity_mined": multi_similarity_mined,

@@ -11,6 +11,10 @@ package only computes it faster. Where each part lives:
                     pairs from differences, backward through those pairs only)
     mining.py       which pairs batch_hard and semi_hard use (class slots, hardest partners, semi-hard
                     negatives by a masked minimum or by sorting)
+    hardest_stripes.py  batch_hard's hardest partners stripe by stripe of rows, without the N x N matrix
+    near_pairs.py   the pairs that may lie closer than a bound (contrastive's), screened without the matrix
+    windows.py      batch_all's and semi_hard_all's windows of negatives, counted by bins or by sorting
+    softmax.py, similarity.py, distance_rows.py  the softmax and similarity families, row by row
     strategies.py   one function per `Spec.mining`: (sum of terms, units, active)
     terms.py        hinge / softplus terms, the reduction, the loss in the input's dtype
     chunks.py       the bound on temporaries beyond O(N^2) (`CHUNK_ELEMENTS`) and the chunks that keep it

@@ -79,18 +79,34 @@ def test_an_implementation_whose_library_is_missing_is_skipped_with_its_reason(t
         (128, "skipped", "no_such_module_for_the_benchmark not installed")]
 
 
-def _peer_matches_its_spec(loss_fn, spec):
-    """The loss of a torch peer on a clustered batch equals the oracle's for the spec it states."""
+def _small_batch(task: str):
+    """A clustered batch of 36 rows in 6 classes, or the task's own batch where its loss reads pairs."""
+    import numpy as np
+
+    from benchmarks.tasks import batch, reads_pairs
+
+    if reads_pairs(task):
+        return batch(task, 36, 8, seed=4)
+    rng = np.random.default_rng(4)
+    x = (np.repeat(rng.normal(size=(6, 8)), 6, axis=0) + 0.7 * rng.normal(size=(36, 8))).astype(np.float32)
+    return x, rng.permutation(np.repeat(np.arange(6), 6))
+
+
+def _peer_matches_its_spec(loss_fn, spec, task):
+    """The loss of a torch peer on a small batch equals the oracle's for the spec it states, and, where that is the
+    task's spec, inhouse.torch's: like is compared with like."""
     import numpy as np
     import torch
 
     import reference
+    from benchmarks.tasks import TASKS
+    from inhouse.torch_losses import metric_loss
 
-    rng = np.random.default_rng(4)
-    x = (np.repeat(rng.normal(size=(6, 8)), 6, axis=0) + 0.7 * rng.normal(size=(36, 8))).astype(np.float32)
-    y = rng.permutation(np.repeat(np.arange(6), 6))
+    x, y = _small_batch(task)
     loss = loss_fn(torch.tensor(x), torch.tensor(y)).item()
     assert loss == pytest.approx(reference.evaluate(x.astype(np.float64), y, spec).loss, rel=1e-4, abs=1e-5)
+    if spec == TASKS[task]:
+        assert loss == pytest.approx(metric_loss(torch.tensor(x), torch.tensor(y), spec).item(), rel=1e-4, abs=1e-5)
 
 
 @pytest.mark.parametrize("task", ["batch_hard", "semi_hard"])
@@ -101,15 +117,75 @@ def test_the_naive_baselines_compute_the_spec_they_state(task):
 
     spec = IMPLEMENTATIONS["torch.naive"].specs[task]
     loss = {"batch_hard": cdist_batch_hard, "semi_hard": tiled_semi_hard}[task]
-    _peer_matches_its_spec(lambda e, y: loss(e, y, spec), spec)
+    _peer_matches_its_spec(lambda e, y: loss(e, y, spec), spec, task)
 
 
 def test_sentence_transformers_computes_the_spec_it_states():
     pytest.importorskip("sentence_transformers", reason="the sentence-transformers peer is not installed")
-    from benchmarks.implementations import IMPLEMENTATIONS, sentence_transformers_loss
+    from benchmarks.implementations import IMPLEMENTATIONS
+    from benchmarks.peers import sentence_transformers_loss
 
     for task, spec in IMPLEMENTATIONS["sentence-transformers"].specs.items():
-        _peer_matches_its_spec(sentence_transformers_loss(task), spec)
+        _peer_matches_its_spec(sentence_transformers_loss(task), spec, task)
+
+
+def test_pytorch_metric_learning_computes_the_spec_it_states():
+    pytest.importorskip("pytorch_metric_learning", reason="the pytorch-metric-learning peer is not installed")
+    from benchmarks.implementations import IMPLEMENTATIONS
+    from benchmarks.peers import pml_loss
+
+    for task, spec in IMPLEMENTATIONS["pytorch-metric-learning"].specs.items():
+        _peer_matches_its_spec(pml_loss(task), spec, task)
+
+
+TF_NPAIRS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from adapters import tfa
+from benchmarks.tasks import TASKS, batch
+x, y = batch("npairs", 36, 8, seed=4)
+print(json.dumps(float(tfa.npairs_loss(tf.constant(x), tf.constant(y), TASKS["npairs"]))))
+"""
+
+
+def test_tf_addons_npairs_computes_the_task():
+    """In a child process, as the benchmark runs TensorFlow: npairs_loss on the porter's cosine logits."""
+    pytest.importorskip("tensorflow_addons", reason="the TF-Addons peer is not installed")
+    import numpy as np
+
+    import reference
+    from benchmarks.implementations import IMPLEMENTATIONS, TASKS
+    from benchmarks.tasks import batch
+
+    assert IMPLEMENTATIONS["tf-addons"].specs["npairs"] == TASKS["npairs"]
+    completed = subprocess.run([sys.executable, "-c", TF_NPAIRS], cwd=ROOT, capture_output=True, text=True,
+                               timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    x, y = batch("npairs", 36, 8, seed=4)
+    expected = reference.evaluate(x.astype(np.float64), y, TASKS["npairs"]).loss
+    assert json.loads(completed.stdout.splitlines()[-1]) == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("n", [8, 64, 1024])
+def test_each_task_gets_a_batch_in_its_losses_layout(n):
+    """Pairs-layout tasks: rows 0..B-1 anchors, row B + i the positive of anchor i with its label, every pair its own
+    class (where PML's NPairsLoss and TF-Addons' npairs_loss agree); the others N // 8 classes of 8."""
+    import numpy as np
+
+    from benchmarks.tasks import TASKS, batch, reads_pairs
+    from reference import LOSSES
+    from reference.validation import as_layout
+
+    assert {task for task in TASKS if reads_pairs(task)} == {"npairs", "multiple_negatives"}
+    for task, spec in TASKS.items():
+        x, labels = batch(task, n, 16, seed=1)
+        assert x.shape == (n, 16) and x.dtype == np.float32 and labels.shape == (n,)
+        as_layout(labels, LOSSES[spec.mining])  # raises where the layout is wrong
+        if reads_pairs(task):
+            assert np.array_equal(labels[: n // 2], labels[n // 2:]) and len(set(labels)) == n // 2
+        else:
+            assert sorted(np.bincount(labels)) == [8] * (n // 8)
 
 
 # --- the guard: python -m benchmarks.run --check ------------------------------------------------------------
@@ -200,3 +276,32 @@ def test_committed_figures_keep_the_lowest_value_and_each_figures_spread():
     committed = check.committed_figures(runs[0], runs, min_noise=0.05)
     peer = next(e for e in committed["figures"] if e["of"] == "peer")
     assert (peer["speedup"], peer["noise"], committed["min_noise"]) == (8.0, 0.2, 0.05)
+
+
+def test_commit_measures_every_peer_and_replaces_only_the_measured_tasks(tmp_path, monkeypatch):
+    """`--commit RUNS`: RUNS sweeps per task (ours, every peer, the matmul), each figure its lowest value over the
+    runs and its spread; the figures of tasks not measured are kept."""
+    from benchmarks import check
+
+    committed = tmp_path / "committed.json"
+    committed.write_text(json.dumps({**COMMITTED, "figures": [*COMMITTED["figures"], {
+        "task": "lifted", "n": 1024, "of": "matmul", "speedup": 0.01, "noise": 0.1, "peer": None}]}))
+    asked, ours = [], iter([1.0, 1.0, 1.25, 1.25])
+
+    def fake_sweep(args, writer):
+        asked.append((tuple(args.tasks), tuple(args.implementations), tuple(args.sizes), args.threads))
+        return _records(ours=next(ours), peer=10.0, matmul=0.5, task=args.tasks[0])
+
+    monkeypatch.setattr(run, "sweep", fake_sweep)
+    assert run.main(["--commit", "2", "--tasks", "batch_hard", "npairs", "--check-file", str(committed)]) == 0
+    assert asked[:2] == [(("batch_hard",), ("inhouse.torch", *check.peers_of("batch_hard")), (1024, 4096), 1),
+                         (("npairs",), ("inhouse.torch", *check.peers_of("npairs")), (1024, 4096), 1)]
+    assert len(asked) == 4
+    assert set(check.peers_of("npairs")) == {"pytorch-metric-learning", "tf-addons"}
+    assert check.peers_of("multiple_negatives") == ["sentence-transformers"]
+    written = check.load(committed)
+    assert written["setting"]["runs"] == 2 and written["min_noise"] == COMMITTED["min_noise"]
+    figures = {(e["task"], e["of"]): e for e in written["figures"]}
+    assert set(figures) == {("lifted", "matmul"), ("batch_hard", "peer"), ("batch_hard", "matmul"),
+                            ("npairs", "peer"), ("npairs", "matmul")}
+    assert (figures[("npairs", "peer")]["speedup"], figures[("npairs", "peer")]["noise"]) == (8.0, 0.2)

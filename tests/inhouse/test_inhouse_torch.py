@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch", reason="inhouse.torch needs torch")
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from contract.batch import in_layout  # noqa: E402
-from inhouse import chunks, distances  # noqa: E402
+from inhouse import chunks, distance_rows, distances  # noqa: E402
 from inhouse.torch_losses import metric_loss  # noqa: E402
 
 SPECS = [
@@ -47,6 +47,13 @@ SPECS = [
     Spec(mining="multi_similarity_mined", distance="cosine", margin=0.3, reduction="sum", empty="nan"),
     Spec(mining="circle", distance="cosine", margin=0.4, reduction="mean_nonzero"),  # PML's
     Spec(mining="circle", distance="cosine", normalize=True, margin=0.25, gamma=256.0, reduction="sum"),
+    Spec(mining="multiple_negatives", distance="cosine", temperature=0.05),  # sentence-transformers' MNRL
+    Spec(mining="multiple_negatives", distance="euclidean", temperature=0.5, symmetric=True, reduction="sum"),
+    Spec(mining="ntxent", distance="cosine", temperature=0.07),  # PML's
+    Spec(mining="ntxent", distance="squared_euclidean", normalize=True, reduction="mean_nonzero", empty="nan"),
+    Spec(mining="simclr", distance="cosine", temperature=0.5),
+    Spec(mining="supcon", distance="cosine", temperature=0.1, reduction="mean_nonzero"),  # PML's
+    Spec(mining="supcon", distance="euclidean", temperature=2.0, reduction="sum"),
 ]
 
 
@@ -139,6 +146,7 @@ def test_chunked_rows_give_the_same_loss(spec, monkeypatch):
     x, y = _batch("clustered", rng, spec)
     whole = _run(x, y, spec, torch.float64)
     monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 7)  # one or two anchors per chunk
+    monkeypatch.setattr(distance_rows, "ROW_ELEMENTS", 7)  # the softmax and similarity families' rows, likewise
     chunked = _run(x, y, spec, torch.float64)
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-10, atol=1e-12)

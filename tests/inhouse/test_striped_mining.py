@@ -37,7 +37,7 @@ def test_striped_batch_hard_mining_chooses_what_the_matrix_path_chooses(kind, n,
     if found is None:  # it declined (in few dimensions many pairs are near: refined), and the matrix path runs
         assert d < 8 or kind in ("lattice", "clustered"), "declined a batch it should take"
         return
-    assert len(hardest_stripes._stripes(n)) > 1
+    assert len(hardest_stripes.stripes(n)) > 1
     for name, a, b in zip(("positive", "negative", "has positive", "has negative"), expected, found):
         assert torch.equal(a, b), name
 
