@@ -1,8 +1,8 @@
 """pytorch-metric-learning (PML): `TripletMarginLoss` alone, with `BatchHardMiner`, and with
 `TripletMarginMiner("semihard")`; `LiftedStructureLoss`; `NPairsLoss`; `NTXentLoss` (ntxent, and simclr on labels
-[0..B-1, 0..B-1]); `SupConLoss`; `MultiSimilarityLoss` alone and with `MultiSimilarityMiner`; `CircleLoss` (docs/upstream/next-losses.md, sections
-1.6-1.8: multi_similarity, multi_similarity_mined with margin = the miner's epsilon, circle with margin = m; all on
-CosineSimilarity, the records' cosine distance).
+[0..B-1, 0..B-1]); `SupConLoss`; `MultiSimilarityLoss` alone and with `MultiSimilarityMiner`; `CircleLoss`
+(docs/upstream/next-losses.md, sections 1.6-1.8: multi_similarity, multi_similarity_mined with margin = the miner's
+epsilon, circle with margin = m; all on CosineSimilarity, the records' cosine distance).
 
 How PML maps onto the vocabulary (docs/upstream/pytorch.md, section 1; src/pytorch_metric_learning/...):
   * the loss is relu(d_ap - d_an + margin) per mined triplet, reduced by `AvgNonZeroReducer` (mean over

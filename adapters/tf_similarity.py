@@ -1,6 +1,7 @@
 """TensorFlow Similarity 0.17.1 (its last release; tensorflow/similarity): `TripletLoss`, where TF-Addons users
 were told to migrate; `MultiSimilarityLoss` (multi_similarity_mined: PML's loss with beta 40 and the miner, which it
-builds in) and `CircleLoss` (registered: another combination of the same logits, docs/upstream/next-losses.md 3.1-3.2).
+builds in), `CircleLoss` (registered: another combination of the same logits) and `SimCLRLoss` (simclr on the pairs
+layout's two halves, twice the paper's mean: registered), docs/upstream/next-losses.md 3.1-3.3.
 
 Source: tensorflow_similarity/losses/triplet_loss.py (triplet_loss, TripletLoss), losses/utils.py
 (positive_distances, negative_distances, semi_hard_easy_mask, compute_loss, logsumexp), algebra.py
@@ -91,6 +92,14 @@ def circle_loss(embeddings, labels, spec):
     return criterion(labels, tf.math.l2_normalize(embeddings, axis=1))
 
 
+def simclr_loss(embeddings, labels, spec):
+    """SimCLRLoss(temperature)(za, zb), the views the pairs layout's halves (rows 0..B-1 and B..2B-1); it reads no
+    label and L2-normalises both views itself."""
+    losses = load("tensorflow_similarity.losses")
+    views = embeddings.shape[0] // 2
+    return losses.SimCLRLoss(temperature=spec.temperature)(embeddings[:views], embeddings[views:])
+
+
 ADAPTERS = [
     wrap_tensorflow(
         triplet_loss("hard", "hard"),
@@ -131,6 +140,19 @@ ADAPTERS = [
         "first. Run eagerly.",
         source="tensorflow/similarity tensorflow_similarity/losses/circle_loss.py (0.17.1)",
         precision="gram",
+        requires=REQUIRES,
+    ),
+    wrap_tensorflow(
+        simclr_loss,
+        name="tfsim.SimCLRLoss",
+        spec=[Spec(mining="simclr", distance="cosine", temperature=t) for t in (0.05, 0.5)],
+        # float64, float16 and bfloat16 raise (its one-hot masks are float32): registered
+        dtypes=DTYPES,
+        notes="loss(za, zb) with za, zb the pairs layout's halves, both L2-normalised; per example the cross-entropy of "
+        "za_i against [zb, za] / t (its own logit less 1e9) plus the same for zb_i, Keras mean over B: the sum of both "
+        "views' means, twice Chen et al.'s NT-Xent (registered, tfsim-simclr-twice-nt-xent); its default temperature "
+        "0.05. float32 only. Run eagerly.",
+        source="tensorflow/similarity tensorflow_similarity/losses/simclr.py (0.17.1)",
         requires=REQUIRES,
     ),
 ]

@@ -216,7 +216,8 @@ def grad_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
     dist = answer.distances
     delta = distance_rounding(answer, dtype, precision, target)
     # An exact copy (d = 0) has a difference of exactly 0 in any dtype, Gram expansion or not, so its
-    # gradient is the convention's 0, not noise: only pairs apart carry a relative rounding.
+    # gradient is the convention's 0, not noise: only pairs apart carry a relative rounding (the Gram expansion's
+    # backward, which forms no difference, is gram_backward_rounding's).
     relative = np.divide(delta, np.maximum(dist, delta), out=np.zeros_like(delta), where=dist > 0)
     weight = np.abs(answer.grad_dist) + np.abs(answer.grad_dist.T)
     distance = answer.spec.distance
@@ -229,8 +230,27 @@ def grad_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
     if answer.spec.normalize or distance == "cosine":
         slope = slope / np.where(answer.norms > 0, answer.norms, np.inf)[:, None]
     rows = np.sum(weight * slope * relative, axis=1) + slope_rounding(answer, dtype, delta, slope) \
-        + projection_rounding(answer, dtype, target)
+        + projection_rounding(answer, dtype, target) + gram_backward_rounding(answer, dtype, precision, target)
     return float(np.max(rows, initial=0.0))
+
+
+def gram_backward_rounding(answer: Answer, dtype: str, precision: str, target: str | None) -> np.ndarray:
+    """Per row: what the Gram expansion's backward leaves where the distance is the expansion itself (squared).
+    d(|p_i|^2 + |p_j|^2 - 2 p_i.p_j)/dp_i = 2 (p_i - p_j) is not formed as a difference there but as the norms'
+    2 g p_i and the matmul's -2 g p_j, each rounded at |g| |p| and summed over the N rows (a dot product: gamma_N),
+    so 2 (N + 2) eps sum_j (|g_ij| + |g_ji|) (|p_i| + |p_j|) is left however close the rows, even at an exact copy, where
+    the difference of a direct computation is exactly 0. Found by the thorough hunt: TF-Similarity's max(Gram, 0)
+    passes its gradient at 0, and two copies 5.4e15 from the origin kept 2^25 of their products of 2^50, depending
+    on whether the CPU's matmul fuses a multiply and an add (the spec: 0)."""
+    if precision != "gram" or answer.spec.distance != "squared_euclidean":
+        return np.zeros(len(answer.norms))
+    rows = len(answer.norms)
+    rounding = (rows + 2) * dtype_facts(dtype).eps
+    reduced = matmul_eps(target, dtype)
+    rounding += 0.0 if reduced is None else 2.0 * reduced
+    weight = np.abs(answer.grad_dist) + np.abs(answer.grad_dist.T)
+    sizes = np.linalg.norm(answer.measured, axis=1)
+    return 2.0 * rounding * np.sum(weight * (sizes[:, None] + sizes[None, :]), axis=1)
 
 
 def projection_rounding(answer: Answer, dtype: str, target: str | None) -> np.ndarray:

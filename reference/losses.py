@@ -103,6 +103,12 @@ LOSSES: dict[str, Loss] = {loss.name: loss for loss in (
          (SOFTMAX_ROUNDING,),
          "per ordered positive pair (a, p), softmax cross-entropy of -D / t over p and the anchor's negatives (NT-Xent)",
          "Chen et al. 2020, SimCLR, arXiv 2002.05709, eq. 1; pytorch-metric-learning NTXentLoss"),
+    Loss("simclr", softmax.simclr, ("temperature",), "rows of both views", "softmax row", "pairs",
+         (SOFTMAX_ROUNDING,),
+         "per row of either view, softmax cross-entropy of -D / t over its other view and every other row of both "
+         "views, labels not read (SimCLR's NT-Xent)",
+         "Chen et al. 2020, SimCLR, arXiv 2002.05709, eq. 1 and L = (1 / 2N) sum over both views; TF-Similarity "
+         "SimCLRLoss (2x), pytorch-metric-learning NTXentLoss on labels [0..B-1, 0..B-1]"),
     Loss("supcon", softmax.supcon, ("temperature",), "anchors with a positive", "softmax row", "labels",
          (SOFTMAX_ROUNDING,),
          "per anchor, the mean over its positives of the cross-entropy of -D / t over every other row (supervised "

@@ -5,10 +5,11 @@ temperature; with cosine, (cos - 1) / t, the cosine similarity's softmax, since 
     npairs_multilabel   TF-Addons npairs_multilabel_loss
     multiple_negatives  InfoNCE, van den Oord et al. 2018 eq. 4; sentence-transformers MultipleNegativesRankingLoss
     ntxent              Chen et al. 2020 (SimCLR) eq. 1; pytorch-metric-learning NTXentLoss
+    simclr              Chen et al. 2020 eq. 1 on the pairs layout, each pair its own class (TF-Similarity SimCLRLoss)
     supcon              Khosla et al. 2020 eq. 2 (L_out); pytorch-metric-learning SupConLoss
 
-The pairs layout (npairs, multiple_negatives): rows 0..B-1 are the anchors, row B + i is the positive of anchor i, and
-both rows of a pair carry its label.
+The pairs layout (npairs, multiple_negatives, simclr): rows 0..B-1 are the anchors, row B + i is the positive of
+anchor i, and both rows of a pair carry its label.
 
 Each term t reads some distances D[i, j] through one log-sum-exp; its slope in each is -w_t (softmax - target) / t.
 `Terms.shares` lists every (t, i, j, softmax share, 1 / t, 1 / t): how a term's slopes move when its logits are read
@@ -78,6 +79,12 @@ def ntxent(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
     targets[np.arange(len(anchors)), positives] = 1.0
     every = np.tile(np.arange(len(labels)), (len(anchors), 1))
     return softmax_terms(dist, [(anchors, positives, every, targets, reads)], spec, zero=~negative.any(axis=1)[anchors])
+
+
+def simclr(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:
+    """Chen et al. 2020 (SimCLR) eq. 1 and its mean over the 2B rows: on the pairs layout each row's positive is its
+    other view and every other row of both views a negative, whatever the labels: ntxent with each pair its own class."""
+    return ntxent(dist, np.tile(np.arange(pair_count(labels)), 2), spec)
 
 
 def supcon(dist: np.ndarray, labels: np.ndarray, spec, triplets=None) -> Terms:

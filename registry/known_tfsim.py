@@ -183,4 +183,40 @@ ENTRIES: tuple[Divergence, ...] = (
             ),
         ),
     ),
+    Divergence(
+        id="tfsim-simclr-twice-nt-xent",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity_softmax.py::test_simclr_is_twice_the_paper_s_nt_xent",
+        adapter="tfsim.SimCLRLoss",
+        kind="semantics",
+        reason="SimCLRLoss returns per example contrast(za, zb)_i + contrast(zb, za)_i, the sum of both views' "
+        "cross-entropies with no 1/2, and Keras averages over the B examples: the loss and its gradient are exactly "
+        "twice Chen et al.'s NT-Xent, whose mean runs over the 2B rows of both views (eq. 1 and L = 1/(2N) sum). "
+        "za = (x0, x2), zb = (x1, x3) of fixture A: 1.6041572 at t = 1, the paper's 0.8020786. Since PR #262 (0.17.0, "
+        "the symmetric sum; 0.16 took half of one direction plus a margin of 0.001). No Spec expresses it: the claim is "
+        "the paper's loss. Every edge batch shows it (SimCLR reads no label: each has terms above 0); float32, the one "
+        "dtype SimCLRLoss runs in (tfsim-simclr-float32-only).",
+        link="tensorflow/similarity tensorflow_similarity/losses/simclr.py SimCLRLoss.call (0.17.1); PR #262",
+        spec={"mining": "simclr"},
+        dtype="float32",
+        check=(CONFORMANCE, "edge:no_negative", "edge:singletons", "edge:full_collapse", "edge:duplicates"),
+        regressions=(
+            Regression(
+                np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [-0.8, 0.6]]), np.array([0, 1, 0, 1]),
+                "za = (x0, x2), zb = (x1, x3) of fixture A (docs/upstream/next-losses.md 3.3)",
+                "the paper's loss is 2.009078 at t = 0.05 and 0.668040 at t = 0.5; SimCLRLoss gives twice that",
+                reaches={"mining": "simclr"},
+            ),
+        ),
+    ),
+    Divergence(
+        id="tfsim-simclr-float32-only",
+        confirmed_by="tests/adapters/test_adapter_tf_similarity_softmax.py::test_simclr_rejects_every_dtype_but_float32",
+        adapter="tfsim.SimCLRLoss",
+        kind="unsupported",
+        reason="SimCLRLoss suppresses each row's own logit by subtracting tf.one_hot(...) * 1e9, and tf.one_hot is "
+        "float32: float64, float16 and bfloat16 embeddings raise InvalidArgumentError in that Sub.",
+        link="tensorflow/similarity tensorflow_similarity/losses/simclr.py SimCLRLoss.contrast (0.17.1)",
+        spec={"mining": "simclr"},
+        dtype=("float64", "float16", "bfloat16"),
+    ),
 )

@@ -26,14 +26,18 @@ X = np.array([[0.0, 1.0], [0.3, 0.9], [1.0, 0.1], [0.8, -0.2], [-0.6, 0.7], [2.0
 Y = np.array([0, 0, 1, 1, 0, 2, 2])
 
 
-# the adapters of labelled batches (NPairsLoss reads pairs: its own tests below)
-LABELLED = [name for name, adapter in ADAPTERS.items() if reference.LOSSES[adapter.specs[0].mining].layout == "labels"]
+def labelled(specs):
+    """The specs of labelled batches (NPairsLoss reads pairs, and so does NTXentLoss's simclr: their own tests below)."""
+    return [spec for spec in specs if reference.LOSSES[spec.mining].layout == "labels"]
+
+
+LABELLED = [name for name, adapter in ADAPTERS.items() if labelled(adapter.specs)]
 
 
 @pytest.mark.parametrize("name", LABELLED)
 def test_every_claimed_spec_matches_the_oracle_in_float64(name):
     adapter = ADAPTERS[name]
-    for spec in adapter.specs:
+    for spec in labelled(adapter.specs):
         out = adapter.run(X, Y, spec, "float64", "cpu")
         oracle = reference.evaluate(X, Y, spec)
         assert out.loss == pytest.approx(oracle.loss, abs=1e-12), spec
@@ -252,6 +256,20 @@ def test_ntxent_and_supcon_give_the_probed_fixture_values(name, spec, expected):
     out = adapter.run(BATCH_A, np.array([0, 0, 1, 1]), spec, "float64", "cpu")
     assert out.loss == pytest.approx(expected, abs=1e-6)
     assert out.loss == pytest.approx(reference.evaluate(BATCH_A, [0, 0, 1, 1], spec).loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("temperature, expected", [(1.0, 0.8020786), (0.05, 2.0090783)])
+def test_ntxent_on_two_views_is_simclr(temperature, expected):
+    """NTXentLoss on labels [0..B-1, 0..B-1] is Chen et al.'s NT-Xent, whatever class the pairs share: za = (x0, x2),
+    zb = (x1, x3) give next-losses.md 1.4's probes, the oracle's loss and gradient."""
+    spec = Spec(mining="simclr", distance="cosine", temperature=0.07).at_temperature(temperature)
+    x = BATCH_A[[0, 2, 1, 3]]
+    oracle = reference.evaluate(x, [0, 1, 0, 1], spec)
+    for labels in ([0, 1, 0, 1], [0, 0, 0, 0]):
+        out = ADAPTERS["pml.NTXentLoss"].run(x, np.array(labels), spec, "float64", "cpu")
+        assert out.loss == pytest.approx(oracle.loss, rel=1e-12)
+        np.testing.assert_allclose(out.grad, oracle.grad, atol=1e-12)
+    assert oracle.loss == pytest.approx(expected, abs=1e-6)
 
 
 def test_supcon_is_zero_without_a_negative_pair():

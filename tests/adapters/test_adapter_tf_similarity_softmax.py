@@ -1,5 +1,5 @@
-"""TF-Similarity's MultiSimilarityLoss and CircleLoss (tox environment `tfsim`; docs/upstream/next-losses.md, sections
-3.1 and 3.2): the probed values and what the registry holds of them."""
+"""TF-Similarity's MultiSimilarityLoss, CircleLoss and SimCLRLoss (tox environment `tfsim`; docs/upstream/next-losses.md,
+sections 3.1 to 3.3): the probed values and what the registry holds of them."""
 import math
 
 import numpy as np
@@ -15,6 +15,7 @@ from claims import assert_conforms  # noqa: E402
 
 MS = next(a for a in tf_similarity.ADAPTERS if a.name == "tfsim.MultiSimilarityLoss")
 CIRCLE = next(a for a in tf_similarity.ADAPTERS if a.name == "tfsim.CircleLoss")
+SIMCLR = next(a for a in tf_similarity.ADAPTERS if a.name == "tfsim.SimCLRLoss")
 BATCH_A = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]])  # next-losses.md's fixture A
 RNG = np.random.default_rng(11)
 X = RNG.normal(size=(5, 6))[np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3])] * 1.5 + RNG.normal(size=(10, 6)) * 0.6
@@ -66,3 +67,33 @@ def test_circle_adds_two_softpluses_and_keeps_the_weights():
     assert CIRCLE.run(BATCH_A, np.array([0, 0, 1, 2]), spec, "float64", "cpu").loss == pytest.approx(10.119861, abs=1e-6)
     for labels in ([0, 0, 0, 0], [0, 1, 2, 3]):  # no anchor with a pair of each: both 0
         assert CIRCLE.run(BATCH_A, np.array(labels), spec, "float64", "cpu").loss == 0.0
+
+
+VIEWS = BATCH_A[[0, 2, 1, 3]]  # next-losses.md 3.3's probe: za = (x0, x2), zb = (x1, x3) in the pairs layout
+
+
+@pytest.mark.parametrize("temperature, probe", [(1.0, 1.6041572), (0.05, 4.018156)])
+def test_simclr_gives_the_probed_values(temperature, probe):
+    """next-losses.md 3.3: twice the paper's 0.8020786 and 2.009078 (test_oracle_hand_computed_softmax.py)."""
+    spec = SIMCLR.specs[0].at_temperature(temperature)
+    assert float(tf_similarity.simclr_loss(tf.constant(VIEWS, tf.float32), None, spec)) == pytest.approx(probe, abs=1e-6)
+
+
+@pytest.mark.parametrize("spec", SIMCLR.specs, ids=str)
+def test_simclr_is_twice_the_paper_s_nt_xent(spec):
+    """Confirms tfsim-simclr-twice-nt-xent: on random batches of views (pairs sharing classes among them: SimCLR reads
+    no label) the loss and the gradient are twice the spec's, the paper's mean over the 2B rows. float32's rounding of
+    these sums stays far inside the relative bound 1e-4 on any machine, where a factor other than 2 misses it."""
+    rng = np.random.default_rng(3)
+    for pairs in (2, 5, 16):
+        x, labels = rng.normal(size=(2 * pairs, 8)), np.tile(rng.integers(0, 3, size=pairs), 2)
+        out, oracle = SIMCLR.run(x, labels, spec, "float32", "cpu"), reference.evaluate(x, labels, spec)
+        assert out.loss == pytest.approx(2 * oracle.loss, rel=1e-4)
+        assert np.max(np.abs(out.grad - 2 * oracle.grad)) <= 1e-4 * np.max(np.abs(2 * oracle.grad))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+def test_simclr_rejects_every_dtype_but_float32(dtype):
+    """Confirms tfsim-simclr-float32-only: tf.one_hot's float32 mask meets the logits in a Sub."""
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Sub"):
+        SIMCLR.run(VIEWS, np.array([0, 1, 0, 1]), SIMCLR.specs[0], dtype, "cpu")

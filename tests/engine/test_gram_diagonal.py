@@ -112,3 +112,22 @@ def test_the_worst_residue_is_inside_the_gram_rounding_of_the_diagonal():
     order = np.random.default_rng(4).permutation(11)
     for norm_order, dot_order in ((FORWARD, BACKWARD), (BACKWARD, FORWARD), (order, FORWARD), (FORWARD, order)):
         assert (np.abs(np.diagonal(gram(rows, norm_order, dot_order))) <= worst_residue(rows.astype(np.float32))).all()
+
+
+# --- the Gram expansion's backward (engine/tolerances.py `gram_backward_rounding`) -----------------------------------
+
+FAR_COPIES = np.array([[5351613539549184.0], [5351613539549184.0]])  # the thorough hunt's find: two copies 5.4e15 out
+TFSIM_GRADIENT = np.array([[33126592.0], [-33126592.0]])  # TF-Similarity's float32 gradient there, on the hunt's CPU
+
+
+@pytest.mark.parametrize("precision, admitted", [("gram", True), ("direct", False)])
+def test_the_gram_backward_at_an_exact_copy_is_rounding(precision, admitted):
+    """TF-Similarity's squared distance max(Gram, 0) passes its gradient at an exact copy, where the norms' 2 g p_i and
+    the matmul's 2 g p_j cancel only up to a product's rounding (2^25 of 2^50 where the CPU fuses a multiply and an
+    add; 0 where it does not): a Gram declaration admits it, a direct one, whose difference is exactly 0, does not."""
+    spec = reference.Spec(mining="batch_hard", distance="squared_euclidean", soft=True)
+    expected = evaluate(FAR_COPIES, np.array([0, 1]), spec)
+    assert not expected.grad.any()
+    allowed = tolerance("grad", "float32", expected, precision=precision)
+    errors = judge("grad", TFSIM_GRADIENT, expected, decisions(expected, "float32", precision), allowed, "float32")
+    assert errors is not None and errors.ok == admitted

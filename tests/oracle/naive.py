@@ -212,6 +212,18 @@ def ntxent(dist, labels, spec, triplets):
     return terms
 
 
+def simclr(dist, labels, spec, triplets):
+    """Per row r of the 2B: log sum over every k != r of e^(-d(r, k) / t) + d(r, v) / t, v its other view (r + B or
+    r - B); labels not read."""
+    rows, t = len(labels), spec.temperature
+    terms = []
+    for r in range(rows):
+        view = (r + rows // 2) % rows
+        logits = [-dist[r][k] / t for k in range(rows) if k != r]
+        terms.append(((r, view), log_sum_exp(logits) + dist[r][view] / t))
+    return terms
+
+
 def supcon(dist, labels, spec, triplets):
     """Per anchor with a positive: the mean over its positives p of log sum over k != a of e^(l_ak) - l_ap."""
     t = spec.temperature
@@ -289,6 +301,7 @@ STRATEGIES = {
     "npairs_multilabel": npairs_multilabel,
     "multiple_negatives": multiple_negatives,
     "ntxent": ntxent,
+    "simclr": simclr,
     "supcon": supcon,
     "multi_similarity": multi_similarity,
     "multi_similarity_mined": multi_similarity_mined,

@@ -131,6 +131,19 @@ def test_ntxent_in_simclr_layout(temperature, expected):
     assert reference.evaluate(A[[0, 2, 1, 3]], [0, 1, 0, 1], spec).loss == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.parametrize("temperature, paper, tf_similarity", [(1.0, 0.8020786, 1.6041572), (0.05, 2.009078, 4.018156)])
+def test_simclr_on_two_views(temperature, paper, tf_similarity):
+    """next-losses.md 3.3's probe, za = (x0, x2), zb = (x1, x3) in the pairs layout: rows x0 and x3 give
+    log(e^(.6 / t) + 1 + e^(-.8 / t)) - .6 / t, rows x2 and x1 log(e^(.6 / t) + 1 + e^(.8 / t)) - .6 / t (0.585233 and
+    1.018925 at t = 1); the paper's mean over the four rows, where TF-Similarity's SimCLRLoss sums the two views (2x)."""
+    t = temperature
+    near = math.log(math.exp(0.6 / t) + 1 + math.exp(-0.8 / t)) - 0.6 / t
+    far = math.log(math.exp(0.6 / t) + 1 + math.exp(0.8 / t)) - 0.6 / t
+    answer = reference.evaluate(A[[0, 2, 1, 3]], [0, 1, 0, 1], Spec(mining="simclr", distance="cosine", temperature=t))
+    np.testing.assert_allclose(answer.values, [near, far, far, near], rtol=1e-12, atol=1e-14)
+    assert answer.loss == pytest.approx(paper, abs=1e-6) and 2 * answer.loss == pytest.approx(tf_similarity, abs=1e-6)
+
+
 def test_supcon_on_batch_a():
     """1.0648501 at t = 0.1: the mean of log(1 + e^2 + e^-6) twice and log(1 + e^-6 + e^-14) twice; batch B (labels
     [0, 0, 1, 2]) the same, its anchors without a positive having no term."""
@@ -166,6 +179,12 @@ def test_multiple_negatives_on_batch_q(temperature, expected):
 def test_multiple_negatives_reads_no_label():
     """Another pair of the anchor's class is a negative all the same: the labels change nothing."""
     spec = Spec(mining="multiple_negatives", distance="cosine")
+    assert reference.evaluate(Q, [0, 0, 0] * 2, spec).loss == reference.evaluate(Q, [0, 1, 2] * 2, spec).loss
+
+
+def test_simclr_reads_no_label():
+    """Another pair of the row's class is a negative all the same: SimCLR has no labels."""
+    spec = Spec(mining="simclr", distance="cosine", temperature=0.5)
     assert reference.evaluate(Q, [0, 0, 0] * 2, spec).loss == reference.evaluate(Q, [0, 1, 2] * 2, spec).loss
 
 
