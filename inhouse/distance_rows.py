@@ -4,8 +4,8 @@ families (inhouse/softmax.py, inhouse/similarity.py) in O(N x chunk) memory, the
 `row_losses(rows, columns, distance, rows_loss)` measures D(rows_i, columns_j) (the N x N matrix when `columns` is
 `rows`, or the anchors x positives block of the pairs layout: a quarter of it) a chunk of rows at a time, hands each
 chunk to `rows_loss(M_chunk, unit, chunk, work) -> (per-row values, dL/dM_chunk)` (D = unit x M: cosine's 1/2 folded
-into the loss's own scaling), and pushes dL/dM through the distances at once: the gradient of a softmax written out, never autograd over N x N temporaries. Each temporary of a chunk's
-size is one buffer reused from chunk to chunk and written in place: on the CPU a fresh one costs about ten times the
+into the loss's own scaling), and pushes dL/dM through the distances at once: the gradient of a softmax written
+out, never autograd over N x N temporaries. Each temporary of a chunk's size is one buffer reused from chunk to chunk and written in place: on the CPU a fresh one costs about ten times the
 arithmetic on it, in page faults, and an N x N one falls out of the cache as well.
 
 The distances are the Gram expansion of the re-centred points (inhouse/distances.py `centred`), with the pairs it
