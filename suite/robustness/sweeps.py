@@ -54,7 +54,7 @@ SWEEP_DISTANCES = {
     "offset": ("euclidean",),
     "near_duplicate": ("euclidean", "cosine"),
     "scale": ("euclidean", "cosine"),
-    "temperature": ("cosine",),
+    "temperature": ("euclidean", "cosine"),
     "tf32": ("euclidean",),
 }
 FULL_LEVELS = {
