@@ -191,7 +191,7 @@ def _contrastive_on_the_matrix(points, labels, spec):
         values = torch.where(same, dist * dist, shortfall * shortfall).mul_(upper)
         slopes = torch.where(same, dist, shortfall.neg_()).mul_(upper).mul_(2.0)
         active = (values > 0).sum()
-    return _WithGradient.apply(dist, values.sum(), slopes), upper.sum(), active
+    return _WithGradient.apply(dist, values.sum(dtype=torch.float64), slopes), upper.sum(), active
 
 
 def lifted(points, labels, spec, triplets=None):

@@ -115,6 +115,21 @@ def test_contrastive_takes_the_matrix_path_for_few_classes():
     assert all(torch.equal(a, b) for a, b in zip(found, matrix))
 
 
+@pytest.mark.parametrize("classes, scale", [(1, 3e17), (4, 6e17)])
+def test_contrastive_sums_beyond_float32_where_its_mean_is_within(classes, scale):
+    """The thorough hunt's find: 36 float32 rows of norm about 1e18, one class; their 630 terms d^2 sum past float32's
+    largest number while their mean is finite. Both paths (one class takes the matrix, four classes the screened
+    pairs) keep the sum in float64 and give a finite loss and gradient."""
+    x, _ = _batch("normal", 36, 8, seed=9)
+    labels = torch.arange(36) % classes
+    x = (x * scale).float().requires_grad_(True)
+    same = torch.triu(labels[:, None] == labels[None, :], diagonal=1)
+    assert (torch.cdist(x.double(), x.double()) ** 2)[same].sum() > torch.finfo(torch.float32).max
+    loss = metric_loss(x, labels, Spec(mining="contrastive", distance="euclidean", margin=0.2))
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+
+
 def _window_counts(x, labels, margin, semi, count):
     d = pairwise_distances(x, "euclidean").detach()
     slots = ClassSlots(labels)
