@@ -147,7 +147,8 @@ ENTRIES: tuple[Divergence, ...] = (
         "negative's missing gradient is 1/N of the term's slope, and a soft term's slope at the tie is at most 1/2, "
         "so for the soft cosine specs it stays within bfloat16's gradient rounding on every batch (the unit rows' "
         "rounding, engine/tolerances.py `projection_rounding`) and is not claimed there; the hinge's slope of 1, and "
-        "euclidean distances, keep it beyond.",
+        "euclidean distances, keep it beyond. Soft squared distances are within the Gram expansion's backward rounding "
+        "on the three-row regression batch (`gram_backward_rounding`) and beyond it on the drawn batches of the cells.",
         link="qdrant/quaterion quaterion/loss/triplet_loss.py (mining='hard'); "
         "tensorflow/addons tensorflow_addons/losses/triplet.py _masked_minimum",
         spec={"mining": "batch_hard", "distance": ("euclidean", "squared_euclidean")},

@@ -171,9 +171,11 @@ def test_hard_losses_route_the_gradient_through_the_row_maximum_at_a_tie():
 
 def test_the_row_maximum_tie_in_bfloat16_is_resolved_except_for_soft_cosine():
     """Confirms masked-minimum-ties-at-the-row-maximum-bfloat16 and its -cosine-hinge sibling: on the tie in three rows
-    (anchor (1, 0), positive (0, 1), negative (0, -1), both at the row maximum), in bfloat16, the missing gradient lies beyond bfloat16's gradient tolerance for every claimed spec of both hard
-    losses but the soft cosine one, where a soft term's slope of 1/2 at the tie leaves it within the dtype's rounding
-    (which is why no entry claims that cell)."""
+    (anchor (1, 0), positive (0, 1), negative (0, -1), both at the row maximum), in bfloat16, the missing gradient lies
+    beyond bfloat16's gradient tolerance for every claimed spec of both hard losses but the soft ones of cosine (a soft
+    term's slope of 1/2 at the tie leaves it within the unit rows' rounding, which is why no entry claims that cell) and
+    of squared_euclidean (on these three rows within the rounding of the Gram expansion's backward, which the gram
+    declaration admits: engine/tolerances.py `gram_backward_rounding`; the drawn batches keep it beyond)."""
     from engine.ambiguity import decisions
     from engine.compare import measure
     from reference import evaluate
@@ -189,7 +191,7 @@ def test_the_row_maximum_tie_in_bfloat16_is_resolved_except_for_soft_cosine():
             assert not decisions(expected, "bfloat16", adapter.precision).ambiguous
             allowed = tolerance("grad", "bfloat16", expected, precision=adapter.precision)
             error = measure("grad", adapter.run(x, y, spec, "bfloat16", "cpu").grad, expected.grad, allowed, "bfloat16")
-            assert error.ok == (spec.soft and spec.distance == "cosine"), (name, spec, error.normalized)
+            assert error.ok == (spec.soft and spec.distance != "euclidean"), (name, spec, error.normalized)
 
 
 def test_batch_all_gradient_counts_a_term_exactly_at_the_hinge():
