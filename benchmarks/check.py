@@ -25,7 +25,10 @@ COMMIT_SETTING = {"d": 64, "threads": 1, "time_cap": 150}
 COMMIT_WORDS = ("{runs} run(s) of `python -m benchmarks.run --commit {runs}` (time cap 150 s), 1 thread, forward + "
                 "backward, fastest of the repeats; speedup = the other's time / inhouse.torch's (higher is better), the "
                 "lower of the runs; noise = its relative spread over the runs, never below min_noise")
-DEFAULT_MIN_NOISE = 0.15
+# Two --check runs ten minutes apart on the 2-core machine, no code changed between them, gave batch_hard's N = 4096
+# figure over the matmul 0.534x and 0.806x: figures move by up to a third between sessions, far more than the
+# spread of the back-to-back --commit runs (5%), so no figure's noise is taken below that.
+DEFAULT_MIN_NOISE = 0.3
 
 
 @dataclass(frozen=True)
