@@ -142,9 +142,9 @@ def _d2_coefficient(dl_dm, measured, distance, shares):
 
 def exp_rows(logits: torch.Tensor, live: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(lse, e, total), in place on `logits`, whose entries a row does not read the caller has set to -inf: per row the
-    log-sum-exp, e^(l - top) and its sum, shifted by the row's largest logit (inhouse/terms.py `masked_log_sum_exp`);
-    a row not `live` (it reads nothing; None: every row reads something) has lse -inf, e 0 and total 1. The softmax
-    is e / total."""
+    log-sum-exp, e^(l - top) and its sum, shifted by the row's largest logit (as the oracle's reference/terms.py
+    `masked_log_sum_exp`); a row not `live` (it reads nothing; None: every row reads something) has lse -inf, e 0 and
+    total 1. The softmax is e / total."""
     top = logits.amax(dim=1)
     if live is not None:
         top = torch.where(live, top, torch.zeros_like(top))

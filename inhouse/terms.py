@@ -27,18 +27,6 @@ def term_and_slope(excess: torch.Tensor, spec: Spec) -> tuple[torch.Tensor, torc
     return shifted.clamp_min(0.0), (shifted > 0).to(excess.dtype)
 
 
-def masked_log_sum_exp(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per row, log sum over the mask of e^l (reference/terms.py), shifted by the row's largest masked logit, a no-grad
-    constant that moves neither its value nor its gradient; -inf for a row with nothing masked, with gradient 0."""
-    live = mask.any(dim=1)
-    masked = torch.where(mask, logits, torch.full_like(logits, float("-inf")))
-    with torch.no_grad():
-        top = torch.where(live, masked.amax(dim=1), torch.zeros_like(logits[:, 0]))
-    total = torch.exp(masked - top[:, None]).sum(dim=1)
-    lse = torch.log(torch.where(live, total, torch.ones_like(total))) + top
-    return torch.where(live, lse, torch.full_like(lse, float("-inf")))
-
-
 def aggregate(values: torch.Tensor, included: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sum, units, active) of the terms `values` where `included`."""
     values = torch.where(included, values, torch.zeros_like(values))
