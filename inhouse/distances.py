@@ -15,9 +15,12 @@ Exactly zero distance has value 0 and gradient 0 (TF-Addons and torch.cdist's co
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .chunks import pair_chunks
+from .scratch import scratch
 
 # Elements of the [pairs, D] temporaries per chunk of `PairDistances` (1 MiB of float32): small chunks stay in the
 # cache and reuse the allocator's memory, where one large gather pays a page fault per 4 KiB on every call.
@@ -196,7 +199,7 @@ def _unresolved_pairs(d2: torch.Tensor, sq: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def _zero_share(u: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (u == 0).all(dim=1).to(u.dtype)
+    return 0.5 * (u == 0).all(dim=-1).to(u.dtype)
 
 
 def pairwise_distances(points: torch.Tensor, distance: str) -> torch.Tensor:
@@ -211,21 +214,80 @@ def pair_distances(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor, dista
     """d(points_a, points_b) for index vectors a, b, from differences (no cancellation); not differentiable."""
     pa, pb = points.index_select(0, a), points.index_select(0, b)  # = points[a], points[b]; faster on the CPU
     diff = pa - pb
-    squared = (diff * diff).sum(dim=1)
+    shares = _zero_share(pa) + _zero_share(pb) if distance == "cosine" else None
+    return _from_squares(diff * diff, distance, shares)
+
+
+def _from_squares(squares: torch.Tensor, distance: str, shares: torch.Tensor | None) -> torch.Tensor:
+    """Each pair's distance from the squares of its difference (the last dimension) and, for cosine, the pair's
+    zero-row shares."""
+    squared = squares.sum(dim=-1)
     if distance == "cosine":
-        return 0.5 * squared + (_zero_share(pa) + _zero_share(pb))
+        return 0.5 * squared + shares
     return squared if distance == "squared_euclidean" else squared.sqrt()
 
 
-def add_pair_gradient(grad, points, a, b, dist, dl_dd, distance: str) -> None:
-    """grad += dl_dd * d(d(points_a, points_b))/d points; a pair at zero distance passes no gradient."""
+def _pair_coefficient(dist: torch.Tensor, dl_dd: torch.Tensor, distance: str) -> torch.Tensor:
+    """c with dL/dpoints_a = c (points_a - points_b) = -dL/dpoints_b; a pair at zero distance passes no gradient."""
     live = torch.where(dist > 0, dl_dd, torch.zeros_like(dl_dd))
     if distance == "euclidean":
-        coefficient = live / torch.where(dist > 0, dist, torch.ones_like(dist))
-    else:  # |.|^2, and cosine's |.|^2 / 2
-        coefficient = live * (2.0 if distance == "squared_euclidean" else 1.0)
-    push = coefficient[:, None] * (points.index_select(0, a) - points.index_select(0, b))
+        return live / torch.where(dist > 0, dist, torch.ones_like(dist))
+    return live * (2.0 if distance == "squared_euclidean" else 1.0)  # |.|^2, and cosine's |.|^2 / 2
+
+
+def add_pair_gradient(grad, points, a, b, dist, dl_dd, distance: str) -> None:
+    """grad += dl_dd * d(d(points_a, points_b))/d points."""
+    push = _pair_coefficient(dist, dl_dd, distance)[:, None] * (points.index_select(0, a) - points.index_select(0, b))
     grad.index_add_(0, a, push).index_add_(0, b, -push)
+
+
+class PartnerDistances(torch.autograd.Function):
+    """[K, N]: d(points_i, points_partners[k, i]) for every row i and each of K partner vectors (`partner_distances`),
+    with `partner_gradient` as its backward."""
+
+    @staticmethod
+    def forward(ctx, points: torch.Tensor, partners: torch.Tensor, distance: str) -> torch.Tensor:
+        dists = partner_distances(points, partners, distance)
+        ctx.distance = distance
+        ctx.save_for_backward(points, partners, dists)
+        return dists
+
+    @staticmethod
+    def backward(ctx, grad_dists: torch.Tensor):
+        points, partners, dists = ctx.saved_tensors
+        return partner_gradient(points, partners, dists, grad_dists, ctx.distance), None, None
+
+
+def partner_distances(points: torch.Tensor, partners: torch.Tensor, distance: str) -> torch.Tensor:
+    """[K, N]: d(points_i, points_partners[k, i]), from differences: batch_hard's hardest positive and negative, O(K N
+    D). Every row is an anchor, so it is read (and given its gradient, `partner_gradient`) in place, where
+    `PairDistances` gathers and scatters both ends of each pair; the K partners go through each operation at once."""
+    diffs = _partner_differences(points, partners)
+    squares = torch.mul(diffs, diffs, out=scratch("partner squares", diffs.shape, diffs))
+    if distance == "cosine":
+        share = _zero_share(points)
+        return _from_squares(squares, distance, share + share[partners])
+    return _from_squares(squares, distance, None)
+
+
+def partner_gradient(points, partners, dists, grad_dists, distance: str) -> torch.Tensor:
+    """dL/dpoints from dL/d `partner_distances`. The differences are measured again, in scratch memory
+    (inhouse/scratch.py), rather than kept from the forward: K N D fresh floats cost more in page faults than the
+    arithmetic."""
+    # each partner's share -c (x_i - x_p), the anchor's the sum of their negatives: index_add_ with alpha=-1 is 3x
+    # slower on the CPU than negating once
+    pulls = _partner_differences(points, partners)
+    pulls.mul_(_pair_coefficient(dists, grad_dists, distance).neg_()[..., None])
+    grad = functools.reduce(torch.add, pulls.unbind(0)).neg_()  # K adds: a sum over the first dimension is 4x slower
+    return grad.index_add_(0, partners.reshape(-1), pulls.view(-1, pulls.shape[-1]))
+
+
+def _partner_differences(points: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
+    """[K, N, D] scratch: points_i - points_partners[k, i]."""
+    shape = (*partners.shape, points.shape[1])
+    others = scratch("partners", shape, points)
+    torch.index_select(points, 0, partners.reshape(-1), out=others.view(-1, shape[-1]))
+    return torch.sub(points[None], others, out=others)
 
 
 class PairDistances(torch.autograd.Function):

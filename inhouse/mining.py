@@ -19,22 +19,24 @@ class ClassSlots:
     members[a, k]   column of the k-th member of a's class (a itself included), ascending; 0 where padded
     inside[a, k]    that slot is a real member (not padding)
     positive[a, k]  that slot is a real member other than a: a positive of a
+    own[a]          the slot holding a itself
     size[a]         how many members a's class has (a included)
     """
 
     def __init__(self, labels: torch.Tensor):
         n = len(labels)
-        classes, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+        _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
         by_class = torch.argsort(labels, stable=True)  # members of each class are contiguous, classes ascending
-        starts = torch.cumsum(counts, 0) - counts
+        starts = torch.cumsum(counts, 0).sub_(counts)
         width = int(counts.max()) if n else 0
         slot = torch.arange(width, device=labels.device)
-        inside = slot[None, :] < counts[inverse][:, None]
-        place = (starts[inverse][:, None] + slot[None, :]).clamp_max(max(n - 1, 0))
-        self.inside = inside
-        self.members = torch.where(inside, by_class[place], torch.zeros_like(place))
-        self.positive = inside & (self.members != torch.arange(n, device=labels.device)[:, None])
-        self.size = counts[inverse]
+        self.size = counts.index_select(0, inverse)
+        first = starts.index_select(0, inverse)  # where each row's class starts in by_class
+        self.inside = slot < self.size[:, None]
+        self.members = torch.take(by_class, (first[:, None] + slot).clamp_max_(max(n - 1, 0))).mul_(self.inside)
+        rows = torch.arange(n, device=labels.device)
+        self.positive = self.inside & (self.members != rows[:, None])
+        self.own = torch.empty_like(rows).scatter_(0, by_class, rows).sub_(first)  # place in by_class - first
 
     @property
     def width(self) -> int:

@@ -4,8 +4,10 @@ Each strategy takes the points distances are measured between (`distances.measur
 the spec and the explicit triplets (mining="triplets" only), and returns (sum of the terms, units, active)
 for `terms.reduce`. How:
 
-- batch_hard, semi_hard, triplets: mine on the N x N matrix without gradient (`mining`), then measure the
-  selected pairs from differences (`PairDistances`); backward by autograd through those pairs only.
+- batch_hard, semi_hard, triplets: mine on the N x N matrix without gradient (`mining`; batch_hard stripe by
+  stripe, `hardest_stripes`), then measure the selected pairs from differences (`PairDistances`; batch_hard's two
+  partners per row `PartnerDistances`, its terms and their slopes in one autograd node, `_HardestTerms`); backward
+  through those pairs only.
 - contrastive: the positive pairs and the negative pairs closer than the margin (found by a screen without the
   matrix, `near_pairs`), measured from differences; backward by autograd through those pairs only.
 - lifted: the two rows of a positive pair share their negatives (every other class), so each pair's log-sum-exp
@@ -25,7 +27,7 @@ import torch
 from reference import Spec
 
 from .chunks import anchor_chunks
-from .distances import PairDistances, pairwise_distances
+from .distances import PairDistances, PartnerDistances, pairwise_distances, partner_distances, partner_gradient
 from .hardest_stripes import striped_hardest_partners
 from .similarity import circle, multi_similarity, multi_similarity_mined
 from .softmax import multiple_negatives, npairs, npairs_multilabel, ntxent, simclr, supcon
@@ -59,19 +61,42 @@ class _WithGradient(torch.autograd.Function):
 def batch_hard_from_partners(points, positive_at, negative_at, has_positive, has_negative, spec: Spec):
     """reference.strategies.batch_hard (and _scaled_batch_hard) once each anchor's hardest positive and
     negative are chosen (by `mining.hardest_partners` or the Triton kernel): hp = 0 without a positive."""
-    anchors = torch.arange(len(points), device=points.device)
-    hp = PairDistances.apply(points, anchors, positive_at, spec.distance)
-    hp = torch.where(has_positive, hp, torch.zeros_like(hp))
-    hn = PairDistances.apply(points, anchors, negative_at, spec.distance)
+    partners = torch.stack([positive_at, negative_at])
     included = has_positive & has_negative if spec.anchors == "valid" else torch.ones_like(has_positive)
-    excess = hp - hn
-    if spec.scaled:  # Quaterion: divide by the mean hardest-negative distance of the anchors that count
-        count = included.sum()
-        mean_hn = torch.where(included, hn, torch.zeros_like(hn)).sum() / count.clamp_min(1).to(hn.dtype)
-        # Without any anchor the loss is `empty`; a finite stand-in keeps NaN out of its zero gradient.
-        excess = excess / torch.where(count > 0, mean_hn, torch.ones_like(mean_hn))
-    values, _ = term_and_slope(excess, spec)
+    if not spec.scaled:
+        return _HardestTerms.apply(points, partners, has_positive, included, spec)
+    hp, hn = PartnerDistances.apply(points, partners, spec.distance)
+    hp = torch.where(has_positive, hp, torch.zeros_like(hp))
+    # Quaterion: divide by the mean hardest-negative distance of the anchors that count
+    count = included.sum()
+    mean_hn = torch.where(included, hn, torch.zeros_like(hn)).sum() / count.clamp_min(1).to(hn.dtype)
+    # Without any anchor the loss is `empty`; a finite stand-in keeps NaN out of its zero gradient.
+    values, _ = term_and_slope((hp - hn) / torch.where(count > 0, mean_hn, torch.ones_like(mean_hn)), spec)
     return aggregate(values, included)
+
+
+class _HardestTerms(torch.autograd.Function):
+    """(sum, units, active) of batch_hard's terms term(hp - hn) over the included anchors, their slopes (the spec's:
+    reference/terms.py hinge_or_soft) computed alongside and handed to the distances' backward (`partner_gradient`):
+    one node where autograd would record a dozen over [N] vectors."""
+
+    @staticmethod
+    def forward(ctx, points, partners, has_positive, included, spec: Spec):
+        dists = partner_distances(points, partners, spec.distance)
+        zero = torch.zeros((), dtype=dists.dtype, device=dists.device)
+        values, slopes = term_and_slope(torch.where(has_positive, dists[0], zero) - dists[1], spec)
+        values, slopes = torch.where(included, values, zero), torch.where(included, slopes, zero)
+        ctx.distance = spec.distance
+        ctx.save_for_backward(points, partners, dists, torch.stack([torch.where(has_positive, slopes, zero), -slopes]))
+        units, active = included.sum(), (values > 0).sum()
+        ctx.mark_non_differentiable(units, active)
+        return values.sum(), units, active
+
+    @staticmethod
+    def backward(ctx, grad_total, _units, _active):
+        points, partners, dists, slopes = ctx.saved_tensors
+        grad = partner_gradient(points, partners, dists, grad_total * slopes, ctx.distance)
+        return grad, None, None, None, None
 
 
 def batch_hard(points, labels, spec, triplets=None):

@@ -28,7 +28,7 @@ def _batch(kind: str, n: int, d: int, seed: int):
     return x, labels
 
 
-@pytest.mark.parametrize("n, d", [(300, 64), (700, 3), (1100, 128), (2100, 48)])
+@pytest.mark.parametrize("n, d", [(600, 64), (700, 3), (1100, 128), (2100, 48)])
 @pytest.mark.parametrize("kind", ["normal", "lattice", "far", "clustered", "one class", "singletons"])
 def test_striped_batch_hard_mining_chooses_what_the_matrix_path_chooses(kind, n, d):
     x, labels = _batch(kind, n, d, seed=n + d)
@@ -39,7 +39,21 @@ def test_striped_batch_hard_mining_chooses_what_the_matrix_path_chooses(kind, n,
         return
     assert len(hardest_stripes.stripes(n)) > 1
     for name, a, b in zip(("positive", "negative", "has positive", "has negative"), expected, found):
-        assert torch.equal(a, b), name
+        _assert_same_choice(x, a, b, name)
+
+
+def _assert_same_choice(x, expected, found, name: str):
+    """The same columns; where a BLAS rounds d2_ij and d2_ji apart (none measured does), a row's choice may differ
+    from the symmetrised matrix's only between two columns within one rounding of each other."""
+    if torch.equal(expected, found) or expected.dtype == torch.bool:
+        assert torch.equal(expected, found), name
+        return
+    rows = torch.arange(len(x))
+    differ = expected != found
+    ours = distances.pair_distances(x, rows[differ], found[differ], "squared_euclidean")
+    theirs = distances.pair_distances(x, rows[differ], expected[differ], "squared_euclidean")
+    rounding = 4 * (x.shape[1] + 4) * torch.finfo(x.dtype).eps
+    assert torch.allclose(ours, theirs, rtol=rounding, atol=0), f"{name}: {int(differ.sum())} rows chose otherwise"
 
 
 def test_striped_mining_declines_where_it_cannot_give_the_same_bits():
@@ -50,11 +64,19 @@ def test_striped_mining_declines_where_it_cannot_give_the_same_bits():
     assert hardest_stripes.striped_hardest_partners(copies, labels, "squared_euclidean") is None
 
 
-def test_first_minimum_is_argmin_with_ties_to_the_first_column():
-    g = torch.Generator().manual_seed(3)
-    d2 = torch.randint(0, 5, (40, 201), generator=g).float()  # many ties, a partial last block
-    d2[7] = float("inf")
-    assert torch.equal(hardest_stripes._first_minimum(d2), d2.argmin(dim=1))
+def test_a_tie_for_the_nearest_negative_goes_to_the_first_column_across_blocks():
+    """Row 0 at the origin, every other row at distance L from it (the points +-L e_k): each is a nearest negative
+    of row 0, and the first of another class is column 70, in the second block of BLOCK columns."""
+    width, length = 128, 4.0
+    axes = length * torch.eye(width)
+    x = torch.cat([torch.zeros(1, width), axes, -axes])
+    labels = torch.arange(len(x)) // 3 + 100
+    labels[:70] = 0
+    _, negative_at, _, has_negative = hardest_stripes.striped_hardest_partners(x, labels, "squared_euclidean")
+    assert hardest_stripes.BLOCK < 70 < 2 * hardest_stripes.BLOCK
+    assert bool(has_negative[0]) and int(negative_at[0]) == 70
+    expected = hardest_partners(distances.pairwise_distances(x, "squared_euclidean"), labels)
+    assert torch.equal(expected[1], negative_at)
 
 
 @pytest.mark.parametrize("n", [5, 128, 300])
