@@ -1,12 +1,15 @@
 """A loss read row by row from a distance matrix, in one pass over chunks of its rows: the softmax and similarity
 families (inhouse/softmax.py, inhouse/similarity.py) in O(N x chunk) memory, their gradient computed in the same pass.
 
-`row_losses(rows, columns, distance, rows_loss)` measures D(rows_i, columns_j) (the N x N matrix when `columns` is
-`rows`, or the anchors x positives block of the pairs layout: a quarter of it) a chunk of rows at a time, hands each
+`row_losses(points, split, distance, rows_loss)` measures D(rows_i, columns_j) (the N x N matrix when split is None,
+or the anchors x positives block of the pairs layout, points[:split] x points[split:]: a quarter of it) a chunk of
+rows at a time, hands each
 chunk to `rows_loss(M_chunk, unit, chunk, work) -> (per-row values, dL/dM_chunk)` (D = unit x M: cosine's 1/2 folded
 into the loss's own scaling), and pushes dL/dM through the distances at once: the gradient of a softmax written
-out, never autograd over N x N temporaries. Each temporary of a chunk's size is one buffer reused from chunk to chunk and written in place: on the CPU a fresh one costs about ten times the
-arithmetic on it, in page faults, and an N x N one falls out of the cache as well.
+out, never autograd over N x N temporaries. Each temporary of a chunk's size is one buffer reused from chunk to chunk
+and written in place: on the CPU a fresh one costs about ten times the arithmetic on it, in page faults, and an N x N
+one falls out of the cache as well. The softmax family's cross-entropies of a linear distance take a faster road over
+the same `Gram` (inhouse/cross_entropy_rows.py).
 
 The distances are the Gram expansion of the re-centred points (inhouse/distances.py `centred`), with the pairs it
 cannot resolve (d2 < REFINE_BELOW x (|z_i|^2 + |z_j|^2): near-duplicates) measured from differences of the points as
@@ -27,98 +30,152 @@ from .distances import REFINE_BELOW, centred
 ROW_ELEMENTS = 1 << 19
 
 
-def row_chunks(rows: int, columns: int):
-    step = max(1, ROW_ELEMENTS // max(columns, 1))
+def row_chunks(rows: int, columns: int, budget: int | None = None):
+    """Slices of the rows whose [rows, columns] temporaries hold at most ROW_ELEMENTS (or a smaller `budget`)."""
+    limit = ROW_ELEMENTS if budget is None else min(budget, ROW_ELEMENTS)
+    step = max(1, limit // max(columns, 1))
     return (slice(start, min(start + step, rows)) for start in range(0, rows, step))
 
 
-def row_losses(rows: torch.Tensor, columns: torch.Tensor, distance: str,
+class Gram:
+    """The squared distances d2 of the rows `points[:split]` to the columns `points[split:]` (split None: all of
+    them, the N x N matrix) a chunk of rows at a time, and the gradient through them of a coefficient k = dL/dd2 given
+    chunk by chunk, gathered as [rows, D] and [D, columns] products: dd2_ij / dz_i = 2 (z_i - z_j), one matmul each
+    way (k^T z_rows would transpose every chunk).
+
+    k may come as f_i x K_ij with a per-row factor f applied to those products, not to the chunk's entries (an
+    elementwise pass saved). The near pairs' share goes through their differences, as their distances did."""
+
+    def __init__(self, points: torch.Tensor, split: int | None = None):
+        self.points, self.square, self.split = points, split is None, split or 0
+        self.z = centred(points)
+        sq = (self.z * self.z).sum(dim=1)
+        (self.rows, self.columns), (self.z_rows, self.z_columns), (self.sq_rows, self.sq_columns) = (
+            (t, t) if self.square else (t[:split], t[split:]) for t in (points, self.z, sq))
+        # a row whose smallest d2 is at least its bound has no near pair: one comparison per row settles the usual case
+        self.bound = REFINE_BELOW * (self.sq_rows + (self.sq_columns.max() if len(self.columns) else 0.0))
+        self.row_sums, self.pulled_rows = torch.empty_like(self.sq_rows), torch.empty_like(self.z_rows)  # per chunk
+        self.column_sums = torch.zeros_like(self.sq_columns)
+        self.pulled_columns = self.z_columns.new_zeros(self.z_columns.shape[::-1])
+        self.pushes = []  # the near pairs' (rows, columns, f_i k_ij (x_i - x_j))
+
+    def measure(self, chunk: slice, d2: torch.Tensor, smallest: torch.Tensor):
+        """d2 := the chunk's squared distances (rows counted from the chunk's first), the N x N diagonal +inf;
+        smallest := each row's least d2. The near pairs, measured from differences: (i, j, differences) or None."""
+        torch.add(self.sq_rows[chunk, None], self.sq_columns, out=d2)
+        d2.addmm_(self.z_rows[chunk], self.z_columns.T, alpha=-2.0)  # d2 < 0 is a near pair: measured again below
+        if self.square:
+            d2.diagonal(chunk.start).fill_(float("inf"))
+        torch.amin(d2, dim=1, out=smallest)
+        if not bool((smallest < self.bound[chunk]).any()):
+            return None
+        i, j = (d2 < REFINE_BELOW * (self.sq_rows[chunk, None] + self.sq_columns)).nonzero(as_tuple=True)
+        if not len(i):
+            return None
+        diff = self.rows[chunk][i] - self.columns[j]
+        d2[i, j] = (diff * diff).sum(dim=1)
+        torch.amin(d2, dim=1, out=smallest)
+        return i, j, diff
+
+    def pull(self, chunk: slice, k: torch.Tensor, near, factor: torch.Tensor | None = None) -> None:
+        """Gathers the gradient of the chunk's k = factor_i x k_ij (factor None: 1), k's diagonal 0 (consumed: the
+        near pairs' entries are zeroed, their share pushed from their differences)."""
+        if near is not None:
+            i, j, diff = near
+            push = (k[i, j] if factor is None else k[i, j] * factor[i])[:, None] * diff
+            k[i, j] = 0.0
+            self.pushes.append((i + chunk.start, j, push))
+        torch.sum(k, dim=1, out=self.row_sums[chunk])
+        torch.mm(k, self.z_columns, out=self.pulled_rows[chunk])
+        z_rows = self.z_rows[chunk] if factor is None else self.z_rows[chunk] * factor[:, None]
+        self.pulled_columns.addmm_(z_rows.T, k)
+        self.column_sums.add_(k.sum(dim=0) if factor is None else k.T @ factor)
+
+    def gradient(self, factor: torch.Tensor | None = None) -> torch.Tensor:
+        """dL/dpoints of what `pull` gathered over every row, the rows' products scaled by their `factor` now."""
+        grad = torch.empty_like(self.z)
+        rows = grad if self.square else grad[: self.split]
+        torch.mul(self.z_rows, self.row_sums[:, None], out=rows).sub_(self.pulled_rows)
+        rows.mul_(2.0 if factor is None else 2.0 * factor[:, None].to(rows.dtype))
+        if self.square:
+            grad.addcmul_(self.z_columns, self.column_sums[:, None], value=2.0).sub_(self.pulled_columns.T, alpha=2.0)
+        else:
+            torch.mul(self.z_columns, self.column_sums[:, None], out=grad[self.split:])
+            grad[self.split:].sub_(self.pulled_columns.T).mul_(2.0)
+        for i, j, push in self.pushes:
+            grad.index_add_(0, i, push, alpha=2.0)
+            grad.index_add_(0, j + self.split, push, alpha=-2.0)
+        return grad
+
+
+def row_losses(points: torch.Tensor, split: int | None, distance: str,
                rows_loss: Callable) -> tuple[torch.Tensor, torch.Tensor]:
-    """(total, values): the per-row values (float64 [len(rows)]) of `rows_loss(M_chunk, unit, chunk, work) -> (values,
-    dL/dM_chunk)` over D(rows, columns) = unit x M, and their sum, differentiable (the values are not: a row that does
-    not count must have value 0 and dL/dM 0). `work` is a float64 buffer of the chunk's shape for the loss to compute
-    in, in place, and return dL/dM in; M_chunk (the points' dtype) is overwritten once the loss returns."""
-    return _RowLosses.apply(rows, columns, distance, rows_loss)
+    """(total, values): the per-row values (float64 [rows]) of `rows_loss(M_chunk, unit, chunk, work) -> (values,
+    dL/dM_chunk)` over D(rows, columns) = unit x M (rows `points[:split]`, columns `points[split:]`, split None: all
+    of them, the N x N matrix), and their sum, differentiable (the values are not: a row that does not count must have
+    value 0 and dL/dM 0). `work` is a float64 buffer of the chunk's shape for the loss to compute in, in place, and
+    return dL/dM in; M_chunk (the points' dtype) is overwritten once the loss returns."""
+    return _RowLosses.apply(points, split, distance, rows_loss)
 
 
-class _RowLosses(torch.autograd.Function):
+class GramGradients(torch.autograd.Function):
+    """A Function of (points, split, two more arguments) whose forward computed the gradient of its total over `Gram`
+    and `keep`s it: the backward scales it by dL/dtotal (the per-row values are not differentiable)."""
+
     @staticmethod
-    def forward(ctx, rows, columns, distance, rows_loss):
-        square = rows is columns
-        z = centred(rows) if square else centred(torch.cat([rows, columns]))
-        z_rows, z_columns = (z, z) if square else (z[: len(rows)], z[len(rows):])
-        sq_rows, sq_columns = (z_rows * z_rows).sum(dim=1), (z_columns * z_columns).sum(dim=1)
-        shares = _zero_shares(rows, columns, square) if distance == "cosine" else None
-        values = torch.empty(len(rows), dtype=torch.float64, device=rows.device)
-        grad_rows, grad_columns = torch.zeros_like(rows), torch.zeros_like(columns)
-        # the columns' gradient 2 sum_i k_ij (z_j - z_i), gathered over the chunks as sum_i k_ij and [D, C] z_rows^T k:
-        # k^T z_rows would transpose every chunk
-        column_weights, pulled = columns.new_zeros(len(columns)), columns.new_zeros(columns.shape[::-1])
-        differentiable = any(ctx.needs_input_grad[:2])
-        chunks = list(row_chunks(len(rows), len(columns)))
-        shape = (chunks[0].stop if chunks else 0, len(columns))
-        d2_buffer, work_buffer = rows.new_empty(shape), rows.new_empty(shape, dtype=torch.float64)
-        for chunk in chunks:
-            size = chunk.stop - chunk.start
-            d2 = torch.add(sq_rows[chunk, None], sq_columns[None, :], out=d2_buffer[:size])
-            d2.addmm_(z_rows[chunk], z_columns.T, alpha=-2.0)  # d2 < 0 is a near pair: measured again below
-            diagonal = diagonal_of(chunk, rows.device) if square else None
-            near = _near_pairs(d2, sq_rows[chunk], sq_columns, diagonal)
-            if near is not None:
-                i, j, diff = near[0], near[1], rows[chunk][near[0]] - columns[near[1]]
-                d2[i, j] = (diff * diff).sum(dim=1)
-            if diagonal is not None:
-                d2[diagonal] = 0.0
-            measured, unit = _measured_(d2, distance, shares, chunk)
-            values[chunk], dl_dm = rows_loss(measured, unit, chunk, work_buffer[:size])
-            if not differentiable:
-                continue
-            k = _d2_coefficient(dl_dm, measured, distance, shares)  # dL/dd2, in the points' dtype, over M
-            if diagonal is not None:
-                k[diagonal] = 0.0
-            if near is not None:
-                push = k[i, j, None] * diff
-                k[i, j] = 0.0
-            # dd2_ij / dx_i = 2 (x_i - x_j) = 2 (z_i - z_j): one matmul each way, near pairs from their differences
-            grad_rows[chunk] += 2.0 * torch.addmm(k.sum(dim=1, keepdim=True) * z_rows[chunk], k, z_columns, alpha=-1.0)
-            column_weights.add_(k.sum(dim=0))
-            pulled.addmm_(z_rows[chunk].T, k, alpha=-1.0)
-            if near is not None:
-                grad_rows[chunk].index_add_(0, i, 2.0 * push)
-                grad_columns.index_add_(0, j, -2.0 * push)
-        grad_columns.add_(2.0 * (column_weights[:, None] * z_columns + pulled.T))
-        ctx.square = square
-        ctx.save_for_backward(grad_rows, grad_columns)
-        ctx.mark_non_differentiable(values)
-        return values.sum(), values
+    def keep(ctx, gram: Gram, factor: torch.Tensor | None = None) -> None:
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(gram.gradient(factor))
 
     @staticmethod
     def backward(ctx, grad_total, grad_values):
-        grad_rows, grad_columns = ctx.saved_tensors
-        scale = grad_total.to(grad_rows.dtype)
-        if ctx.square:  # one tensor: autograd would add the two halves, give it all to the first
-            return (grad_rows + grad_columns) * scale, None, None, None
-        return grad_rows * scale, grad_columns * scale, None, None
+        grad, = ctx.saved_tensors
+        return grad * grad_total.to(grad.dtype), None, None, None
 
 
-def _zero_shares(rows, columns, square):
+class _RowLosses(GramGradients):
+    @staticmethod
+    def forward(ctx, points, split, distance, rows_loss):
+        gram = Gram(points, split)
+        rows, columns = gram.rows, gram.columns
+        shares = _zero_shares(gram) if distance == "cosine" else None
+        values = torch.empty(len(rows), dtype=torch.float64, device=rows.device)
+        chunks = list(row_chunks(len(rows), len(columns)))
+        shape = (chunks[0].stop if chunks else 0, len(columns))
+        d2_buffer, work_buffer = rows.new_empty(shape), rows.new_empty(shape, dtype=torch.float64)
+        smallest = rows.new_empty(len(rows))
+        for chunk in chunks:
+            size = chunk.stop - chunk.start
+            d2 = d2_buffer[:size]
+            near = gram.measure(chunk, d2, smallest[chunk])
+            if gram.square:
+                d2.diagonal(chunk.start).zero_()
+            measured, unit = _measured_(d2, distance, shares, chunk)
+            values[chunk], dl_dm = rows_loss(measured, unit, chunk, work_buffer[:size])
+            if ctx.needs_input_grad[0]:
+                k = _d2_coefficient(dl_dm, measured, distance, shares)  # dL/dd2, in the points' dtype, over M
+                if gram.square:
+                    k.diagonal(chunk.start).zero_()
+                gram.pull(chunk, k, near)
+        GramGradients.keep(ctx, gram)
+        ctx.mark_non_differentiable(values)
+        return values.sum(), values
+
+
+def zero_rows(points: torch.Tensor) -> torch.Tensor:
+    """Which rows of points are 0 (cheaper than (points == 0).all(dim=1), whose reduction is over booleans)."""
+    if points.shape[1] == 0:
+        return torch.ones(len(points), dtype=torch.bool, device=points.device)
+    return points.abs().amax(dim=1) == 0
+
+
+def _zero_shares(gram: Gram):
     """Each zero point's share 1/2 of its cosine distances (`unit_rows` gives it cos = 0), or None without one."""
-    zero_rows = (rows == 0).all(dim=1)
-    zero_columns = zero_rows if square else (columns == 0).all(dim=1)
-    if not (zero_rows.any() or zero_columns.any()):
+    zero = zero_rows(gram.points)
+    if not zero.any():
         return None
-    return 0.5 * zero_rows.to(rows.dtype), 0.5 * zero_columns.to(columns.dtype)
-
-
-def _near_pairs(d2, sq_rows, sq_columns, diagonal):
-    """(i, j) of the chunk's pairs the Gram expansion cannot resolve (the diagonal aside), or None; one cheap
-    comparison settles the usual case."""
-    if diagonal is not None:
-        d2[diagonal] = float("inf")
-    if d2.min() >= REFINE_BELOW * (sq_rows.max() + sq_columns.max()):
-        return None
-    i, j = (d2 < REFINE_BELOW * (sq_rows[:, None] + sq_columns[None, :])).nonzero(as_tuple=True)
-    return (i, j) if len(i) else None
+    share = 0.5 * zero.to(gram.points.dtype)
+    return (share, share) if gram.square else (share[: gram.split], share[gram.split:])
 
 
 def _measured_(d2, distance, shares, chunk):
@@ -182,22 +239,23 @@ def class_sizes(labels: torch.Tensor) -> torch.Tensor:
 
 class ClassPairs:
     """Every ordered pair (a, b) of rows with one label, a != b unless `with_self`, sorted by a, built in O(pairs)
-    from the sorted labels (no N x N mask); `of(chunk)` gives the chunk's, a counted from the chunk's first row."""
+    from the sorted labels (no N x N mask); `counts` the pairs of each row, `of(chunk)` the chunk's, a counted from
+    the chunk's first row."""
 
     def __init__(self, labels: torch.Tensor, with_self: bool = False):
         n, device = len(labels), labels.device
         order = torch.argsort(labels, stable=True)
         _, group, sizes = torch.unique(labels, return_inverse=True, return_counts=True)
-        first = torch.cumsum(sizes, 0) - sizes  # where each class starts in `order`
-        per_row = sizes[group]
-        a = torch.repeat_interleave(torch.arange(n, device=device), per_row)
-        starts = torch.cumsum(per_row, 0) - per_row
-        b = order[first[group[a]] + torch.arange(len(a), device=device) - starts[a]]
-        if not with_self:
-            keep = a != b
-            a, b, per_row = a[keep], b[keep], per_row - 1
-        self.a, self.b = a, b
-        self.starts = torch.cat([per_row.new_zeros(1), torch.cumsum(per_row, 0)]).tolist()
+        first = (torch.cumsum(sizes, 0) - sizes)[group]  # where each row's class starts in `order`
+        self.counts = sizes[group] - (0 if with_self else 1)
+        a = torch.repeat_interleave(torch.arange(n, device=device), self.counts)
+        ends = torch.cumsum(self.counts, 0)
+        rank = torch.arange(len(a), device=device) - (ends - self.counts)[a]  # the partner's place in the class
+        if not with_self:  # past the row's own place in `order`
+            own = torch.empty_like(order).scatter_(0, order, torch.arange(n, device=device)) - first
+            rank += rank >= own[a]
+        self.a, self.b = a, order[first[a] + rank]
+        self.starts = [0] + ends.tolist()
 
     def of(self, chunk: slice) -> tuple[torch.Tensor, torch.Tensor]:
         part = slice(self.starts[chunk.start], self.starts[chunk.stop])

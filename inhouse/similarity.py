@@ -82,7 +82,7 @@ def _multi_similarity_rows(s, pairs, unread, live, spec, unit):
 
 
 def multi_similarity(points, labels, spec, triplets=None):
-    total, values = row_losses(points, points, spec.distance, _similarity_rows(spec, labels, _multi_similarity_rows))
+    total, values = row_losses(points, None, spec.distance, _similarity_rows(spec, labels, _multi_similarity_rows))
     sizes = class_sizes(labels)
     counted = (sizes > 1) | (sizes < len(labels))  # log(1 + a sum > 0) > 0
     return total, torch.tensor(len(values), device=values.device), counted.sum()
@@ -106,7 +106,7 @@ def _circle_rows(s, pairs, unread, live, spec, unit):
 
 
 def circle(points, labels, spec, triplets=None):
-    total, values = row_losses(points, points, spec.distance, _similarity_rows(spec, labels, _circle_rows))
+    total, values = row_losses(points, None, spec.distance, _similarity_rows(spec, labels, _circle_rows))
     sizes = class_sizes(labels)
     live = (sizes > 1) & (sizes < len(labels))
     return total, torch.tensor(len(values), device=values.device), live.sum()

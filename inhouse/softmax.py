@@ -1,7 +1,8 @@
 """The softmax family (reference/softmax.py) in torch: every term a cross-entropy over logits -D / t, each
 log-sum-exp shifted by its row's largest logit, in float64 so that the large logits of a low temperature keep their
 low bits. Each loss is read row by row (inhouse/distance_rows.py): per chunk of rows its terms and dL/dD, the
-gradient of a cross-entropy written out (softmax - targets), never autograd over N x N temporaries.
+gradient of a cross-entropy written out (softmax - targets), never autograd over N x N temporaries. The plain
+cross-entropies (all but ntxent's) take the shorter road of inhouse/cross_entropy_rows.py where it applies.
 
     npairs, npairs_multilabel   per anchor, against the positives that share its classes (the pairs layout)
     multiple_negatives          per anchor against its own positive (and, symmetric, per positive against its anchor)
@@ -19,7 +20,8 @@ import torch
 
 from reference.validation import MAX_CLASSES
 
-from .distance_rows import ClassPairs, class_sizes, diagonal_of, exp_rows, row_losses, unread_
+from .cross_entropy_rows import Targets, cross_entropies
+from .distance_rows import ClassPairs, class_sizes, diagonal_of, exp_rows, row_chunks, row_losses, unread_
 
 
 def check_pairs(labels: torch.Tensor) -> int:
@@ -85,9 +87,21 @@ def cross_entropy_rows(spec, targets_of, unread_of=None, counted_of=None):
     return rows_loss
 
 
-def _spread(i: torch.Tensor, j: torch.Tensor, weights: torch.Tensor, rows: int):
+def _cross_entropies(points, split, spec, targets: Targets, counted=None, unread_of=None):
+    """(total, values) of per-row cross-entropies against `targets` over the rows `points[:split]` and the columns
+    `points[split:]` (split None: the N x N matrix, its diagonal unread, as `unread_of` says for the general road),
+    the short road where it applies (inhouse/cross_entropy_rows.py)."""
+    fast = cross_entropies(points, split, spec.distance, spec.temperature, targets, counted)
+    if fast is not None:
+        return fast
+    counted_of = None if counted is None else (lambda chunk: counted[chunk])
+    return row_losses(points, split, spec.distance, cross_entropy_rows(spec, targets.of, unread_of, counted_of))
+
+
+def _spread(i: torch.Tensor, j: torch.Tensor, weights: torch.Tensor, rows: int, counts=None) -> Targets:
     """Target entries with each row's weights scaled to sum to 1."""
-    return i, j, weights / torch.zeros(rows, dtype=weights.dtype, device=weights.device).index_add_(0, i, weights)[i]
+    sums = torch.zeros(rows, dtype=weights.dtype, device=weights.device).index_add_(0, i, weights)
+    return Targets(i, j, weights / sums[i], rows, counts)
 
 
 def _summed(total: torch.Tensor, values: torch.Tensor):
@@ -97,57 +111,44 @@ def _summed(total: torch.Tensor, values: torch.Tensor):
 
 def _anchor_rows(points, labels, spec, targets_of_pairs):
     """Per anchor, the cross-entropy against targets spread over the positives: `targets_of_pairs(the pairs'
-    labels)(chunk)` gives them as entries (i, j, share)."""
+    labels)` gives them."""
     half = check_pairs(labels)
-    targets_of = targets_of_pairs(labels[:half])
-
-    def targets(chunk):
-        return _spread(*targets_of(chunk), chunk.stop - chunk.start)
-
-    return _summed(*row_losses(points[:half], points[half:], spec.distance, cross_entropy_rows(spec, targets)))
+    return _summed(*_cross_entropies(points, half, spec, targets_of_pairs(labels[:half])))
 
 
-def _same_classes(pairs: torch.Tensor):
+def _same_classes(pairs: torch.Tensor) -> Targets:
     same = ClassPairs(pairs, with_self=True)
-
-    def targets(chunk):
-        i, j = same.of(chunk)
-        return i, j, torch.ones(len(i), dtype=torch.float64, device=i.device)
-
-    return targets
+    return _spread(same.a, same.b, torch.ones(len(same.a), dtype=torch.float64, device=pairs.device), len(pairs),
+                   same.counts)
 
 
 def npairs(points, labels, spec, triplets=None):
     return _anchor_rows(points, labels, spec, _same_classes)
 
 
-def _shared_classes(pairs: torch.Tensor):
+def _shared_classes(pairs: torch.Tensor) -> Targets:
+    """Entries |C_i & C_j| > 0, found a chunk of rows at a time (no B x B matrix)."""
     bits = class_bits(pairs)
-
-    def targets(chunk):
-        shared = bits[chunk] @ bits.T  # |C_i & C_j|
+    found = [(pairs.new_zeros(0), pairs.new_zeros(0), bits.new_zeros(0))]
+    for chunk in row_chunks(len(pairs), len(pairs)):
+        shared = bits[chunk] @ bits.T
         i, j = shared.nonzero(as_tuple=True)
-        return i, j, shared[i, j]
-
-    return targets
+        found.append((i + chunk.start, j, shared[i, j]))
+    return _spread(*(torch.cat(parts) for parts in zip(*found)), len(pairs))
 
 
 def npairs_multilabel(points, labels, spec, triplets=None):
     return _anchor_rows(points, labels, spec, _shared_classes)
 
 
-def _own(chunk: slice, device):
-    """Target entries of rows `chunk` of the identity: each anchor its own positive."""
-    i = torch.arange(chunk.stop - chunk.start, device=device)
-    return i, i + chunk.start, torch.ones(len(i), dtype=torch.float64, device=device)
-
-
 def multiple_negatives(points, labels, spec, triplets=None):
+    """Per anchor against its own positive among all positives (and, symmetric, per positive among all anchors)."""
     half = check_pairs(labels)
-    rows_loss = cross_entropy_rows(spec, lambda chunk: _own(chunk, points.device))
-    total, values = row_losses(points[:half], points[half:], spec.distance, rows_loss)
+    own = torch.arange(half, device=points.device)
+    targets = Targets(own, own, torch.ones(half, dtype=torch.float64, device=points.device), half, torch.ones_like(own))
+    total, values = _cross_entropies(points, half, spec, targets)
     if spec.symmetric:  # per positive, against every anchor
-        back, back_values = row_losses(points[half:], points[:half], spec.distance, rows_loss)
+        back, back_values = _cross_entropies(torch.cat([points[half:], points[:half]]), half, spec, targets)
         total, values = total + back, torch.cat([values, back_values])
     return _summed(total, values)
 
@@ -173,7 +174,7 @@ def ntxent(points, labels, spec, triplets=None):
         slope = exps.mul_((pulled * scale / total)[:, None])
         return torch.zeros_like(lse).index_add_(0, a, terms), slope.index_put_((a, p), -pulls * scale)
 
-    total, _ = row_losses(points, points, spec.distance, rows_loss)
+    total, _ = row_losses(points, None, spec.distance, rows_loss)
     # units: the ordered positive pairs; a pair without negatives is 0 exactly
     return total, (sizes - 1).sum(), ((sizes - 1) * (sizes < n)).sum()
 
@@ -181,17 +182,11 @@ def ntxent(points, labels, spec, triplets=None):
 def supcon(points, labels, spec, triplets=None):
     """Per anchor with a positive: log sum over every other row of e^l - the mean of its positives' logits."""
     n, pairs = len(labels), ClassPairs(labels)
-    positives = class_sizes(labels) - 1
+    positives = pairs.counts
+    targets = Targets(pairs.a, pairs.b, 1.0 / positives[pairs.a].to(torch.float64), n, positives)
     everyone = torch.full((n,), n > 1, device=labels.device)  # what reads another row
-
-    def targets(chunk):
-        a, p = pairs.of(chunk)
-        return a, p, 1.0 / positives[chunk][a].to(torch.float64)
-
-    rows_loss = cross_entropy_rows(spec, targets, unread_of=lambda chunk: ((diagonal_of(chunk, labels.device),),
-                                                                           everyone[chunk]),
-                                   counted_of=lambda chunk: positives[chunk] > 0)
-    total, _ = row_losses(points, points, spec.distance, rows_loss)
+    total, _ = _cross_entropies(points, None, spec, targets, positives > 0,
+                                lambda chunk: ((diagonal_of(chunk, labels.device),), everyone[chunk]))
     has_positive = positives > 0
     return total, has_positive.sum(), (has_positive & (n - 1 > 1)).sum()  # one other row: a softmax of 1, 0 exactly
 

@@ -15,9 +15,11 @@ package only computes it faster. Where each part lives:
     near_pairs.py   the pairs that may lie closer than a bound (contrastive's), screened without the matrix
     windows.py      batch_all's and semi_hard_all's windows of negatives, counted by bins or by sorting
     softmax.py, similarity.py, distance_rows.py  the softmax and similarity families, row by row
+    cross_entropy_rows.py  the softmax family's plain cross-entropies over cosine or squared d2, fewer passes
     strategies.py   one function per `Spec.mining`: (sum of terms, units, active)
     terms.py        hinge / softplus terms, the reduction, the loss in the input's dtype
     chunks.py       the bound on temporaries beyond O(N^2) (`CHUNK_ELEMENTS`) and the chunks that keep it
+    scratch.py      CPU scratch buffers kept from call to call (a fresh megabyte costs page faults)
 
 float16 / bfloat16 inputs are computed in float32 and the loss cast back (as TF-Addons does).
 """

@@ -1,0 +1,131 @@
+"""The softmax family's cross-entropies over a distance linear in d2 (cosine between points none of which is zero,
+squared euclidean), row by row on a short road: per row i, log sum_j e^l_ij - sum_j Y_ij l_ij with l = -D / t in
+float64 and a target distribution Y (each row's entries sum to 1). The N x N matrix's diagonal is never read.
+
+The road is inhouse/distance_rows.py's (`Gram`: the re-centred Gram expansion, near pairs from differences), with
+fewer passes over each chunk, and none of them gives up a bit the general road (`row_losses`) keeps:
+
+- the row's largest logit top = -c x min_j d2_ij (c = unit / t > 0) comes from the float32 row minimum
+  `Gram.measure` takes anyway: rounding is monotone, so it is the float64 maximum bit for bit, without a float64 pass;
+- l - top = c x min - c x d2 in one fused float64 pass (one rounding where a product and a difference had two),
+  then e^(l - top) and its row sum. The fused form leaves the rounding of c x min at the row's largest entry (e = 1
+  + 1e-4 at most below FUSED_BELOW); beyond it, logits of 1e12 and more, the two roundings give that entry 0 exactly;
+- the value is log(sum_j e^(l - top)) - sum_j Y_ij (l_ij - top): the targets sum to 1, so top cancels in the
+  algebra rather than in rounding (at t = 1e-4 the logits reach 2e4);
+- dL/dd2 = -c (softmax - Y) = f_i (e_ij - Y_ij total_i), f_i = -c / total_i: the matmuls read the chunk's float32
+  copy of e with its target entries made e - Y total in float64 first (where the softmax nears Y their difference
+  is the gradient, and it keeps its bits), and f scales their [rows, D] products (`Gram.pull`): no slope pass;
+- the float64 passes run a few rows at a time (CACHED_ELEMENTS), each within the L2 cache, where they run about
+  twice as fast; the matmuls take the chunks `row_chunks` gives (a wider matmul runs closer to the core's peak).
+"""
+from __future__ import annotations
+
+import torch
+
+from .distance_rows import Gram, GramGradients, row_chunks, zero_rows
+
+# float64 elements the exponentials are computed in at a time (512 KiB): each pass stays in the L2 cache
+CACHED_ELEMENTS = 1 << 16
+
+UNITS = {"cosine": 0.5, "squared_euclidean": 1.0}  # D = unit x d2
+
+# |top| below which l - top is one fused pass: the rounding of c x min is then below 2^-13
+FUSED_BELOW = 2.0 ** 40
+
+
+class Targets:
+    """A target distribution per row as entries (i, j, Y_ij), sorted by row i (a row may have none; `counts` per row,
+    where the caller knows them); `of(chunk)` gives the chunk's, i counted from the chunk's first row; `part(chunk)`
+    where they lie."""
+
+    def __init__(self, i: torch.Tensor, j: torch.Tensor, weights: torch.Tensor, rows: int, counts=None):
+        self.i, self.j, self.weights = i, j, weights
+        counts = torch.bincount(i, minlength=rows) if counts is None else counts
+        self.has = counts > 0
+        self.starts = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).tolist()
+
+    def part(self, chunk: slice) -> slice:
+        return slice(self.starts[chunk.start], self.starts[chunk.stop])
+
+    def of(self, chunk: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        part = self.part(chunk)
+        return self.i[part] - chunk.start, self.j[part], self.weights[part]
+
+
+def cross_entropies(points: torch.Tensor, split: int | None, distance: str, temperature: float, targets: Targets,
+                    counted: torch.Tensor | None = None):
+    """(total, values) as `row_losses(points, split, ...)` gives them (a row without targets has value NaN, one outside
+    `counted` 0 and no gradient), or None where the road does not apply: another distance, a zero point (its cosine
+    share 1/2 is not linear in d2), a row that reads nothing (a lone point of the N x N matrix)."""
+    columns = len(points) - (split or 0)
+    if distance not in UNITS or not temperature > 0 or columns < 1 + (split is None):
+        return None
+    if distance == "cosine" and bool(zero_rows(points).any()):
+        return None
+    counted = torch.ones_like(targets.has) if counted is None else counted
+    return _CrossEntropies.apply(points, split, UNITS[distance] / temperature, (targets, counted))
+
+
+class _CrossEntropies(GramGradients):
+    @staticmethod
+    def forward(ctx, points, split, scale, problem):
+        targets, counted = problem
+        gram = Gram(points, split)
+        rows, n_columns, differentiable = gram.rows, len(gram.columns), ctx.needs_input_grad[0]
+        totals = torch.empty(len(rows), dtype=torch.float64, device=rows.device)
+        shifted = torch.empty(len(targets.i), dtype=torch.float64, device=rows.device)  # l - top at the targets
+        factors = counted.to(torch.float64) * -scale  # f without its 1 / total, then with it
+        smallest = rows.new_empty(len(rows))
+        chunks = list(row_chunks(len(rows), n_columns))
+        d2_buffer = rows.new_empty(chunks[0].stop - chunks[0].start, n_columns)
+        work = _work_buffer(d2_buffer)
+        in_chunk = targets.i % len(d2_buffer)  # each target's row counted from its chunk's first
+        flat = in_chunk * n_columns + targets.j  # and its place in the chunk's d2
+        for chunk in chunks:
+            part, d2 = targets.part(chunk), d2_buffer[: chunk.stop - chunk.start]
+            near = gram.measure(chunk, d2, smallest[chunk])
+            shifts = smallest[chunk].to(torch.float64).mul_(scale)  # -top
+            fused, local = bool(shifts.abs().max() < FUSED_BELOW), flat[part]
+            # l - top at the targets, from d2 as _exps_ computes it
+            _shifted_(shifts[in_chunk[part]], d2.view(-1)[local].to(torch.float64), scale, fused, out=shifted[part])
+            _exps_(d2, shifts, scale, fused, work, totals[chunk])
+            if differentiable:  # d2 holds e now: its target entries become e - Y total
+                e_minus_y = torch.addcmul(shifted[part].exp(), targets.weights[part], totals[targets.i[part]],
+                                          value=-1.0)
+                d2.view(-1).index_copy_(0, local, e_minus_y.to(d2.dtype))
+                gram.pull(chunk, d2, near, factors[chunk].div_(totals[chunk]).to(d2.dtype))
+        values = torch.log(totals).index_add_(0, targets.i, targets.weights * shifted, alpha=-1.0)
+        values = torch.where(targets.has, values, torch.full_like(values, float("nan")))
+        values = torch.where(counted, values, torch.zeros_like(values))
+        GramGradients.keep(ctx, gram, factors)
+        ctx.mark_non_differentiable(values)
+        return values.sum(), values
+
+
+def _work_buffer(d2_buffer: torch.Tensor) -> torch.Tensor:
+    """The float64 rows the exponentials are computed in: CACHED_ELEMENTS of them, or d2's own (float64 points)."""
+    if d2_buffer.dtype == torch.float64:
+        return d2_buffer
+    rows = max(1, min(len(d2_buffer), CACHED_ELEMENTS // max(d2_buffer.shape[1], 1)))
+    return d2_buffer.new_empty(rows, d2_buffer.shape[1], dtype=torch.float64)
+
+
+def _exps_(d2, shifts, scale, fused, work, totals):
+    """d2 := e^(l - top) of the chunk's logits l = -scale x d2, computed in float64 (in `work`, a few rows at a time:
+    each pass within the cache; or d2 itself), shifts = -top the rows' largest logits negated; totals := e's row
+    sums. The diagonal's d2 = +inf reads as e = 0."""
+    step = len(work)
+    for d2_rows, shift, total in zip(d2.split(step), shifts[:, None].split(step), totals.split(step)):
+        exps = work[: len(d2_rows)]
+        if exps.data_ptr() != d2_rows.data_ptr():
+            exps.copy_(d2_rows)
+        torch.sum(_shifted_(shift, exps, scale, fused, out=exps).exp_(), dim=1, out=total)
+        if exps.data_ptr() != d2_rows.data_ptr():
+            d2_rows.copy_(exps)
+
+
+def _shifted_(shift: torch.Tensor, d2: torch.Tensor, scale: float, fused: bool, out: torch.Tensor) -> torch.Tensor:
+    """out := l - top = shift - scale x d2 (float64): fused, or rounded twice (-scale x d2 first: 0 at the top)."""
+    if fused:
+        return torch.add(shift, d2, alpha=-scale, out=out)
+    return torch.mul(d2, -scale, out=out).add_(shift)
