@@ -32,17 +32,32 @@ PAIR_ELEMENTS = 1 << 18
 REFINE_BELOW = 0.125
 
 
-def safe_sqrt(t: torch.Tensor) -> torch.Tensor:
-    """sqrt with value 0 and gradient 0 where t <= 0 (sqrt's derivative is infinite at 0)."""
-    positive = t > 0
-    return torch.where(positive, torch.sqrt(torch.where(positive, t, torch.ones_like(t))), torch.zeros_like(t))
-
-
 def unit_rows(x: torch.Tensor) -> torch.Tensor:
-    """x / |x| row by row; a zero row stays zero and gets gradient 0 (the oracle's `normalize_rows`)."""
-    norms = safe_sqrt((x * x).sum(dim=1, keepdim=True))
-    nonzero = norms > 0
-    return torch.where(nonzero, x / torch.where(nonzero, norms, torch.ones_like(norms)), torch.zeros_like(x))
+    """x / |x| row by row; a zero row stays zero and gets gradient 0 (the oracle's `normalize_rows`); a row whose norm
+    is NaN is zero as well, with a NaN gradient."""
+    return _UnitRows.apply(x)
+
+
+class _UnitRows(torch.autograd.Function):
+    """`unit_rows` with its backward written out, (g - u (u.g)) / |x| per row: autograd's chain through the norm,
+    the guard for zero rows and the division records a dozen passes over [N, D]."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        norms = (x * x).sum(dim=1, keepdim=True).sqrt_()
+        nonzero = norms > 0  # False for NaN as well
+        # x / 1 on a zero row: its entries may be tiny numbers whose squares underflow, so `where`, not a product
+        units = torch.where(nonzero, x / torch.where(nonzero, norms, torch.ones_like(norms)), torch.zeros_like(x))
+        ctx.save_for_backward(units, norms, nonzero)
+        return units
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        units, norms, nonzero = ctx.saved_tensors
+        along = (units * grad).sum(dim=1, keepdim=True)
+        across = torch.addcmul(grad, units, along, value=-1.0)
+        # a zero row gets 0, a row whose norm is NaN gets NaN (what autograd's chain through it gave)
+        return torch.where(nonzero, across / torch.where(nonzero, norms, torch.ones_like(norms)), norms * 0.0)
 
 
 # The centring shift is the mean rounded to a power of two this many bits below each column's spread.

@@ -55,11 +55,14 @@ class _NanGradientWhereNotFinite(torch.autograd.Function):
     def forward(ctx, loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(loss)
         ctx.shape = x.shape
+        ctx.through_loss = loss.requires_grad  # x gets its gradient through the loss: nothing to add where finite
         return loss.clone()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (loss,) = ctx.saved_tensors
+        if ctx.through_loss and loss.device.type == "cpu" and bool(torch.isfinite(loss)):  # (a GPU would wait)
+            return grad, None
         poison = torch.where(torch.isfinite(loss), 0.0, float("nan")).to(grad.dtype)
         return grad, poison.expand(ctx.shape)
 

@@ -202,6 +202,18 @@ def test_cosine_distance_to_a_zero_row_is_one():
     torch.testing.assert_close(distances.pair_distances(points, *pairs, "cosine"), torch.ones(3, dtype=torch.float64))
 
 
+def test_unit_rows_backward_is_the_derivative_and_zero_on_a_zero_row():
+    """unit_rows' written-out backward (g - u (u.g)) / |x| against finite differences, and 0 on a zero row."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 5, generator=g, dtype=torch.float64) * torch.logspace(-3, 3, 6, dtype=torch.float64)[:, None]
+    assert torch.autograd.gradcheck(distances.unit_rows, (x.requires_grad_(True),))
+    zero = torch.zeros(2, 3, dtype=torch.float64)
+    zero[1] = 2.0
+    zero.requires_grad_(True)
+    (distances.unit_rows(zero) * torch.arange(6.0, dtype=torch.float64).view(2, 3)).sum().backward()
+    assert torch.equal(zero.grad[0], torch.zeros(3, dtype=torch.float64))
+
+
 def test_one_ulp_apart_keeps_its_distance_after_recentring():
     """Selected pairs are measured from the rows as given: the centred rows would round a 1-ulp difference away.
     Regression: scaled batch_hard divided by a mean hardest-negative distance of exactly 0 (NaN)."""
