@@ -133,12 +133,26 @@ def run_check(args, sweep) -> int:
         args.tasks, args.implementations = [task], [OURS, *peers]
         records += sweep(args, _Discard())
     measured = speedups(records)
+    note = other_machine(committed)
+    if note:
+        print(note)
     print(table(committed, measured))
     failures = judge(committed, measured)
     for line in failures:
         print(f"FAILED {line}")
     print("check: " + ("failed" if failures else "every figure within its noise"))
     return 1 if failures else 0
+
+
+def other_machine(committed: dict) -> str | None:
+    """A line for the reader where the committed figures were measured on another CPU model: a ratio of two
+    implementations moves with the CPU (its vector width, caches, BLAS kernels), not only with the code."""
+    there, here = committed["setting"].get("machine"), machine(["cpu"])
+    if there is None or there == here:
+        return None
+    return (f"note: the committed figures were measured on {there}; this is {here}. A ratio moves with the CPU "
+            "model: where a figure falls short here, `python -m benchmarks.run --commit 3` on the committed machine's "
+            "kind (or on this one, said so in the commit) tells the code from the machine.")
 
 
 def peers_of(task: str) -> list[str]:
@@ -148,22 +162,29 @@ def peers_of(task: str) -> list[str]:
             if task in impl.specs and name not in (OURS, MATMUL, "oracle", "inhouse.triton")]
 
 
-def run_commit(args, sweep) -> int:
+def run_commit(args, sweep, recorded) -> int:
     """Measure the figures to commit: `args.commit` runs, each measuring inhouse.torch, every peer of each of
-    `args.tasks` and the matmul side by side at `args.sizes`, then write committed_figures() of those runs to the
+    `args.tasks` and the matmul side by side at `args.sizes`, each a run of its own in the results file (`recorded`:
+    the figures come with the records they were taken from), then write committed_figures() of those runs to the
     check file, in place of its figures for those tasks (the other tasks' figures are kept)."""
     path = args.check_file or COMMITTED
     previous = load(path) if path.exists() else {"min_noise": DEFAULT_MIN_NOISE, "figures": []}
     args.dims, args.devices, args.threads = [COMMIT_SETTING["d"]], ["cpu"], COMMIT_SETTING["threads"]
     args.time_cap = max(args.time_cap, COMMIT_SETTING["time_cap"])
     tasks = list(args.tasks)
-    runs = []
-    for _ in range(args.commit):
+    everyone = [OURS, *dict.fromkeys(peer for task in tasks for peer in peers_of(task))]
+
+    def each_task(writer) -> list[dict]:
         records = []
         for task in tasks:
             args.tasks, args.implementations = [task], [OURS, *peers_of(task)]
-            records += sweep(args, _Discard())
-        runs.append(speedups(records))
+            records += sweep(args, writer)
+        return records
+
+    runs = []
+    for _ in range(args.commit):
+        args.tasks, args.implementations = tasks, everyone  # what the run's header says it measured
+        runs.append(speedups(recorded(args, each_task)))
         print(_listed(runs[-1]), flush=True)
     fresh = committed_figures(runs[0], runs, previous["min_noise"])
     kept = [e for e in previous["figures"] if e["task"] not in tasks]

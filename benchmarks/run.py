@@ -88,19 +88,27 @@ def main(argv=None) -> int:
     if args.check:
         return run_check(args, sweep)
     if args.commit:
-        return run_commit(args, sweep)
+        return run_commit(args, sweep, recorded)
+    records = recorded(args, lambda writer: sweep(args, writer))
+    print(table(records))
+    return 0
+
+
+def recorded(args, measure_all) -> list[dict]:
+    """One run in the results file args.output: a header with the settings as args has them now, the records that
+    measure_all(writer) writes (and returns), the run's end."""
     writer = ResultsWriter(args.output)
-    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items() if k != "output"}
+    settings = {k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v
+                for k, v in vars(args).items() if k != "output"}
     writer.header(benchmark=settings, machine=machine(args.devices), devices=device_names(args.devices),
                   frameworks=frameworks(), notes="benchmarks/run.py: forward + backward per measurement, fresh process each")
     began = time.time()
     print(f"writing {args.output}", flush=True)
-    records = sweep(args, writer)
+    records = measure_all(writer)
     writer.write("run_end", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), duration_s=round(time.time() - began, 3),
                  exit_status=0, interrupted=False)
     writer.close()
-    print(table(records))
-    return 0
+    return records
 
 
 if __name__ == "__main__":

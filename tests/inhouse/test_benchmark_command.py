@@ -250,6 +250,17 @@ def test_run_check_exits_non_zero_when_a_figure_falls_short(tmp_path, monkeypatc
     assert ("FAILED batch_hard N=1024 peer" in capsys.readouterr().out) == bool(status)
 
 
+def test_the_check_says_when_the_figures_were_committed_on_another_machine(tmp_path, monkeypatch, capsys):
+    from benchmarks import check
+
+    monkeypatch.setattr(run, "sweep", lambda args, writer: _records(ours=1.0, peer=10.0, matmul=0.5))
+    committed = tmp_path / "committed.json"
+    for there, told in (("a CPU of another make, 2 cores usable, 24 GiB memory", True), (check.machine(["cpu"]), False)):
+        committed.write_text(json.dumps({**COMMITTED, "setting": {**COMMITTED["setting"], "machine": there}}))
+        assert run.main(["--check", "--check-file", str(committed)]) == 0
+        assert (f"measured on {there}; this is {check.machine(['cpu'])}" in capsys.readouterr().out) == told
+
+
 def test_the_committed_figures_name_measured_tasks_and_a_noise():
     from benchmarks import check
     from benchmarks.implementations import TASKS
@@ -290,10 +301,19 @@ def test_commit_measures_every_peer_and_replaces_only_the_measured_tasks(tmp_pat
 
     def fake_sweep(args, writer):
         asked.append((tuple(args.tasks), tuple(args.implementations), tuple(args.sizes), args.threads))
-        return _records(ours=next(ours), peer=10.0, matmul=0.5, task=args.tasks[0])
+        records = _records(ours=next(ours), peer=10.0, matmul=0.5, task=args.tasks[0])
+        for record in records:
+            writer.write("benchmark", **record, spec_label="", peak_bytes=None, reference_seconds=None)
+        return records
 
     monkeypatch.setattr(run, "sweep", fake_sweep)
-    assert run.main(["--commit", "2", "--tasks", "batch_hard", "npairs", "--check-file", str(committed)]) == 0
+    results = tmp_path / "records.jsonl"
+    assert run.main(["--commit", "2", "--tasks", "batch_hard", "npairs", "--check-file", str(committed),
+                     "--output", str(results)]) == 0
+    written = [json.loads(line) for line in results.read_text().splitlines()]
+    headers = [r for r in written if r["kind"] == "run"]
+    assert len(headers) == 2 and headers[0]["benchmark"]["tasks"] == ["batch_hard", "npairs"]
+    assert sum(r["kind"] == "benchmark" for r in written) == 4 * len(_records(1.0, 1.0, 1.0))
     assert asked[:2] == [(("batch_hard",), ("inhouse.torch", *check.peers_of("batch_hard")), (1024, 4096), 1),
                          (("npairs",), ("inhouse.torch", *check.peers_of("npairs")), (1024, 4096), 1)]
     assert len(asked) == 4
