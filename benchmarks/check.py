@@ -90,12 +90,12 @@ def _noise(committed: dict, entry: dict) -> float:
 
 def table(committed: dict, measured: list[Figure]) -> str:
     found = {(f.task, f.n, f.of): f for f in measured}
-    lines = [f"{'task':14s} {'N':>6s} {'over':7s} {'committed':>10s} {'noise':>6s} {'floor':>9s} {'measured':>9s}  peer"]
+    lines = [f"{'task':18s} {'N':>6s} {'over':7s} {'committed':>10s} {'noise':>6s} {'floor':>9s} {'measured':>9s}  peer"]
     for entry in committed["figures"]:
         got = found.get((entry["task"], entry["n"], entry["of"]))
         shown = f"{got.speedup:.3g}x" if got else "-"
         noise = _noise(committed, entry)
-        lines.append(f"{entry['task']:14s} {entry['n']:6d} {entry['of']:7s} {entry['speedup']:9.3g}x {noise:6.0%} "
+        lines.append(f"{entry['task']:18s} {entry['n']:6d} {entry['of']:7s} {entry['speedup']:9.3g}x {noise:6.0%} "
                      f"{entry['speedup'] * (1 - noise):8.3g}x {shown:>9s}  {(got and got.peer) or ''}")
     return "\n".join(lines)
 
