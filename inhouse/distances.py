@@ -281,8 +281,8 @@ def partner_distances(points: torch.Tensor, partners: torch.Tensor, distance: st
     squares = torch.mul(diffs, diffs, out=scratch("partner squares", diffs.shape, diffs))
     if distance == "cosine":
         share = _zero_share(points)
-        return _from_squares(squares, distance, share + share[partners])
-    return _from_squares(squares, distance, None)
+        return _from_squares(squares, distance, share[:, None] + share[partners.T]).T
+    return _from_squares(squares, distance, None).T
 
 
 def partner_gradient(points, partners, dists, grad_dists, distance: str) -> torch.Tensor:
@@ -290,19 +290,21 @@ def partner_gradient(points, partners, dists, grad_dists, distance: str) -> torc
     (inhouse/scratch.py), rather than kept from the forward: K N D fresh floats cost more in page faults than the
     arithmetic."""
     # each partner's share -c (x_i - x_p), the anchor's the sum of their negatives: index_add_ with alpha=-1 is 3x
-    # slower on the CPU than negating once
+    # slower on the CPU than negating once. A row takes its shares anchor by anchor, each anchor's K partners in a
+    # row: where an anchor's two partners are one point with opposite slopes (batch_hard with one class: the farthest
+    # member stands in for the negative), its shares cancel before the next anchor's arrive, exactly, as in the oracle.
     pulls = _partner_differences(points, partners)
-    pulls.mul_(_pair_coefficient(dists, grad_dists, distance).neg_()[..., None])
-    grad = functools.reduce(torch.add, pulls.unbind(0)).neg_()  # K adds: a sum over the first dimension is 4x slower
-    return grad.index_add_(0, partners.reshape(-1), pulls.view(-1, pulls.shape[-1]))
+    pulls.mul_(_pair_coefficient(dists, grad_dists, distance).T.neg()[..., None])
+    grad = functools.reduce(torch.add, pulls.unbind(1)).neg_()  # K adds: a sum over a dimension is 4x slower
+    return grad.index_add_(0, partners.T.reshape(-1), pulls.view(-1, pulls.shape[-1]))
 
 
 def _partner_differences(points: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
-    """[K, N, D] scratch: points_i - points_partners[k, i]."""
-    shape = (*partners.shape, points.shape[1])
+    """[N, K, D] scratch: points_i - points_partners[k, i], each row's K partners side by side."""
+    shape = (*partners.T.shape, points.shape[1])
     others = scratch("partners", shape, points)
-    torch.index_select(points, 0, partners.reshape(-1), out=others.view(-1, shape[-1]))
-    return torch.sub(points[None], others, out=others)
+    torch.index_select(points, 0, partners.T.reshape(-1), out=others.view(-1, shape[-1]))
+    return torch.sub(points[:, None], others, out=others)
 
 
 class PairDistances(torch.autograd.Function):

@@ -65,3 +65,17 @@ def test_scratch_memory_is_reused_and_grown():
     grown = scratch.scratch("test", (64, 64), like)
     assert grown.shape == (64, 64) and grown.numel() == 64 * 64
     assert scratch.scratch("other", (4, 8), like).data_ptr() != grown.data_ptr()
+
+
+@pytest.mark.parametrize("spec", [Spec(mining="batch_hard", distance=distance, margin=1.0, reduction="sum", scaled=scaled)
+                                  for distance in ("euclidean", "squared_euclidean", "cosine") for scaled in (False, True)],
+                         ids=str)
+@pytest.mark.parametrize("n", [30, 600])
+def test_one_class_has_a_gradient_of_exactly_zero(spec, n):
+    """With one class each anchor's hardest negative stands in as its farthest member, the very pair of its hardest
+    positive: hp - hn is 0 whatever the points, and so is the gradient, exactly (the oracle's), however the two
+    partners' shares are summed into a row that several anchors chose."""
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(n, 16, generator=g) * torch.logspace(-3, 3, n)[:, None]).requires_grad_(True)
+    metric_loss(x, torch.zeros(n, dtype=torch.int64), spec).backward()
+    assert torch.count_nonzero(x.grad) == 0
