@@ -5,7 +5,7 @@ the fastest peer's time over inhouse.torch's, and one N x N x D matmul's time ov
 better), per task and N, each with its noise: the relative spread of the figure over the committed runs (never
 below `min_noise`). The check
 measures them again here, in one run (peers, in-house and the matmul side by side: ratios taken within a run
-cancel most of a machine's speed), and fails when a figure falls below committed x (1 - noise). It is run by hand
+cancel most of a machine's speed), and fails when a figure falls below committed x (1 - noise) twice (run_check). It is run by hand
 after a change to inhouse/, never as a timed test in CI (tests/inhouse/test_benchmark_command.py tests its logic).
 `python -m benchmarks.run --commit RUNS [--tasks ...]` measures the figures to commit (run_commit), on a quiet machine.
 """
@@ -68,19 +68,26 @@ def load(path: Path = COMMITTED) -> dict:
 def judge(committed: dict, measured: list[Figure]) -> list[str]:
     """The committed figures that the measured ones fall short of, beyond the noise, as lines of text; a committed
     figure that was not measured is a failure too (a peer that stopped running hides nothing)."""
-    found = {(f.task, f.n, f.of): f for f in measured}
     failures = []
-    for entry in committed["figures"]:
-        key = (entry["task"], entry["n"], entry["of"])
-        noise = _noise(committed, entry)
-        floor = entry["speedup"] * (1.0 - noise)
-        got = found.get(key)
+    for entry, got, floor in shortfalls(committed, measured):
         if got is None:
             failures.append(f"{entry['task']} N={entry['n']} {entry['of']}: not measured")
-        elif got.speedup < floor:
+        else:
             failures.append(f"{entry['task']} N={entry['n']} {entry['of']}: {got.speedup:.3g}x, below the committed "
-                            f"{entry['speedup']:.3g}x less the noise {noise:.0%} ({floor:.3g}x)")
+                            f"{entry['speedup']:.3g}x less the noise {_noise(committed, entry):.0%} ({floor:.3g}x)")
     return failures
+
+
+def shortfalls(committed: dict, measured: list[Figure]) -> list[tuple[dict, Figure | None, float]]:
+    """(committed entry, measured figure or None, floor) of each figure below its floor or not measured."""
+    found = {(f.task, f.n, f.of): f for f in measured}
+    out = []
+    for entry in committed["figures"]:
+        floor = entry["speedup"] * (1.0 - _noise(committed, entry))
+        got = found.get((entry["task"], entry["n"], entry["of"]))
+        if got is None or got.speedup < floor:
+            out.append((entry, got, floor))
+    return out
 
 
 def _noise(committed: dict, entry: dict) -> float:
@@ -117,7 +124,10 @@ def committed_figures(figures: list[Figure], runs: list[list[Figure]], min_noise
 
 def run_check(args, sweep) -> int:
     """Measure the committed figures' tasks and sizes (per task: inhouse.torch, the peers the figures name, the
-    matmul, side by side), print the comparison, and return 1 if one fell short."""
+    matmul, side by side), print the comparison, and return 1 if one fell short twice: the tasks of the figures that
+    fell short are measured once more and each figure keeps the better of its two values (a regression falls short
+    both times; a neighbour's burst on a shared machine, which halved circle's N = 4096 figure once with no code
+    changed, rarely does)."""
     committed = load(args.check_file or COMMITTED)
     setting = committed["setting"]
     args.sizes = sorted({e["n"] for e in committed["figures"]})
@@ -125,23 +135,43 @@ def run_check(args, sweep) -> int:
     # a call of a slow peer (pytorch-metric-learning at N = 4096: 10 to 20 s) is repeated only while its repeats fit
     # in half the cap; with the default 60 s its first call, warm-up included, would be the time (measure.py)
     args.time_cap = max(args.time_cap, setting["time_cap"])
-    records = []
-    for task in dict.fromkeys(e["task"] for e in committed["figures"]):
-        # the peer each figure was committed against, not every peer: a peer that runs out of time or memory
-        # (recorded, never timed) would cost minutes and guard nothing
-        peers = sorted({e["peer"] for e in committed["figures"] if e["task"] == task and e.get("peer")})
-        args.tasks, args.implementations = [task], [OURS, *peers]
-        records += sweep(args, _Discard())
-    measured = speedups(records)
     note = other_machine(committed)
     if note:
         print(note)
+    measured = _measure(args, sweep, committed, dict.fromkeys(e["task"] for e in committed["figures"]))
     print(table(committed, measured))
+    short = dict.fromkeys(entry["task"] for entry, _, _ in shortfalls(committed, measured))
+    if short:
+        print(f"measuring {', '.join(short)} once more: a figure fails only if it falls short twice")
+        again = _measure(args, sweep, committed, short)
+        measured = better_of(measured, again)
+        print(table(committed, [f for f in measured if f.task in short]))
     failures = judge(committed, measured)
     for line in failures:
         print(f"FAILED {line}")
     print("check: " + ("failed" if failures else "every figure within its noise"))
     return 1 if failures else 0
+
+
+def _measure(args, sweep, committed: dict, tasks) -> list[Figure]:
+    records = []
+    for task in tasks:
+        # the peer each figure was committed against, not every peer: a peer that runs out of time or memory
+        # (recorded, never timed) would cost minutes and guard nothing
+        peers = sorted({e["peer"] for e in committed["figures"] if e["task"] == task and e.get("peer")})
+        args.tasks, args.implementations = [task], [OURS, *peers]
+        records += sweep(args, _Discard())
+    return speedups(records)
+
+
+def better_of(first: list[Figure], second: list[Figure]) -> list[Figure]:
+    """Each figure's higher value of two measurements (a figure measured once keeps its value)."""
+    best = {(f.task, f.n, f.of): f for f in first}
+    for f in second:
+        key = (f.task, f.n, f.of)
+        if key not in best or f.speedup > best[key].speedup:
+            best[key] = f
+    return list(best.values())
 
 
 def other_machine(committed: dict) -> str | None:
