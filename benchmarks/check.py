@@ -3,10 +3,10 @@
 The committed figures (benchmarks/committed.json) are speedups measured side by side in one run on one machine:
 the fastest peer's time over inhouse.torch's, and one N x N x D matmul's time over inhouse.torch's (both higher is
 better), per task and N, each with its noise: the relative spread of the figure over the committed runs (never
-below `min_noise`). The check
-measures them again here, in one run (peers, in-house and the matmul side by side: ratios taken within a run
-cancel most of a machine's speed), and fails when a figure falls below committed x (1 - noise) twice (run_check). It is run by hand
-after a change to inhouse/, never as a timed test in CI (tests/inhouse/test_benchmark_command.py tests its logic).
+below `min_noise`). The check measures them again here, in one run (peers, in-house and the matmul side by side:
+ratios taken within a run cancel most of a machine's speed), and fails when a figure falls below committed x
+(1 - noise) twice (run_check). It is run by hand after a change to inhouse/, never as a timed test in CI
+(tests/inhouse/test_benchmark_command.py tests its logic).
 `python -m benchmarks.run --commit RUNS [--tasks ...]` measures the figures to commit (run_commit), on a quiet machine.
 """
 from __future__ import annotations
