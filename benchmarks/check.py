@@ -154,14 +154,21 @@ def run_check(args, sweep) -> int:
 
 
 def _measure(args, sweep, committed: dict, tasks) -> list[Figure]:
+    # the peer each figure was committed against, not every peer: a peer that runs out of time or memory
+    # (recorded, never timed) would cost minutes and guard nothing
+    def committed_peers(task: str) -> list[str]:
+        return sorted({e["peer"] for e in committed["figures"] if e["task"] == task and e.get("peer")})
+
+    return speedups(_each_task(args, sweep, tasks, committed_peers, _Discard()))
+
+
+def _each_task(args, sweep, tasks, peers, writer) -> list[dict]:
+    """The records of one sweep per task: inhouse.torch and `peers(task)` side by side (the matmul with them)."""
     records = []
     for task in tasks:
-        # the peer each figure was committed against, not every peer: a peer that runs out of time or memory
-        # (recorded, never timed) would cost minutes and guard nothing
-        peers = sorted({e["peer"] for e in committed["figures"] if e["task"] == task and e.get("peer")})
-        args.tasks, args.implementations = [task], [OURS, *peers]
-        records += sweep(args, _Discard())
-    return speedups(records)
+        args.tasks, args.implementations = [task], [OURS, *peers(task)]
+        records += sweep(args, writer)
+    return records
 
 
 def better_of(first: list[Figure], second: list[Figure]) -> list[Figure]:
@@ -203,18 +210,10 @@ def run_commit(args, sweep, recorded) -> int:
     args.time_cap = max(args.time_cap, COMMIT_SETTING["time_cap"])
     tasks = list(args.tasks)
     everyone = [OURS, *dict.fromkeys(peer for task in tasks for peer in peers_of(task))]
-
-    def each_task(writer) -> list[dict]:
-        records = []
-        for task in tasks:
-            args.tasks, args.implementations = [task], [OURS, *peers_of(task)]
-            records += sweep(args, writer)
-        return records
-
     runs = []
     for _ in range(args.commit):
         args.tasks, args.implementations = tasks, everyone  # what the run's header says it measured
-        runs.append(speedups(recorded(args, each_task)))
+        runs.append(speedups(recorded(args, lambda writer: _each_task(args, sweep, tasks, peers_of, writer))))
         print(_listed(runs[-1]), flush=True)
     fresh = committed_figures(runs[0], runs, previous["min_noise"])
     kept = [e for e in previous["figures"] if e["task"] not in tasks]

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from .distance_rows import Gram, GramGradients, row_chunks, zero_rows
+from .distance_rows import Gram, GramGradients, row_chunks
+from .distances import zero_rows
 
 # float64 elements the exponentials are computed in at a time (512 KiB): each pass stays in the L2 cache
 CACHED_ELEMENTS = 1 << 16

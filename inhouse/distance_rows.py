@@ -24,16 +24,15 @@ from typing import Callable
 
 import torch
 
-from .distances import REFINE_BELOW, centred
+from .distances import REFINE_BELOW, centred, zero_rows
 
 # float64 elements of a chunk of rows (4 MiB): the chunk's temporaries stay in the cache, few chunks for Python to run
 ROW_ELEMENTS = 1 << 19
 
 
-def row_chunks(rows: int, columns: int, budget: int | None = None):
-    """Slices of the rows whose [rows, columns] temporaries hold at most ROW_ELEMENTS (or a smaller `budget`)."""
-    limit = ROW_ELEMENTS if budget is None else min(budget, ROW_ELEMENTS)
-    step = max(1, limit // max(columns, 1))
+def row_chunks(rows: int, columns: int):
+    """Slices of the rows whose [rows, columns] temporaries hold at most ROW_ELEMENTS."""
+    step = max(1, ROW_ELEMENTS // max(columns, 1))
     return (slice(start, min(start + step, rows)) for start in range(0, rows, step))
 
 
@@ -160,13 +159,6 @@ class _RowLosses(GramGradients):
         GramGradients.keep(ctx, gram)
         ctx.mark_non_differentiable(values)
         return values.sum(), values
-
-
-def zero_rows(points: torch.Tensor) -> torch.Tensor:
-    """Which rows of points are 0 (cheaper than (points == 0).all(dim=1), whose reduction is over booleans)."""
-    if points.shape[1] == 0:
-        return torch.ones(len(points), dtype=torch.bool, device=points.device)
-    return points.abs().amax(dim=1) == 0
 
 
 def _zero_shares(gram: Gram):

@@ -213,8 +213,15 @@ def _unresolved_pairs(d2: torch.Tensor, sq: torch.Tensor) -> tuple[torch.Tensor,
 # bit. A zero point (cos = 0 with anything, `unit_rows`) adds its share 1/2 to each of its distances.
 
 
+def zero_rows(points: torch.Tensor) -> torch.Tensor:
+    """Which rows of points are 0 (cheaper than (points == 0).all(dim=1), whose reduction is over booleans)."""
+    if points.shape[1] == 0:
+        return torch.ones(len(points), dtype=torch.bool, device=points.device)
+    return points.abs().amax(dim=1) == 0
+
+
 def _zero_share(u: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (u == 0).all(dim=-1).to(u.dtype)
+    return 0.5 * zero_rows(u).to(u.dtype)
 
 
 def pairwise_distances(points: torch.Tensor, distance: str) -> torch.Tensor:
@@ -294,7 +301,7 @@ def partner_gradient(points, partners, dists, grad_dists, distance: str) -> torc
     # row: where an anchor's two partners are one point with opposite slopes (batch_hard with one class: the farthest
     # member stands in for the negative), its shares cancel before the next anchor's arrive, exactly, as in the oracle.
     pulls = _partner_differences(points, partners)
-    pulls.mul_(_pair_coefficient(dists, grad_dists, distance).T.neg()[..., None])
+    pulls.mul_(_pair_coefficient(dists, grad_dists, distance).T.neg_()[..., None])
     grad = functools.reduce(torch.add, pulls.unbind(1)).neg_()  # K adds: a sum over a dimension is 4x slower
     return grad.index_add_(0, partners.T.reshape(-1), pulls.view(-1, pulls.shape[-1]))
 
