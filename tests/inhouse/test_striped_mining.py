@@ -28,16 +28,18 @@ def _batch(kind: str, n: int, d: int, seed: int):
     return x, labels
 
 
-@pytest.mark.parametrize("n, d", [(600, 64), (700, 3), (1100, 128), (2100, 48)])
+@pytest.mark.parametrize("most_rows", [64, 192, hardest_stripes.MOST_ROWS])
+@pytest.mark.parametrize("n, d", [(1100, 64), (700, 3), (1300, 128), (2100, 48)])
 @pytest.mark.parametrize("kind", ["normal", "lattice", "far", "clustered", "one class", "singletons"])
-def test_striped_batch_hard_mining_chooses_what_the_matrix_path_chooses(kind, n, d):
+def test_striped_batch_hard_mining_chooses_what_the_matrix_path_chooses(kind, n, d, most_rows, monkeypatch):
+    monkeypatch.setattr(hardest_stripes, "MOST_ROWS", most_rows)
     x, labels = _batch(kind, n, d, seed=n + d)
     expected = hardest_partners(distances.pairwise_distances(x, "squared_euclidean"), labels)
     found = hardest_stripes.striped_hardest_partners(x, labels, "squared_euclidean")
     if found is None:  # it declined (in few dimensions many pairs are near: refined), and the matrix path runs
         assert d < 8 or kind in ("lattice", "clustered"), "declined a batch it should take"
         return
-    assert len(hardest_stripes.stripes(n)) > 1
+    assert len(hardest_stripes.stripes(n, hardest_stripes.STRIPE_ENTRIES, most_rows)) > 1
     for name, a, b in zip(("positive", "negative", "has positive", "has negative"), expected, found):
         _assert_same_choice(x, a, b, name)
 
@@ -75,6 +77,23 @@ def test_a_tie_for_the_nearest_negative_goes_to_the_first_column_across_blocks()
     _, negative_at, _, has_negative = hardest_stripes.striped_hardest_partners(x, labels, "squared_euclidean")
     assert hardest_stripes.BLOCK < 70 < 2 * hardest_stripes.BLOCK
     assert bool(has_negative[0]) and int(negative_at[0]) == 70
+    expected = hardest_partners(distances.pairwise_distances(x, "squared_euclidean"), labels)
+    assert torch.equal(expected[1], negative_at)
+
+
+def test_a_tie_for_the_nearest_negative_goes_to_the_first_column_read_down_an_earlier_stripe(monkeypatch):
+    """The origin as the last row, in the last stripe, every other row at distance L from it: the first of another
+    class, column 70, lies in the second stripe of 64 rows, seventh row of its group; later ties, in the origin's own
+    stripe among them, lose to it."""
+    monkeypatch.setattr(hardest_stripes, "MOST_ROWS", 64)
+    width, length = 128, 4.0
+    axes = length * torch.eye(width)
+    x = torch.cat([axes, -axes, torch.zeros(1, width)])
+    labels = torch.arange(len(x)) // 3 + 100
+    labels[:70] = labels[-1] = 0
+    assert [stop for _, stop in hardest_stripes.stripes(len(x), hardest_stripes.STRIPE_ENTRIES, 64)] == [64, 128, 192, len(x)]
+    _, negative_at, _, has_negative = hardest_stripes.striped_hardest_partners(x, labels, "squared_euclidean")
+    assert bool(has_negative[-1]) and int(negative_at[-1]) == 70
     expected = hardest_partners(distances.pairwise_distances(x, "squared_euclidean"), labels)
     assert torch.equal(expected[1], negative_at)
 
