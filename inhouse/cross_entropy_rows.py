@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from .distance_rows import Gram, GramGradients, row_chunks
+from .distance_rows import Gram, GramGradients, exp_, row_chunks
 from .distances import zero_rows
 
 # float64 elements the exponentials are computed in at a time (512 KiB): each pass stays in the L2 cache
@@ -120,7 +120,7 @@ def _exps_(d2, shifts, scale, fused, work, totals):
         exps = work[: len(d2_rows)]
         if exps.data_ptr() != d2_rows.data_ptr():
             exps.copy_(d2_rows)
-        torch.sum(_shifted_(shift, exps, scale, fused, out=exps).exp_(), dim=1, out=total)
+        torch.sum(exp_(_shifted_(shift, exps, scale, fused, out=exps)), dim=1, out=total)
         if exps.data_ptr() != d2_rows.data_ptr():
             d2_rows.copy_(exps)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy
 import torch
 
 from .distances import REFINE_BELOW, centred, zero_rows
@@ -189,6 +190,18 @@ def _d2_coefficient(dl_dm, measured, distance, shares):
     return measured.copy_(dl_dm)
 
 
+def exp_(t: torch.Tensor) -> torch.Tensor:
+    """t := e^t, in place. A contiguous float64 CPU tensor goes through NumPy's exp, about twice torch's speed there
+    (2.13, AVX-512: 0.5 against 1.0 ms per 2^19 entries), within one unit in the last place of it: the softmax and
+    similarity families spend most of their time outside the matmuls in these exponentials."""
+    if t.device.type == "cpu" and t.dtype == torch.float64 and t.is_contiguous() and not t.requires_grad:
+        array = t.numpy()
+        with numpy.errstate(all="ignore"):  # inf where it overflows, 0 where it underflows: as torch, silently
+            numpy.exp(array, out=array)
+        return t
+    return t.exp_()
+
+
 def exp_rows(logits: torch.Tensor, live: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(lse, e, total), in place on `logits`, whose entries a row does not read the caller has set to -inf: per row the
     log-sum-exp, e^(l - top) and its sum, shifted by the row's largest logit (as the oracle's reference/terms.py
@@ -197,7 +210,7 @@ def exp_rows(logits: torch.Tensor, live: torch.Tensor | None = None) -> tuple[to
     top = logits.amax(dim=1)
     if live is not None:
         top = torch.where(live, top, torch.zeros_like(top))
-    exps = logits.sub_(top[:, None]).exp_()
+    exps = exp_(logits.sub_(top[:, None]))
     total = exps.sum(dim=1)
     if live is None:
         return torch.log(total) + top, exps, total

@@ -123,3 +123,18 @@ def test_chunks_of_rows_and_of_the_float64_passes(spec, monkeypatch):
     chunked = _run(x, y, spec, torch.float64)
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-13)
     np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-10, atol=1e-13)
+
+
+def test_the_exponentials_agree_with_torch_within_a_unit_in_the_last_place():
+    """distance_rows.exp_ (NumPy's exp on the CPU, in place) against torch.exp: logits a softmax shifts to <= 0, the
+    values past either end of float64's range, and the special values; no warning where e^t overflows."""
+    rng = np.random.default_rng(0)
+    logits = np.concatenate([-np.abs(rng.normal(scale=30.0, size=5000)), [710.0, -746.0, -745.0, 0.0, -0.0],
+                             [np.inf, -np.inf, np.nan], rng.uniform(-700.0, 700.0, size=500)])
+    expected = torch.exp(torch.tensor(logits))
+    found = torch.tensor(logits)
+    with np.errstate(all="raise"):
+        assert distance_rows.exp_(found) is not None
+    ulp = torch.tensor(np.spacing(np.abs(expected.numpy())))
+    close = (found - expected).abs() <= ulp
+    assert bool((close | (found == expected) | (found.isnan() & expected.isnan())).all())
