@@ -33,7 +33,7 @@ from .mining import ClassSlots
 from .scratch import scratch
 
 # Widest D for which stripes were found to carry the whole matrix's bits (float32, 1 and 2 threads, D up to 128,
-# stripes of 32 to 512 rows; tests/inhouse/test_striped_mining.py): wider rows are split over the BLAS's inner blocks
+# stripes of 32 to 1023 rows; tests/inhouse/test_striped_mining.py): wider rows are split over the BLAS's inner blocks
 # differently.
 MAX_WIDTH = 128
 # Rows per stripe: about 2^21 entries (8 MiB of float32), a multiple of BLOCK between BLOCK and MOST_ROWS (the last
@@ -110,20 +110,18 @@ class _OwnColumns:
 
     def __init__(self, n: int, dtype):
         self.values = torch.empty(n, BLOCK, dtype=dtype)
-        self.first = torch.empty(n, dtype=torch.int64)
-        self.offset = torch.empty(n, dtype=torch.int64)
+        self.block_column = torch.empty(n, dtype=torch.int64)  # the first column of the block kept
 
     def take(self, rows: torch.Tensor, start: int, stop: int, blocks: int):
         count = stop - start
         by_block = rows.view(count * blocks, BLOCK)
-        torch.argmin(by_block.amin(dim=1).view(count, blocks), dim=1, out=self.first[start:stop])
-        chosen = torch.arange(0, count * blocks, blocks) + self.first[start:stop]
-        torch.index_select(by_block, 0, chosen, out=self.values[start:stop])
-        self.offset[start:stop] = start
+        first = torch.argmin(by_block.amin(dim=1).view(count, blocks), dim=1)
+        torch.index_select(by_block, 0, torch.arange(0, count * blocks, blocks) + first, out=self.values[start:stop])
+        self.block_column[start:stop] = first * BLOCK + start
 
     def result(self):
         nearest, within = self.values.min(dim=1)
-        return nearest, self.first * BLOCK + within + self.offset
+        return nearest, self.block_column + within
 
 
 class _EarlierColumns:
