@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.implementations import IMPLEMENTATIONS, MATMUL
+from benchmarks.implementations import IMPLEMENTATIONS, LEAST_WORK, MATMUL, REFERENCES
 from benchmarks.settings import machine
 
 COMMITTED = Path(__file__).resolve().parent / "committed.json"
@@ -50,8 +50,7 @@ def speedups(records: list[dict]) -> list[Figure]:
     figures = []
     for ours in (r for r in ok if r["implementation"] == OURS):
         key = (ours["task"], ours["d"], ours["n"])
-        peers = [r for r in ok if (r["task"], r["d"], r["n"]) == key and r["implementation"] not in (OURS, MATMUL)
-                 and r["implementation"] != "oracle"]
+        peers = [r for r in ok if (r["task"], r["d"], r["n"]) == key and r["implementation"] not in (OURS, *REFERENCES)]
         if peers:
             fastest = min(peers, key=lambda r: r["seconds"])
             figures.append(Figure(ours["task"], ours["n"], "peer", fastest["seconds"] / ours["seconds"],
@@ -193,15 +192,16 @@ def other_machine(committed: dict) -> str | None:
 
 
 def peers_of(task: str) -> list[str]:
-    """The implementations that compute the task, but ours: neither the two references (the oracle, the matmul) nor
-    inhouse.triton (ours too)."""
+    """The implementations that compute the task, but ours: neither a reference (the oracle, the matmul, the least
+    work) nor inhouse.triton (ours too)."""
     return [name for name, impl in IMPLEMENTATIONS.items()
-            if task in impl.specs and name not in (OURS, MATMUL, "oracle", "inhouse.triton")]
+            if task in impl.specs and name not in (OURS, *REFERENCES, "inhouse.triton")]
 
 
 def run_commit(args, sweep, recorded) -> int:
     """Measure the figures to commit: `args.commit` runs, each measuring inhouse.torch, every peer of each of
-    `args.tasks` and the matmul side by side at `args.sizes`, each a run of its own in the results file (`recorded`:
+    `args.tasks` (and its least work) and the matmul side by side at `args.sizes`, each a run of its own in the results
+    file (`recorded`:
     the figures come with the records they were taken from), then write committed_figures() of those runs to the
     check file, in place of its figures for those tasks (the other tasks' figures are kept)."""
     path = args.check_file or COMMITTED
@@ -209,11 +209,11 @@ def run_commit(args, sweep, recorded) -> int:
     args.dims, args.devices, args.threads = [COMMIT_SETTING["d"]], ["cpu"], COMMIT_SETTING["threads"]
     args.time_cap = max(args.time_cap, COMMIT_SETTING["time_cap"])
     tasks = list(args.tasks)
-    everyone = [OURS, *dict.fromkeys(peer for task in tasks for peer in peers_of(task))]
+    everyone = [OURS, *dict.fromkeys(name for task in tasks for name in _beside(task))]
     runs = []
     for _ in range(args.commit):
         args.tasks, args.implementations = tasks, everyone  # what the run's header says it measured
-        runs.append(speedups(recorded(args, lambda writer: _each_task(args, sweep, tasks, peers_of, writer))))
+        runs.append(speedups(recorded(args, lambda writer: _each_task(args, sweep, tasks, _beside, writer))))
         print(_listed(runs[-1]), flush=True)
     fresh = committed_figures(runs[0], runs, previous["min_noise"])
     kept = [e for e in previous["figures"] if e["task"] not in tasks]
@@ -223,6 +223,12 @@ def run_commit(args, sweep, recorded) -> int:
                                 "figures": kept + fresh["figures"]}, indent=1) + "\n")
     print(f"wrote {path}: {len(fresh['figures'])} figures of {', '.join(tasks)}, {len(kept)} kept")
     return 0
+
+
+def _beside(task: str) -> list[str]:
+    """What --commit measures beside inhouse.torch: every peer, and the least work where the task has one (how far
+    ahead of the peers any implementation doing that work could be)."""
+    return peers_of(task) + ([LEAST_WORK] if task in IMPLEMENTATIONS[LEAST_WORK].specs else [])
 
 
 def _listed(figures: list[Figure]) -> str:

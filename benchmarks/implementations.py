@@ -5,9 +5,10 @@ runs the forward and the backward once (and waits for the device). Frameworks ar
 `prepare`, in the measuring child process only, so TensorFlow never shares a process with torch's peers.
 Which implementations there are, in which order and on which devices, comes from the adapter families' records
 (contract/family.py: `benchmarks`, and `cuda` for the CPU and CUDA); `RECIPES` holds how each is measured, beside
-the two references (the oracle, and the matmul); the peers' code is benchmarks/peers.py. Each implementation states
-the exact spec it computes for a task, so like is compared with like: pytorch-metric-learning's semi-hard miner is
-semi_hard_all, not TF-Addons' semi_hard, and is its own task. A task no peer computes (or none finishes: PML's
+the references (the oracle, the matmul, and the least work of the softmax and similarity families' tasks); the
+peers' code is benchmarks/peers.py. Each implementation states the exact spec it computes for a task, so like is
+compared with like: pytorch-metric-learning's semi-hard miner is semi_hard_all, not TF-Addons' semi_hard, and is its
+own task. A task no peer computes (or none finishes: PML's
 NTXentLoss asks for [positive pairs x negative pairs] of memory) has only the matmul to be measured against.
 An implementation whose library is not installed (`requires`) is recorded as skipped, with that reason.
 On the CPU, inhouse.triton runs under Triton's interpreter: it shows that the kernels work, not how fast.
@@ -23,10 +24,11 @@ import numpy as np
 
 from adapters import families
 from benchmarks.peers import prepare_naive, prepare_pml, prepare_sentence_transformers, prepare_tfa, torch_step
-from benchmarks.tasks import MATMUL, TASKS
+from benchmarks.tasks import LEAST_WORK, LEAST_WORK_BLOCKS, MATMUL, TASKS
 from reference import Spec
 
-__all__ = ["IMPLEMENTATIONS", "MATMUL", "RECIPES", "TASKS", "Implementation", "Recipe", "family_implementations"]
+__all__ = ["IMPLEMENTATIONS", "LEAST_WORK", "MATMUL", "RECIPES", "REFERENCES", "TASKS", "Implementation", "Recipe",
+           "family_implementations"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,32 @@ def _prepare_matmul(task, x, labels, device):
 
     def step():
         torch.mm(rows, rows.T)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return step
+
+
+def _prepare_least_work(task, x, labels, device):
+    """The task's least work (benchmarks/tasks.py LEAST_WORK_BLOCKS), in inhouse.torch's chunks of rows: per chunk the
+    distances' product, a float64 exponential per entry (of a float64 copy, as inhouse.torch computes them), and the two
+    products that carry a gradient back to the rows and to the columns."""
+    import torch
+
+    from inhouse.distance_rows import exp_, row_chunks
+
+    points = torch.tensor(x, device=device)
+    rows, columns = points.tensor_split(2) if LEAST_WORK_BLOCKS[task] == "pairs" else (points, points)
+    chunks = list(row_chunks(len(rows), len(columns)))
+    work = rows.new_empty((chunks[0].stop, len(columns)), dtype=torch.float64)
+
+    def step():
+        pulled = columns.new_zeros(columns.shape[::-1])
+        for chunk in chunks:
+            products = rows[chunk] @ columns.T
+            exp_(work[: len(products)].copy_(products))
+            products @ columns
+            pulled.addmm_(rows[chunk].T, products)
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -137,5 +165,7 @@ IMPLEMENTATIONS = {
         Implementation("oracle", _for(*TASKS), ("cpu",), _prepare_oracle, framework="numpy"),  # the reference
         *family_implementations(),
         Implementation(MATMUL, {}, BOTH, _prepare_matmul),  # the physical reference
+        Implementation(LEAST_WORK, {task: TASKS[task] for task in LEAST_WORK_BLOCKS}, BOTH, _prepare_least_work),
     )
 }
+REFERENCES = ("oracle", MATMUL, LEAST_WORK)  # what the implementations are measured against: never a peer

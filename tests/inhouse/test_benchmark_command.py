@@ -17,6 +17,7 @@ pytest.importorskip("torch", reason="the quick run measures the torch implementa
 pytest.importorskip("pandas", reason="the report that draws the records needs pandas")
 
 from benchmarks import run, sweep  # noqa: E402
+from benchmarks.tasks import LEAST_WORK_BLOCKS, TASKS, batch  # noqa: E402
 from reports.page import render  # noqa: E402
 from reports.reader import read_results  # noqa: E402
 
@@ -212,6 +213,50 @@ def test_the_check_reads_speedups_over_the_fastest_peer_and_the_matmul():
     assert figures == {("peer", "pytorch-metric-learning"): 10.0, ("matmul", None): 0.5}
 
 
+def test_the_least_work_is_a_reference_never_the_fastest_peer():
+    """The least work runs faster than any implementation of the loss: a speedup over it is no speedup over a peer."""
+    from benchmarks import check
+
+    least = {**_records(1.0, 1.0, 1.0)[1], "implementation": "least-work", "seconds": 0.1}
+    figures = {(f.of, f.peer): f.speedup for f in check.speedups([*_records(ours=1.0, peer=10.0, matmul=0.5), least])}
+    assert figures == {("peer", "pytorch-metric-learning"): 10.0, ("matmul", None): 0.5}
+    assert all("least-work" not in check.peers_of(task) for task in TASKS)
+
+
+@pytest.mark.parametrize("task", sorted(LEAST_WORK_BLOCKS))
+def test_the_least_work_runs_its_products_and_exponentials_over_the_block_its_loss_reads(task, monkeypatch):
+    """Three products over the block (anchors x positives for the pairs layout, N x N otherwise) and a float64
+    exponential per entry of it, whatever the chunks of rows."""
+    import torch
+
+    from benchmarks.implementations import IMPLEMENTATIONS
+    from inhouse import distance_rows
+
+    monkeypatch.setattr(distance_rows, "ROW_ELEMENTS", 3 * 16)  # a few rows per chunk
+    counted = {"products": 0, "exponentials": 0}
+    exp_ = distance_rows.exp_
+
+    def counting(t):
+        counted["exponentials"] += t.numel() if t.dtype == torch.float64 else 0
+        return exp_(t)
+
+    monkeypatch.setattr(distance_rows, "exp_", counting)
+
+    class Products(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", None) in ("matmul", "mm", "addmm_"):
+                left, right = args[-2:]
+                counted["products"] += left.shape[0] * left.shape[1] * right.shape[1]  # multiply-adds
+            return func(*args, **(kwargs or {}))
+
+    x, labels = batch(task, 16, 8, seed=0)
+    step = IMPLEMENTATIONS["least-work"].prepare(task, x, labels, "cpu")
+    with Products():
+        step()
+    block = 8 * 8 if LEAST_WORK_BLOCKS[task] == "pairs" else 16 * 16
+    assert counted == {"products": 3 * block * 8, "exponentials": block}
+
+
 @pytest.mark.parametrize("ours, passes", [(1.0, True), (1.2, True), (1.3, False), (0.5, True)])
 def test_the_check_fails_only_below_the_committed_figure_less_its_noise(ours, passes):
     """Committed 10x over the peer with 20% noise: 10 / 1.2 = 8.3x passes, 10 / 1.3 = 7.7x < 8x fails; the matmul
@@ -312,8 +357,8 @@ def test_committed_figures_keep_the_lowest_value_and_each_figures_spread():
 
 
 def test_commit_measures_every_peer_and_replaces_only_the_measured_tasks(tmp_path, monkeypatch):
-    """`--commit RUNS`: RUNS sweeps per task (ours, every peer, the matmul), each figure its lowest value over the
-    runs and its spread; the figures of tasks not measured are kept."""
+    """`--commit RUNS`: RUNS sweeps per task (ours, every peer, the least work where the task has one, the matmul),
+    each figure its lowest value over the runs and its spread; the figures of tasks not measured are kept."""
     from benchmarks import check
 
     committed = tmp_path / "committed.json"
@@ -337,7 +382,7 @@ def test_commit_measures_every_peer_and_replaces_only_the_measured_tasks(tmp_pat
     assert len(headers) == 2 and headers[0]["benchmark"]["tasks"] == ["batch_hard", "npairs"]
     assert sum(r["kind"] == "benchmark" for r in written) == 4 * len(_records(1.0, 1.0, 1.0))
     assert asked[:2] == [(("batch_hard",), ("inhouse.torch", *check.peers_of("batch_hard")), (1024, 4096), 1),
-                         (("npairs",), ("inhouse.torch", *check.peers_of("npairs")), (1024, 4096), 1)]
+                         (("npairs",), ("inhouse.torch", *check.peers_of("npairs"), "least-work"), (1024, 4096), 1)]
     assert len(asked) == 4
     assert set(check.peers_of("npairs")) == {"pytorch-metric-learning", "tf-addons"}
     assert check.peers_of("multiple_negatives") == ["sentence-transformers"]

@@ -184,3 +184,26 @@ def test_error_multiples_are_short(value, text):
     from reports import describe
 
     assert describe.multiple(value) == text
+
+
+def test_the_ratio_table_sets_the_fastest_peer_against_inhouse_and_against_the_least_work():
+    """peer / least work: the most any implementation doing the loss's least work could be ahead of the peer; a task
+    without a measured least work shows "—" there, and the least work is never taken for a peer."""
+    import pandas as pd
+
+    from reports.sections.benchmarks import ratio_table
+
+    def row(implementation, task, seconds):
+        return {"implementation": implementation, "task": task, "d": 64, "n": 1024, "status": "ok",
+                "seconds": seconds, "reference_seconds": 0.002}
+
+    rows = pd.DataFrame([row("inhouse.torch", "supcon", 0.01), row("pytorch-metric-learning", "supcon", 0.03),
+                         row("least-work", "supcon", 0.006), row("inhouse.torch", "batch_hard", 0.004),
+                         row("torch.naive", "batch_hard", 0.02)])
+    header, table = ratio_table(rows)
+    shown = {line[0]: dict(zip(header, line)) for line in table}
+    assert shown["supcon"]["fastest peer"] == "pytorch-metric-learning 30 ms"
+    assert (shown["supcon"]["peer / in-house"], shown["supcon"]["least work"], shown["supcon"]["peer / least work"]) \
+        == ("3x", "6 ms", "5x")
+    assert (shown["batch_hard"]["peer / in-house"], shown["batch_hard"]["peer / least work"]) == ("5x", "—")
+    assert shown["supcon"]["in-house / matmul"] == "5x"
