@@ -112,12 +112,12 @@ def test_the_benchmarks_measure_the_implementations_the_records_name():
     from benchmarks import implementations, run
 
     named = [(f, n) for f in families() for n in f.benchmarks]
-    families_part = [n for n in implementations.IMPLEMENTATIONS if n not in ("oracle", implementations.MATMUL)]
+    families_part = [n for n in implementations.IMPLEMENTATIONS if n not in implementations.REFERENCES]
     assert families_part == [n for _, n in named]
     assert set(implementations.RECIPES) == {n for _, n in named}
     for family, name in named:
         assert implementations.IMPLEMENTATIONS[name].devices == (("cpu", "cuda") if family.cuda else ("cpu",))
-    assert run.FULL["implementations"] == ("oracle", *families_part)
+    assert run.FULL["implementations"] == ("oracle", *families_part, implementations.LEAST_WORK)
     assert tuple(run.OURS) == next(f for f in families() if f.module == "inhouse").benchmarks
 
 
