@@ -201,9 +201,8 @@ def peers_of(task: str) -> list[str]:
 def run_commit(args, sweep, recorded) -> int:
     """Measure the figures to commit: `args.commit` runs, each measuring inhouse.torch, every peer of each of
     `args.tasks` (and its least work) and the matmul side by side at `args.sizes`, each a run of its own in the results
-    file (`recorded`:
-    the figures come with the records they were taken from), then write committed_figures() of those runs to the
-    check file, in place of its figures for those tasks (the other tasks' figures are kept)."""
+    file (`recorded`: the figures come with the records they were taken from), then write committed_figures() of
+    those runs to the check file, in place of its figures for those tasks (the other tasks' figures are kept)."""
     path = args.check_file or COMMITTED
     previous = load(path) if path.exists() else {"min_noise": DEFAULT_MIN_NOISE, "figures": []}
     args.dims, args.devices, args.threads = [COMMIT_SETTING["d"]], ["cpu"], COMMIT_SETTING["threads"]

@@ -8,8 +8,8 @@ Which implementations there are, in which order and on which devices, comes from
 the references (the oracle, the matmul, and the least work of the softmax and similarity families' tasks); the
 peers' code is benchmarks/peers.py. Each implementation states the exact spec it computes for a task, so like is
 compared with like: pytorch-metric-learning's semi-hard miner is semi_hard_all, not TF-Addons' semi_hard, and is its
-own task. A task no peer computes (or none finishes: PML's
-NTXentLoss asks for [positive pairs x negative pairs] of memory) has only the matmul to be measured against.
+own task. A task no peer computes (or none finishes: PML's NTXentLoss asks for [positive pairs x negative pairs] of
+memory) has only the references to be measured against.
 An implementation whose library is not installed (`requires`) is recorded as skipped, with that reason.
 On the CPU, inhouse.triton runs under Triton's interpreter: it shows that the kernels work, not how fast.
 """

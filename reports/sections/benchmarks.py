@@ -56,8 +56,8 @@ def benchmark_tables(benchmarks: pd.DataFrame) -> list[Table]:
                             [[series] + list(values) for series, values in zip(grid.index, grid.values.tolist())]))
         ratios = ratio_table(of_device)
         if ratios is not None:
-            tables.append(Table(f"{' · '.join(map(str, key))} · {OURS} against the fastest peer, the matmul and the least work",
-                                *ratios))
+            title = f"{' · '.join(map(str, key))} · {OURS} against the fastest peer, the matmul and the least work"
+            tables.append(Table(title, *ratios))
     return tables
 
 
