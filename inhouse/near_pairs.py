@@ -25,8 +25,8 @@ from .hardest_stripes import stripes
 SLACK_PER_TERM = 4
 SLACK_TERMS = 8
 # Rows per stripe of the screen (`hardest_stripes.stripes`): about 2^18 entries, at most 256 rows. Its few operations
-# per stripe favour more stripes (less of the matrix below the diagonal computed): 2^19 entries, up to 512 rows, took 20% longer
-# at N = 1024 and 4096.
+# per stripe favour more stripes (less of the matrix below the diagonal computed): 2^19 entries, up to 512 rows, took
+# 20% longer at N = 1024 and 4096.
 SCREEN_ENTRIES = 1 << 18
 SCREEN_ROWS = 256
 

@@ -284,8 +284,8 @@ ROBUSTNESS = Record("robustness", "One level of a numerical robustness sweep, pe
 
 BENCHMARK = Record("benchmark", "Time and peak memory of one measurement (benchmarks/run.py), per implementation x "
                    "task x N x D x device.", (
-    key("implementation", "string", 'benchmarks/implementations.py name (the references: "matmul", one N x N x D matmul; '
-        '"least-work", the least work of the task\'s loss; "oracle")'),
+    key("implementation", "string", 'benchmarks/implementations.py name (the references: "matmul", one N x N x D '
+        'matmul; "least-work", the least work of the task\'s loss; "oracle")'),
     optional("task", "string", 'the loss measured, or "matmul"'),
     required("spec_label", "string", "str(Spec) of the task (the matmul's shape for the reference)"),
     key("device", "string", "where it ran", known=DEVICES),

@@ -91,7 +91,8 @@ def test_a_tie_for_the_nearest_negative_goes_to_the_first_column_read_down_an_ea
     x = torch.cat([axes, -axes, torch.zeros(1, width)])
     labels = torch.arange(len(x)) // 3 + 100
     labels[:70] = labels[-1] = 0
-    assert [stop for _, stop in hardest_stripes.stripes(len(x), hardest_stripes.STRIPE_ENTRIES, 64)] == [64, 128, 192, len(x)]
+    edges = hardest_stripes.stripes(len(x), hardest_stripes.STRIPE_ENTRIES, 64)
+    assert [stop for _, stop in edges] == [64, 128, 192, len(x)]
     _, negative_at, _, has_negative = hardest_stripes.striped_hardest_partners(x, labels, "squared_euclidean")
     assert bool(has_negative[-1]) and int(negative_at[-1]) == 70
     expected = hardest_partners(distances.pairwise_distances(x, "squared_euclidean"), labels)
