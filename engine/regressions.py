@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from contract.batch import Batch, Regression, found
-from reference import Spec
+from reference import Spec, minings_of
 from registry import REGISTRY
 
 OWN: tuple[Regression, ...] = (
@@ -61,6 +61,15 @@ OWN: tuple[Regression, ...] = (
         "softplus(-80) = 1.8e-35, 1500 times float32's smallest normal number: it counts, in every dtype that holds "
         "it; omoindrot's and Quaterion's count of terms > 1e-16 leaves it out and divides by 6 for the spec's 8",
         reaches={"soft": True, "reduction": "mean_nonzero"},
+    ),
+    Regression(
+        np.array([[160.0], [60.0], [120.0], [0.0]]), np.array([1, 0, 1, 0]), "a softmax that is a hard maximum",
+        "logits 60 / t and more apart: a step the decision gaps allow moves them by tens of units, past the "
+        "curvature of the log-sum-exp (a kink, at this scale), and the oracle's own loss fell by less than a quarter "
+        "of its first-order drop; the descent property halves its step until the oracle's loss is near linear over it "
+        "(suite/test_properties.py `_linear_step`)",
+        reaches={"mining": minings_of("softmax row"), "distance": ("euclidean", "squared_euclidean")},
+        properties=("descent",),
     ),
     Regression(
         *found("semi_hard_wide_spread"), "15 near semi-hard decisions, wide spread",

@@ -40,9 +40,11 @@ ENTRIES: tuple[Divergence, ...] = (
         "the gradient follows the eps vector, 1 / sqrt(D) per coordinate (0.5 at D = 4, in every dtype), where the "
         "oracle's subgradient is 0. Conformance cells treat a zero distance that carries gradient as ambiguous, so "
         "this shows in the duplicates edge case, and in the conformance cells where a duplicate pair is a positive "
-        "in one triplet and a negative in another: the oracle's two terms cancel, torch's eps directions add.",
+        "in one triplet and a negative in another: the oracle's two terms cancel, torch's eps directions add. "
+        "There the loss is flat (the two terms' distances grow together), so a step against torch's gradient "
+        "lowers it by no more than eps does: the descent property fails.",
         link="pytorch/pytorch#61538; aten/src/ATen/native/Distance.cpp pairwise_distance",
-        check=("edge:duplicates", "grad"),
+        check=("edge:duplicates", "grad", "property:descent"),
         regressions=(
             Regression(
                 np.array([[0.0625, 0.0, 0.0], [0.0625, 0.0625, 0.0], [0.0625, 0.0, 0.0]]), np.array([0, 0, 0]),
@@ -50,6 +52,13 @@ ENTRIES: tuple[Divergence, ...] = (
                 "rows 0 and 2 are one point; their pair is a positive in one triplet and a negative in the other, so the "
                 "oracle's gradients cancel, while torch's eps directions add up (found by Hypothesis)",
                 reaches={"mining": "triplets"}, triplets=np.array([[0, 2, 1], [2, 1, 0]]),
+            ),
+            Regression(
+                np.array([[0.5, 0.0], [0.5, 0.0], [0.0, 1.5]]), np.array([0, 0, 0]),
+                "a duplicate pair as positive and as negative, nothing else",
+                "rows 0 and 1 are one point, a positive of (1, 1, 0) and a negative of (0, 1, 0): the loss is m "
+                "wherever the two rows are, torch's gradient has length sqrt(2) (found by Hypothesis, descent)",
+                reaches={"mining": "triplets"}, triplets=np.array([[1, 1, 0], [0, 1, 0]]), properties=("descent",),
             ),
         ),
     ),

@@ -6,7 +6,8 @@
     translation        euclidean and squared distances: shifting every point by one vector changes nothing
     scale_invariance   cosine and normalized distances: multiplying every row by a power of two changes nothing
                        (the gradient scales by its inverse), down to the smallest rows the dtype tells from zero
-    descent            a small step against the returned gradient lowers the loss
+    descent            a small step against the returned gradient lowers the loss (a step inside every decision gap,
+                       over which the oracle's own loss is near linear)
     margins_hold       when every triplet already satisfies its margin, loss and gradient are zero
     duplicates_finite  batches with exact duplicate points give a finite gradient (unless the spec says NaN)
     machine_settings   torch adapters, in float32: denormals flushed, deterministic algorithms, another thread
@@ -39,7 +40,7 @@ from engine.judge import judge_example
 from engine.profiles import examples_per_property
 from engine.regressions import regression_examples
 from engine.tolerances import tolerance
-from reference import LOSSES, valid_triplets
+from reference import LOSSES, evaluate, valid_triplets
 from reference.validation import MAX_CLASSES
 from reference.gaps import COLLAPSE
 
@@ -189,6 +190,22 @@ def _safe_step(cell, reference_answer) -> float:
     return gap / 16
 
 
+def _linear_step(batch, reference_answer, step: float, shortest: float) -> float:
+    """`step`, halved until the oracle's loss, stepped against its own gradient, falls by at least 3/4 of its
+    first-order drop, or below `shortest`: no decision gap bounds the curvature of a log-sum-exp, which at logits of
+    1e284 is a hard maximum whose kink a step of distance units crosses. Where the oracle's loss is that near linear
+    over the step, a conforming adapter's is."""
+    gradient = reference_answer.grad
+    size = _norm(gradient)
+    while 0 < size < np.inf and step >= shortest:
+        moved = evaluate(batch.embeddings - step * gradient / size, batch.labels, reference_answer.spec,
+                         batch.triplets)
+        if moved.loss <= reference_answer.loss - 0.75 * step * size:
+            return step
+        step /= 2
+    return step
+
+
 def _norm(vector) -> float:
     """|vector|, without squaring past float64's range (a gradient of 1e154, the largest magnitudes' in float64)."""
     largest = float(np.max(np.abs(vector), initial=0.0))
@@ -209,15 +226,16 @@ def descent(run, cell, batch):
     if size == 0:
         event("descent: zero gradient")
         return
-    step = _safe_step(cell, reference_answer)
-    moved = round_to_dtype(batch.embeddings - step * before.grad / size, cell.dtype)
-    expected_drop = step * size
     noise = 2 * tolerance("loss", cell.dtype, reference_answer, cell.compute_dtype, cell.precision).allowed(
         reference_answer.loss)
-    rounding = size * float(np.linalg.norm(ulp(batch.embeddings, cell.dtype)))
-    if expected_drop < 4 * (noise + rounding):
+    rounding = float(np.linalg.norm(ulp(batch.embeddings, cell.dtype)))
+    resolved = 4 * (noise / size + rounding)  # the shortest step whose drop stands out of the noise and the rounding
+    step = _linear_step(batch, reference_answer, _safe_step(cell, reference_answer), resolved)
+    if step < resolved:
         event("descent: step below what the dtype resolves")
         return
+    moved = round_to_dtype(batch.embeddings - step * before.grad / size, cell.dtype)
+    expected_drop = step * size
     after = run.call(Batch(moved, batch.labels, batch.triplets, batch.layout + ", stepped"))
     event("descent: stepped")
     assert after.loss < before.loss - expected_drop / 4, (

@@ -75,6 +75,21 @@ def test_triplet_margin_eps_gives_duplicates_a_gradient(dtype):
     assert np.array_equal(out.grad[1], [-0.5] * 4) and not oracle.grad[1].any()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_triplet_margin_eps_gives_a_flat_loss_a_gradient(dtype):
+    """Confirms torch-triplet-margin-eps-at-duplicates' descent check: the duplicate pair is a positive of one triplet
+    and a negative of the other, so the loss is m wherever the two rows are (the oracle's gradient is 0); torch's
+    gradient has length sqrt(2), and a step of 1/16 against it lowers torch's loss by about eps, not by 1/16 sqrt(2)."""
+    x = np.array([[0.5, 0.0], [0.5, 0.0], [0.0, 1.5]])
+    triplets = np.array([[1, 1, 0], [0, 1, 0]])
+    out = TRIPLET_MARGIN.run(x, [0, 0, 0], TRIPLETS_M1, dtype, "cpu", triplets)
+    oracle = reference.evaluate(x, [0, 0, 0], TRIPLETS_M1, triplets=triplets)
+    size = np.linalg.norm(out.grad)
+    assert size == pytest.approx(np.sqrt(2), rel=1e-3) and not oracle.grad.any()
+    stepped = TRIPLET_MARGIN.run(x - out.grad / size / 16, [0, 0, 0], TRIPLETS_M1, dtype, "cpu", triplets)
+    assert abs(out.loss - stepped.loss) < 1e-4 < size / 16 / 4
+
+
 def test_triplet_margin_eps_turns_the_float64_gradient_of_near_duplicates():
     """Near duplicates 1e-4 apart: off by ~1.5e-2 (about 1.5e-6 / r), far above float64's gradient tolerance
     1e-5, and on a gap float64 resolves. (In float32 the harness's rounding model calls such a gap ambiguous.)"""
