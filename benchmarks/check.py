@@ -15,11 +15,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.implementations import IMPLEMENTATIONS, LEAST_WORK, MATMUL, REFERENCES
+from benchmarks.implementations import IMPLEMENTATIONS
 from benchmarks.settings import machine
+from reports.schema import LEAST_WORK, MATMUL, NOT_PEERS, OURS
 
 COMMITTED = Path(__file__).resolve().parent / "committed.json"
-OURS = "inhouse.torch"
 # What `--commit` measures with: one thread, D = 64, and a time cap under which a slow peer's repeats still fit
 COMMIT_SETTING = {"d": 64, "threads": 1, "time_cap": 150}
 COMMIT_WORDS = ("{runs} run(s) of `python -m benchmarks.run --commit {runs}` (time cap 150 s), 1 thread, forward + "
@@ -50,7 +50,7 @@ def speedups(records: list[dict]) -> list[Figure]:
     figures = []
     for ours in (r for r in ok if r["implementation"] == OURS):
         key = (ours["task"], ours["d"], ours["n"])
-        peers = [r for r in ok if (r["task"], r["d"], r["n"]) == key and r["implementation"] not in (OURS, *REFERENCES)]
+        peers = [r for r in ok if (r["task"], r["d"], r["n"]) == key and r["implementation"] not in NOT_PEERS]
         if peers:
             fastest = min(peers, key=lambda r: r["seconds"])
             figures.append(Figure(ours["task"], ours["n"], "peer", fastest["seconds"] / ours["seconds"],
@@ -195,7 +195,7 @@ def peers_of(task: str) -> list[str]:
     """The implementations that compute the task, but ours: neither a reference (the oracle, the matmul, the least
     work) nor inhouse.triton (ours too)."""
     return [name for name, impl in IMPLEMENTATIONS.items()
-            if task in impl.specs and name not in (OURS, *REFERENCES, "inhouse.triton")]
+            if task in impl.specs and name not in NOT_PEERS]
 
 
 def run_commit(args, sweep, recorded) -> int:

@@ -24,8 +24,9 @@ import numpy as np
 
 from adapters import families
 from benchmarks.peers import prepare_naive, prepare_pml, prepare_sentence_transformers, prepare_tfa, torch_step
-from benchmarks.tasks import LEAST_WORK, LEAST_WORK_BLOCKS, MATMUL, TASKS
+from benchmarks.tasks import LEAST_WORK_BLOCKS, TASKS
 from reference import Spec
+from reports.schema import LEAST_WORK, MATMUL, ORACLE, REFERENCES
 
 __all__ = ["IMPLEMENTATIONS", "LEAST_WORK", "MATMUL", "RECIPES", "REFERENCES", "TASKS", "Implementation", "Recipe",
            "family_implementations"]
@@ -162,10 +163,9 @@ def family_implementations() -> list[Implementation]:
 IMPLEMENTATIONS = {
     impl.name: impl
     for impl in (
-        Implementation("oracle", _for(*TASKS), ("cpu",), _prepare_oracle, framework="numpy"),  # the reference
+        Implementation(ORACLE, _for(*TASKS), ("cpu",), _prepare_oracle, framework="numpy"),  # the reference
         *family_implementations(),
         Implementation(MATMUL, {}, BOTH, _prepare_matmul),  # the physical reference
         Implementation(LEAST_WORK, {task: TASKS[task] for task in LEAST_WORK_BLOCKS}, BOTH, _prepare_least_work),
     )
 }
-REFERENCES = ("oracle", MATMUL, LEAST_WORK)  # what the implementations are measured against: never a peer

@@ -41,12 +41,11 @@ TASKS = {
     # pytorch-metric-learning CircleLoss() defaults: m 0.4, gamma 80, AvgNonZeroReducer
     "circle": Spec(mining="circle", distance="cosine", margin=0.4, gamma=80.0, reduction="mean_nonzero"),
 }
-MATMUL = "matmul"  # the physical reference: one N x N x D matmul on the same device
-# The softmax and similarity families' reference: the least work their loss takes at the in-house precision, the
-# three products of a dense gradient (the distances; dL/dd2 back to the rows, and to the columns) over the block of
-# the distance matrix it reads, and a float64 exponential per entry of that block (the logits keep their low bits
-# in float64). No implementation doing that work is ahead of the fastest peer by more than the peer's time over its.
-LEAST_WORK = "least-work"
+# The softmax and similarity families' reference beside the matmul (reports/schema.py REFERENCES): the least work
+# their loss takes at the in-house precision, the three products of a dense gradient (the distances; dL/dd2 back to
+# the rows, and to the columns) over the block of the distance matrix it reads, and a float64 exponential per entry
+# of that block (the logits keep their low bits in float64). No implementation doing that work is ahead of the
+# fastest peer by more than the peer's time over its.
 LEAST_WORK_BLOCKS = {"npairs": "pairs", "multiple_negatives": "pairs",  # anchors x positives: a quarter of N x N
                      "ntxent": "square", "supcon": "square", "multi_similarity": "square", "circle": "square"}
 

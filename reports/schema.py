@@ -35,6 +35,13 @@ EDGE_OUTCOMES = ("value", "nan", "inf", "error")
 QUANTITIES = ("loss", "grad")
 SWEEPS = ("offset", "near_duplicate", "scale", "temperature", "tf32")
 BENCHMARK_STATUSES = ("ok", "timeout", "oom", "error", "skipped")
+# A benchmark record's implementations that are no peer: ours (inhouse.torch, whose figures the check and the report
+# give; inhouse.triton, ours too) and the references every implementation is measured against (the oracle; one
+# N x N x D matmul; the least work of the task's loss, benchmarks/tasks.py LEAST_WORK_BLOCKS)
+OURS = "inhouse.torch"
+ORACLE, MATMUL, LEAST_WORK = "oracle", "matmul", "least-work"
+REFERENCES = (ORACLE, MATMUL, LEAST_WORK)
+NOT_PEERS = (OURS, "inhouse.triton", *REFERENCES)
 
 TYPES = ("string", "integer", "number", "boolean", "null", "array", "object")
 NON_FINITE = ("nan", "inf", "-inf")  # how `results.jsonable` writes the numbers JSON lacks
@@ -284,8 +291,8 @@ ROBUSTNESS = Record("robustness", "One level of a numerical robustness sweep, pe
 
 BENCHMARK = Record("benchmark", "Time and peak memory of one measurement (benchmarks/run.py), per implementation x "
                    "task x N x D x device.", (
-    key("implementation", "string", 'benchmarks/implementations.py name (the references: "matmul", one N x N x D '
-        'matmul; "least-work", the least work of the task\'s loss; "oracle")'),
+    key("implementation", "string", f'benchmarks/implementations.py name (the references: "{MATMUL}", one N x N x D '
+        f'matmul; "{LEAST_WORK}", the least work of the task\'s loss; "{ORACLE}")'),
     optional("task", "string", 'the loss measured, or "matmul"'),
     required("spec_label", "string", "str(Spec) of the task (the matmul's shape for the reference)"),
     key("device", "string", "where it ran", known=DEVICES),

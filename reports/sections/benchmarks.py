@@ -10,7 +10,7 @@ import math
 import pandas as pd
 
 from ..reader import number
-from ..schema import columns
+from ..schema import LEAST_WORK, NOT_PEERS, OURS, columns
 from .common import Table
 
 BENCHMARK_COLUMNS = columns("benchmark")
@@ -61,9 +61,6 @@ def benchmark_tables(benchmarks: pd.DataFrame) -> list[Table]:
     return tables
 
 
-OURS = "inhouse.torch"
-LEAST_WORK = "least-work"
-NOT_PEERS = (OURS, "matmul", "oracle", LEAST_WORK, "inhouse.triton")
 
 
 def ratio_table(rows: pd.DataFrame):

@@ -223,6 +223,18 @@ def test_the_least_work_is_a_reference_never_the_fastest_peer():
     assert all("least-work" not in check.peers_of(task) for task in TASKS)
 
 
+def test_our_triton_kernels_are_never_a_peer():
+    """inhouse.triton is ours too: on a GPU, where it may be the fastest of the rest, a figure against it would
+    measure us against ourselves."""
+    from benchmarks import check
+
+    records = _records(ours=1.0, peer=10.0, matmul=0.5)
+    triton = {**records[1], "implementation": "inhouse.triton", "seconds": 0.5}
+    figures = {(f.of, f.peer): f.speedup for f in check.speedups([*records, triton])}
+    assert figures == {("peer", "pytorch-metric-learning"): 10.0, ("matmul", None): 0.5}
+    assert all("inhouse.triton" not in check.peers_of(task) for task in TASKS)
+
+
 @pytest.mark.parametrize("task", sorted(LEAST_WORK_BLOCKS))
 def test_the_least_work_runs_its_products_and_exponentials_over_the_block_its_loss_reads(task, monkeypatch):
     """Three products over the block (anchors x positives for the pairs layout, N x N otherwise) and a float64
