@@ -239,6 +239,38 @@ ENTRIES: tuple[Divergence, ...] = (
         dtype="float64",
     ),
     Divergence(
+        id="tfa-npairs-float16-mean-overflows",
+        confirmed_by="tests/adapters/test_adapter_tfa_npairs.py::test_npairs_float16_mean_overflows_where_it_fits",
+        adapter="tfa.npairs*",
+        kind="precision",
+        reason="npairs_loss and npairs_multilabel_loss run in the logits' dtype, the mean over anchors included "
+        "(tf.reduce_mean of the rows' cross-entropies): in float16 the rows' sum overflows at 65504 even where the "
+        "mean, and every logit, is well inside the range (two pairs whose own positives are 200 apart in squared "
+        "distance, 40000 in euclidean, each anchor's other positive on it: rows of 40000, mean 40000, loss inf). "
+        "The gradient, (softmax - Y) / B per entry, stays finite and right. Cosine logits are at most 2 apart, and "
+        "a row's cross-entropy at most 2 + log B: their sum never gets there. Hypothesis meets it on wide batches "
+        "of 50 rows (squared distances of 9000, the mean 2771).",
+        link="tensorflow/addons tensorflow_addons/losses/npairs.py npairs_loss, npairs_multilabel_loss "
+        "(tf.reduce_mean in the logits' dtype)",
+        spec={"mining": ("npairs", "npairs_multilabel"), "distance": ("euclidean", "squared_euclidean")},
+        dtype="float16",
+        check="loss",
+        regressions=(
+            Regression(
+                np.array([[0.0], [200.0], [200.0], [0.0]]), np.array([1, 2, 1, 2]),
+                "two pairs, each anchor on the other's positive, 200 from its own",
+                "rows of 40000 (-log of a softmax of e^-40000 against 1), summing past float16's range",
+                reaches={"mining": ("npairs", "npairs_multilabel"), "distance": "squared_euclidean"},
+            ),
+            Regression(
+                np.array([[0.0], [40000.0], [40000.0], [0.0]]), np.array([1, 2, 1, 2]),
+                "two pairs, each anchor on the other's positive, 40000 from its own",
+                "rows of 40000 in euclidean distance, summing past float16's range",
+                reaches={"mining": ("npairs", "npairs_multilabel"), "distance": "euclidean"},
+            ),
+        ),
+    ),
+    Divergence(
         id="tfa-npairs-labels-cast-to-the-logits-dtype",
         confirmed_by="tests/adapters/test_adapter_tfa_npairs.py::test_npairs_casts_the_labels_to_the_logits_dtype",
         adapter="tfa.npairs_loss*",

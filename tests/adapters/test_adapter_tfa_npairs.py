@@ -1,9 +1,11 @@
-"""TF-Addons' npairs_loss and npairs_multilabel_loss: its own test values, graph and eager, the label cast the registry
-holds (tfa-npairs-labels-cast-to-the-logits-dtype), and the pairs layout refused at the adapter's boundary."""
+"""TF-Addons' npairs_loss and npairs_multilabel_loss: its own test values, graph and eager, the label cast and the
+float16 mean the registry holds (tfa-npairs-labels-cast-to-the-logits-dtype, tfa-npairs-float16-mean-overflows), and
+the pairs layout refused at the adapter's boundary."""
 import numpy as np
 import pytest
 
 import reference
+from contract.batch import in_layout
 
 pytest.importorskip("torch")  # imported before TensorFlow when both are installed (adapters._tf.load)
 tf = pytest.importorskip("tensorflow")
@@ -54,6 +56,22 @@ def test_npairs_casts_the_labels_to_the_logits_dtype(dtype):
     assert collided == pytest.approx(spec_loss + 0.5, abs=0.02)
     small_ids = adapter.run(x, np.array([0, 1, 0, 1]), spec, dtype, "cpu").loss
     assert small_ids == pytest.approx(spec_loss, abs=0.02)
+
+
+@pytest.mark.parametrize("name", ["tfa.npairs_loss", "tfa.npairs_multilabel_loss"])
+@pytest.mark.parametrize("distance, far", [("squared_euclidean", 200.0), ("euclidean", 40000.0)])
+def test_npairs_float16_mean_overflows_where_it_fits(name, distance, far):
+    """Confirms tfa-npairs-float16-mean-overflows: two pairs, each anchor on the other's positive and `far` from its
+    own, rows of 40000 and a mean of 40000 (inside float16's 65504); float16 returns inf, float32 the mean, and the
+    float16 gradient is the spec's."""
+    adapter = ADAPTERS[name]
+    spec = next(s for s in adapter.specs if s.distance == distance)
+    x, labels = in_layout(spec, np.array([[0.0], [far], [far], [0.0]]), np.array([1, 2, 1, 2]))
+    oracle = reference.evaluate(x, labels, spec)
+    assert oracle.loss == 40000.0
+    half = adapter.run(x, labels, spec, "float16", "cpu")
+    assert half.loss == np.inf and np.array_equal(half.grad, oracle.grad)
+    assert adapter.run(x, labels, spec, "float32", "cpu").loss == 40000.0
 
 
 def test_npairs_refuses_a_batch_that_is_not_pairs_at_the_boundary():
