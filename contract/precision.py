@@ -14,7 +14,8 @@ For a dtype with machine epsilon eps and u = (D + 2) eps (D products accumulated
 error of a squared distance between the rows p_i, p_j the distances are measured between:
 
     direct, raw rows    err_ij = u d2_ij
-    direct, unit rows   err_ij = u (d2_ij + 4 d_ij)   (normalize: each unit row carries u of its own)
+    direct, unit rows   err_ij = u (d2_ij + 4 d_ij + 4 u)   (normalize: each unit row carries u of its own, so
+                                                       d_ij may be 2 u off, also at 0: (d + 2 u)^2 - d^2)
     gram                err_ij = u (|p_i|^2 + |p_j|^2)
     cosine (both)       err_ij = 2 u                   (1 - u_i.u_j on unit rows is itself a dot product)
 
@@ -68,7 +69,7 @@ def squared_error(name: str, points: np.ndarray, squared: np.ndarray, distance: 
         norms = np.einsum("ij,ij->i", points, points)
         return unit_roundoff * (norms[:, None] + norms[None, :])
     if unit_rows:
-        return unit_roundoff * (squared + 4.0 * np.sqrt(squared))
+        return unit_roundoff * (squared + 4.0 * np.sqrt(squared) + 4.0 * unit_roundoff)
     return unit_roundoff * squared
 
 
@@ -88,7 +89,8 @@ def rounding_at(name: str, at: float, points: np.ndarray, distance: str, unit_ro
         err = unit_roundoff * 2.0 * float(np.max(np.einsum("ij,ij->i", points, points), initial=0.0))
     else:
         squared = at * at if distance == "euclidean" else at
-        err = unit_roundoff * (squared + 4.0 * np.sqrt(squared)) if unit_rows else unit_roundoff * squared
+        err = unit_roundoff * (squared + 4.0 * np.sqrt(squared) + 4.0 * unit_roundoff) if unit_rows \
+            else unit_roundoff * squared
     if distance == "euclidean" and err > 0:
         return err / (at + np.sqrt(err))
     return err

@@ -137,6 +137,21 @@ OWN: tuple[Regression, ...] = (
         reaches={"mining": "batch_hard", "distance": "euclidean"},
     ),
     Regression(
+        np.array([
+            [-5066631579.689697, 2083814401.0868502, 4706256773.879719, 1851976471.8220203, -3997411440.642073,
+             -8005052712.462829, -22718108336.582455, 8381790418.460549],
+            [-5066631579.39879, 2083814401.1852212, 4706256774.163181, 1851976471.536411, -3997411441.030835,
+             -8005052712.503384, -22718108337.085133, 8381790418.837325],
+            [-5066631579.39879, 2083814401.1852212, 4706256774.163181, 1851976471.5364113, -3997411441.030835,
+             -8005052712.503385, -22718108337.085133, 8381790418.837325],
+        ]), np.array([275449, 870769, 275449]), "near-duplicate directions 2.7e10 from the origin",
+        "found by Hypothesis (dev profile) on inhouse.torch, scaled batch_hard: rows 1 and 2 differ by 1e-20 of their "
+        "length, so their unit rows are one point or 1.4e-17 apart by the order of a sum of squares; the oracle "
+        "says 0, inhouse.torch 1.4e-17, and the kink of sqrt between them turned its gradient by 3 "
+        "(contract/precision.py: unit rows carry 2 u at distance 0 too; tests/engine/test_unit_row_rounding.py)",
+        reaches={"normalize": True, "distance": "euclidean"},
+    ),
+    Regression(
         *found("cosine_d1_row_near_the_origin"), "one dimension, a row 7.3e-4 from the origin",
         "the thorough hunt: every cosine distance is 0 or 2 and the spec's gradient 0, but normalising the row near "
         "the origin leaves its unit row's rounding times 1 / |x| in the gradient (engine/tolerances.py "

@@ -36,7 +36,7 @@ def run_cell(adapter, spec, dtype, quantity, examples=15, timeout=10.0, strategy
     try:
         for_each_batch(
             cell, run.examine, batches(spec, dtype) if strategy is None else strategy,
-            regression_examples(spec) if regressions is None else regressions, max_examples=examples,
+            regression_examples(spec, dtype=dtype) if regressions is None else regressions, max_examples=examples,
         )
     except Exception as exc:  # the shrunk failure, or a group of distinct ones
         return run, exc
