@@ -82,15 +82,11 @@ def to_distance(err: np.ndarray, dist: np.ndarray, distance: str) -> np.ndarray:
 
 
 def rounding_at(name: str, at: float, points: np.ndarray, distance: str, unit_rows: bool, unit_roundoff: float) -> float:
-    """The worst delta of a distance of size `at` on this batch (gram: the largest row norms; direct: `at` itself)."""
-    if distance == "cosine":
-        err = 2.0 * unit_roundoff
-    elif name == "gram":
-        err = unit_roundoff * 2.0 * float(np.max(np.einsum("ij,ij->i", points, points), initial=0.0))
+    """The worst delta of a distance of size `at` on this batch (gram: the largest row norms; direct: `at` itself):
+    `squared_error` and `to_distance` at one distance."""
+    if name == "gram" and distance != "cosine":  # the pair of the largest norms
+        err = np.float64(unit_roundoff * 2.0 * float(np.max(np.einsum("ij,ij->i", points, points), initial=0.0)))
     else:
         squared = at * at if distance == "euclidean" else at
-        err = unit_roundoff * (squared + 4.0 * np.sqrt(squared) + 4.0 * unit_roundoff) if unit_rows \
-            else unit_roundoff * squared
-    if distance == "euclidean" and err > 0:
-        return err / (at + np.sqrt(err))
-    return err
+        err = squared_error(name, points, np.float64(squared), distance, unit_rows, unit_roundoff)
+    return float(to_distance(err, np.float64(at), distance))

@@ -61,8 +61,6 @@ def benchmark_tables(benchmarks: pd.DataFrame) -> list[Table]:
     return tables
 
 
-
-
 def ratio_table(rows: pd.DataFrame):
     """(header, rows) per task, D and N where inhouse.torch was timed: its time, the fastest peer (its time over
     ours), ours over the matmul's, and the task's least work (the fastest peer's time over it); "no peer" where no

@@ -13,6 +13,7 @@ from engine.tolerances import distance_rounding
 FOUND = next(r for r in OWN if r.layout == "near-duplicate directions 2.7e10 from the origin")
 SPEC = reference.Spec(mining="batch_hard", normalize=True, margin=0.2, scaled=True, reduction="mean_nonzero",
                       anchors="valid", empty="zero")
+ANSWER = reference.evaluate(FOUND.embeddings, FOUND.labels, SPEC)
 
 
 def unit_row(row: np.ndarray, order) -> np.ndarray:
@@ -30,14 +31,12 @@ def test_two_correct_normalisations_put_the_pair_at_zero_and_apart():
     apart = np.linalg.norm(unit_row(near, forward) - unit_row(twin, forward))
     together = np.linalg.norm(unit_row(near, backward) - unit_row(twin, backward))
     assert together == 0.0 < apart
-    answer = reference.evaluate(FOUND.embeddings, FOUND.labels, SPEC)
-    assert answer.distances[1, 2] == 0.0 and answer.gaps["zero_distance"] == 0.0
-    assert apart <= distance_rounding(answer, "float64")[1, 2]
+    assert ANSWER.distances[1, 2] == 0.0 and ANSWER.gaps["zero_distance"] == 0.0
+    assert apart <= distance_rounding(ANSWER, "float64")[1, 2]
 
 
 def test_the_zero_distance_decision_is_ambiguous_and_the_gradient_not_compared():
-    answer = reference.evaluate(FOUND.embeddings, FOUND.labels, SPEC)
     for dtype in ("float64", "float32"):
-        decided = decisions(answer, dtype)
+        decided = decisions(ANSWER, dtype)
         assert "zero_distance" in decided.ambiguous
-        assert comparison("grad", decided, answer) == NOT_COMPARED
+        assert comparison("grad", decided, ANSWER) == NOT_COMPARED
