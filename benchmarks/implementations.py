@@ -26,10 +26,9 @@ from adapters import families
 from benchmarks.peers import prepare_naive, prepare_pml, prepare_sentence_transformers, prepare_tfa, torch_step
 from benchmarks.tasks import LEAST_WORK_BLOCKS, TASKS
 from reference import Spec
-from reports.schema import LEAST_WORK, MATMUL, ORACLE, REFERENCES
+from reports.schema import LEAST_WORK, MATMUL, ORACLE
 
-__all__ = ["IMPLEMENTATIONS", "LEAST_WORK", "MATMUL", "RECIPES", "REFERENCES", "TASKS", "Implementation", "Recipe",
-           "family_implementations"]
+__all__ = ["IMPLEMENTATIONS", "RECIPES", "Implementation", "Recipe", "family_implementations"]
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,13 @@ if str(ROOT) not in sys.path:  # `python benchmarks/run.py` as well as `python -
 
 from adapters import family  # noqa: E402
 from benchmarks.check import run_check, run_commit  # noqa: E402
-from benchmarks.implementations import IMPLEMENTATIONS, MATMUL, TASKS  # noqa: E402
+from benchmarks.implementations import IMPLEMENTATIONS  # noqa: E402
 from benchmarks.settings import FULL, FULL_SIZES, QUICK, STATUSES, device_names, frameworks, machine  # noqa: E402
 from benchmarks.settings import parse as _parse  # noqa: E402
 from benchmarks.sweep import measure, measure_series, plan, sizes_for, sweep  # noqa: E402
+from benchmarks.tasks import TASKS  # noqa: E402
 from reports.results import ResultsWriter  # noqa: E402
+from reports.schema import MATMUL  # noqa: E402
 
 # What benchmarks/run.py offers beside its command: the options, the sweep and its parts, the table.
 __all__ = ["FULL", "FULL_SIZES", "IMPLEMENTATIONS", "QUICK", "STATUSES", "ResultsWriter", "device_names", "machine",

@@ -10,7 +10,9 @@ import socket
 from pathlib import Path
 
 from adapters import families
-from benchmarks.implementations import IMPLEMENTATIONS, MATMUL, TASKS
+from benchmarks.implementations import IMPLEMENTATIONS
+from benchmarks.tasks import TASKS
+from reports.schema import MATMUL
 
 ROOT = Path(__file__).resolve().parent.parent
 

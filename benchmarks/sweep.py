@@ -12,7 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.implementations import IMPLEMENTATIONS, MATMUL
+from benchmarks.implementations import IMPLEMENTATIONS
+from reports.schema import MATMUL
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_CAP = 180.0  # seconds a child may spend importing and preparing before its first call

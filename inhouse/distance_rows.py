@@ -1,5 +1,6 @@
 """A loss read row by row from a distance matrix, in one pass over chunks of its rows: the softmax and similarity
-families (inhouse/softmax.py, inhouse/similarity.py) in O(N x chunk) memory, their gradient computed in the same pass.
+families (inhouse/softmax.py, inhouse/similarity.py) and lifted (inhouse/lifted.py, two passes) in O(N x chunk)
+memory, their gradient computed in the same pass.
 
 `row_losses(points, split, distance, rows_loss)` measures D(rows_i, columns_j) (the N x N matrix when split is None,
 or the anchors x positives block of the pairs layout, points[:split] x points[split:]: a quarter of it) a chunk of

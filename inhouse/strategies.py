@@ -11,8 +11,7 @@ for `terms.reduce`. How:
 - contrastive: the positive pairs and the negative pairs closer than the margin (found by a screen without the
   matrix, `near_pairs`), measured from differences; backward by autograd through those pairs only.
 - lifted: the two rows of a positive pair share their negatives (every other class), so each pair's log-sum-exp
-  over both rows is the log-sum-exp of the rows' own sums: per row one shifted sum over its negatives, per pair
-  their combination; N x N matrices only, backward by autograd.
+  over both rows combines the rows' own: read row by row, twice (`lifted`).
 - batch_all, semi_hard_all: per anchor, its negative distances are put in bins (or sorted) once and each positive
   distance is located among them (`windows`; TF-Addons tiles an N^2 x N tensor instead). These compute dL/dD
   alongside the loss, since it is a sparse sum of term slopes, and hand it to autograd (`_WithGradient`), so
@@ -29,6 +28,7 @@ from reference import Spec
 from .chunks import anchor_chunks
 from .distances import PairDistances, PartnerDistances, pairwise_distances, partner_distances, partner_gradient
 from .hardest_stripes import striped_hardest_partners
+from .lifted import lifted
 from .similarity import circle, multi_similarity, multi_similarity_mined
 from .softmax import multiple_negatives, npairs, npairs_multilabel, ntxent, simclr, supcon
 from .mining import ClassSlots, hardest_partners, semi_hard_negatives
@@ -217,31 +217,6 @@ def _contrastive_on_the_matrix(points, labels, spec):
         slopes = torch.where(same, dist, shortfall.neg_()).mul_(upper).mul_(2.0)
         active = (values > 0).sum()
     return _WithGradient.apply(dist, values.sum(dtype=torch.float64), slopes), upper.sum(), active
-
-
-def lifted(points, labels, spec, triplets=None):
-    """Per positive pair i < j: J = log(sum_{k in N(i)} e^(m - D_ik) + sum_{l in N(j)} e^(m - D_jl)) + D_ij, the term
-    [J]+^2 / 2 (reference.strategies.lifted; Song et al. 2016 eq. 4). Each row's sum is taken once, shifted by its
-    largest exponent (a no-grad constant: it moves neither J nor its slope), and a pair combines its two rows' sums
-    under the larger shift, so no exponential overflows and the argument of the log is >= 1. A class alone in the
-    batch has no negative: J = -inf, its terms 0 with gradient 0 (masked with `where`, never 0 * inf)."""
-    dist = pairwise_distances(points, spec.distance)
-    same = labels[:, None] == labels[None, :]
-    negative = ~same
-    minus_inf = torch.full_like(dist, float("-inf"))
-    exponent = torch.where(negative, spec.margin - dist, minus_inf)  # e^-inf = 0, with gradient 0
-    has_negative = negative.any(dim=1)
-    with torch.no_grad():
-        shift = torch.where(has_negative, exponent.amax(dim=1), torch.zeros_like(dist[:, 0]))
-    rows = torch.exp(exponent - shift[:, None]).sum(dim=1)  # >= 1 where the row has a negative, else 0
-    high = torch.maximum(shift[:, None], shift[None, :])
-    both = rows[:, None] * torch.exp(shift[:, None] - high) + rows[None, :] * torch.exp(shift[None, :] - high)
-    pairs = torch.ones_like(same).triu_(diagonal=1) & same
-    live = pairs & has_negative[:, None]  # i and j are one class: both rows have negatives or neither has
-    j_value = torch.log(torch.where(live, both, torch.ones_like(both))) + high + dist
-    hinge = torch.where(live, j_value.clamp_min(0.0), torch.zeros_like(j_value))
-    # float64 terms: a sum of N^2 / 2 squares may pass float32's range where their mean does not (as _WithGradient)
-    return aggregate(0.5 * hinge.double() ** 2, pairs)
 
 
 STRATEGIES = {

@@ -15,6 +15,7 @@ package only computes it faster. Where each part lives:
     near_pairs.py   the pairs that may lie closer than a bound (contrastive's), screened without the matrix
     windows.py      batch_all's and semi_hard_all's windows of negatives, counted by bins or by sorting
     softmax.py, similarity.py, distance_rows.py  the softmax and similarity families, row by row
+    lifted.py       lifted structured, row by row (twice: a pair reads its partner's log-sum-exp)
     cross_entropy_rows.py  the softmax family's plain cross-entropies over cosine or squared d2, fewer passes
     strategies.py   one function per `Spec.mining`: (sum of terms, units, active)
     terms.py        hinge / softplus terms, the reduction, the loss in the input's dtype

@@ -110,14 +110,15 @@ def test_the_gpu_command_judges_the_families_the_records_name():
 def test_the_benchmarks_measure_the_implementations_the_records_name():
     from adapters import families
     from benchmarks import implementations, run
+    from reports.schema import LEAST_WORK, REFERENCES
 
     named = [(f, n) for f in families() for n in f.benchmarks]
-    families_part = [n for n in implementations.IMPLEMENTATIONS if n not in implementations.REFERENCES]
+    families_part = [n for n in implementations.IMPLEMENTATIONS if n not in REFERENCES]
     assert families_part == [n for _, n in named]
     assert set(implementations.RECIPES) == {n for _, n in named}
     for family, name in named:
         assert implementations.IMPLEMENTATIONS[name].devices == (("cpu", "cuda") if family.cuda else ("cpu",))
-    assert run.FULL["implementations"] == ("oracle", *families_part, implementations.LEAST_WORK)
+    assert run.FULL["implementations"] == ("oracle", *families_part, LEAST_WORK)
     assert tuple(run.OURS) == next(f for f in families() if f.module == "inhouse").benchmarks
 
 

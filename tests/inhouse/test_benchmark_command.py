@@ -156,7 +156,8 @@ def test_tf_addons_npairs_computes_the_task():
     import numpy as np
 
     import reference
-    from benchmarks.implementations import IMPLEMENTATIONS, TASKS
+    from benchmarks.implementations import IMPLEMENTATIONS
+    from benchmarks.tasks import TASKS
     from benchmarks.tasks import batch
 
     assert IMPLEMENTATIONS["tf-addons"].specs["npairs"] == TASKS["npairs"]

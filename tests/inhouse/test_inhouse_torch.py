@@ -258,6 +258,22 @@ def test_no_intermediate_beyond_n_squared(spec, monkeypatch):
     assert probe.largest <= n * n + n
 
 
+ROW_READ = [("lifted", "euclidean"), ("lifted", "squared_euclidean"), ("lifted", "cosine"), ("supcon", "euclidean"),
+            ("ntxent", "cosine"), ("multi_similarity", "cosine"), ("circle", "cosine")]
+
+
+@pytest.mark.parametrize("mining, distance", ROW_READ)
+def test_row_read_losses_hold_no_n_by_n_temporary(mining, distance, monkeypatch):
+    """The losses read row by row (inhouse/distance_rows.py) hold a chunk of rows at a time: at N = 256, with chunks
+    of 16 rows, no tensor reaches a quarter of N x N (the whole matrix, its mask or its autograd would)."""
+    n = 256
+    monkeypatch.setattr(distance_rows, "ROW_ELEMENTS", 16 * n)
+    x = torch.randn(n, 8, dtype=torch.float64, requires_grad=True)
+    with _LargestTensor() as probe:
+        metric_loss(x, torch.arange(n) % 32, Spec(mining=mining, distance=distance)).backward()
+    assert probe.largest < n * n // 4
+
+
 # docs/upstream/next-losses.md, section 1.1: unit rows, two classes; every J = 2.049277, J^2 / 2 = 2.0997672
 FIXTURE_A = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]]), np.array([0, 0, 1, 1])
 
