@@ -104,8 +104,7 @@ def test_permuting_the_batch_permutes_the_gradient(specs):
         moved = Batch(batch.x[order], batch.labels[order], triplets)
         assert_invariant(batch, spec, Moved(moved, f"x[{order.tolist()}]", order), SAME_SUMS, tally)
 
-    check()
-    tally.assert_mostly_checked()
+    tally.judge(check)
 
 
 @pytest.mark.parametrize("specs", by_mining(SPECS))
@@ -156,8 +155,7 @@ def test_rotating_the_embeddings_rotates_the_gradient(specs):
         moved = Moved(Batch(batch.x @ rotation, batch.labels, batch.triplets), code, np.arange(len(batch.x)), rotation)
         assert_invariant(batch, spec, moved, ROUNDED_INPUT, tally)
 
-    check()
-    tally.assert_mostly_checked()
+    tally.judge(check)
 
 
 @pytest.mark.parametrize("specs", by_mining(s for s in SPECS if s.distance != "cosine" and not s.normalize))
@@ -173,8 +171,7 @@ def test_translating_the_embeddings_changes_nothing(specs):
         moved = Moved(Batch(batch.x + shift, batch.labels, batch.triplets), code, np.arange(len(batch.x)))
         assert_invariant(batch, spec, moved, ROUNDED_INPUT, tally)
 
-    check()
-    tally.assert_mostly_checked()
+    tally.judge(check)
 
 
 @pytest.mark.parametrize("specs", by_mining(SPECS))
@@ -350,8 +347,7 @@ def test_a_small_step_against_the_gradient_lowers_the_loss(specs):
             ),
         )
 
-    check()
-    tally.assert_mostly_checked()
+    tally.judge(check)
 
 
 # --- the decision gap is sound ------------------------------------------------------------------------------
@@ -405,5 +401,4 @@ def test_no_decision_flips_within_the_gap(specs):
             f"a move of {step} (gap {result.gap}, gaps {result.gaps}) switched a hinge", snippet
         )
 
-    check()
-    tally.assert_mostly_checked()
+    tally.judge(check)
