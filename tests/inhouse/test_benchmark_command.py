@@ -157,8 +157,7 @@ def test_tf_addons_npairs_computes_the_task():
 
     import reference
     from benchmarks.implementations import IMPLEMENTATIONS
-    from benchmarks.tasks import TASKS
-    from benchmarks.tasks import batch
+    from benchmarks.tasks import TASKS, batch
 
     assert IMPLEMENTATIONS["tf-addons"].specs["npairs"] == TASKS["npairs"]
     completed = subprocess.run([sys.executable, "-c", TF_NPAIRS], cwd=ROOT, capture_output=True, text=True,

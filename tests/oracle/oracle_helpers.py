@@ -355,10 +355,6 @@ class Tally:
         done, skipped = sum(self.checked.values()), sum(self.set_aside.values())
         return done > 0 and skipped <= done
 
-    def assert_mostly_checked(self) -> None:
-        TALLIES.append(self)
-        assert self.mostly_checked(), f"more than half of the draws were set aside: {self.summary()}"
-
     def judge(self, check) -> None:
         """Run `check` (a Hypothesis test that tallies here), then assert that most of its draws were checked. After
         an interesting draw Hypothesis draws its neighbours, so one round can set most aside by chance where a
@@ -367,7 +363,8 @@ class Tally:
         check()
         if not self.mostly_checked():
             check()
-        self.assert_mostly_checked()
+        TALLIES.append(self)
+        assert self.mostly_checked(), f"more than half of the draws were set aside: {self.summary()}"
 
 
 TALLIES: list[Tally] = []  # read by tests/oracle/conftest.py for the end-of-run summary
