@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 import reference
+from engine.tolerances import loss_rounding
 from reference.validation import MAX_CLASSES
 from oracle_helpers import (
     CONTINUOUS_LAYOUTS,
@@ -328,18 +329,29 @@ def test_a_small_step_against_the_gradient_lowers_the_loss(specs):
         norm = np.linalg.norm(result.grad)
         if not norm > 1e-9:  # also NaN: where every hinge is inactive there is nothing to descend
             tally.reject("flat or undefined")
-        # A step of length t moves every distance by at most t * distance_speed: a thousandth of the
-        # gap crosses no decision and stays where the loss is smooth, so it decreases by t |g| to
-        # first order; half of that is asked for (the Armijo condition). Where nothing is decided
-        # (an infinite gap) the step is 1e-4.
+        # A step of length t moves every distance by at most t * distance_speed: a thousandth of the gap crosses
+        # no decision and stays where the loss is smooth, so the loss falls by t |g| to first order; half of that
+        # is asked for (the Armijo condition). Where nothing is decided (an infinite gap) the step is 1e-4. A
+        # log-sum-exp bends within any gap, so the step is halved while it falls short, down to the shortest whose
+        # drop stands out of the loss's rounding: float64's at the loss and what the distances' rounding moves it
+        # by (engine/tolerances.py loss_rounding; cosine rows 1e3 from the origin 1e-5 apart, scaled batch_hard,
+        # once rounded up by 1e-13 a loss a step was to lower by 1e-12). A gradient that is no descent direction
+        # falls short at every step down to that one.
         step = min(1e-3 * result.gap / distance_speed(batch.x, spec), 1e-4)
-        if not step * norm > 1e3 * EPS * (1 + abs(result.loss)):
+        shortest = max(1e3 * EPS * (1 + abs(result.loss)), 4 * loss_rounding(result, "float64")) / norm
+        if not step > shortest:
             tally.discard("ambiguous: a decision too close for a step float64 resolves")
             return
         tally.check()
-        lowered = batch.evaluate(spec, batch.x - step * result.grad / norm).loss
+        first = step
+        while True:
+            lowered = batch.evaluate(spec, batch.x - step * result.grad / norm).loss
+            if result.loss - lowered >= 0.5 * step * norm or step / 2 <= shortest:
+                break
+            step /= 2
         assert result.loss - lowered >= 0.5 * step * norm, failure(
-            f"a step of {step} against the gradient (norm {norm}) took the loss from {result.loss} to {lowered}",
+            f"no step from {first:.3g} down to {step!r} against the gradient (norm {norm}) lowered the "
+            f"loss from {result.loss} by half its first-order drop; the last took it to {lowered}",
             batch.snippet(
                 spec,
                 f"t = {step!r}",
