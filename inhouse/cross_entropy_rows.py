@@ -24,6 +24,7 @@ import torch
 
 from .distance_rows import Gram, GramGradients, exp_, row_chunks
 from .distances import zero_rows
+from .scratch import scratch
 
 # float64 elements the exponentials are computed in at a time (512 KiB): each pass stays in the L2 cache
 CACHED_ELEMENTS = 1 << 16
@@ -78,7 +79,7 @@ class _CrossEntropies(GramGradients):
         factors = counted.to(torch.float64) * -scale  # f without its 1 / total, then with it
         smallest = rows.new_empty(len(rows))
         chunks = list(row_chunks(len(rows), n_columns))
-        d2_buffer = rows.new_empty(chunks[0].stop - chunks[0].start, n_columns)
+        d2_buffer = scratch("row distances", (chunks[0].stop - chunks[0].start, n_columns), rows)
         work = _work_buffer(d2_buffer)
         in_chunk = targets.i % len(d2_buffer)  # each target's row counted from its chunk's first
         flat = in_chunk * n_columns + targets.j  # and its place in the chunk's d2
@@ -108,7 +109,7 @@ def _work_buffer(d2_buffer: torch.Tensor) -> torch.Tensor:
     if d2_buffer.dtype == torch.float64:
         return d2_buffer
     rows = max(1, min(len(d2_buffer), CACHED_ELEMENTS // max(d2_buffer.shape[1], 1)))
-    return d2_buffer.new_empty(rows, d2_buffer.shape[1], dtype=torch.float64)
+    return scratch("row work", (rows, d2_buffer.shape[1]), d2_buffer, torch.float64)
 
 
 def _exps_(d2, shifts, scale, fused, work, totals):

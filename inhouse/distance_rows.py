@@ -7,9 +7,9 @@ or the anchors x positives block of the pairs layout, points[:split] x points[sp
 rows at a time, hands each
 chunk to `rows_loss(M_chunk, unit, chunk, work) -> (per-row values, dL/dM_chunk)` (D = unit x M: cosine's 1/2 folded
 into the loss's own scaling), and pushes dL/dM through the distances at once: the gradient of a softmax written
-out, never autograd over N x N temporaries. Each temporary of a chunk's size is one buffer reused from chunk to chunk
-and written in place: on the CPU a fresh one costs about ten times the arithmetic on it, in page faults, and an N x N
-one falls out of the cache as well. The softmax family's cross-entropies of a linear distance take a faster road over
+out, never autograd over N x N temporaries. Each temporary of a chunk's size is one buffer reused from chunk to chunk,
+and on the CPU from call to call (inhouse/scratch.py), and written in place: a fresh one costs about ten times the
+arithmetic on it, in page faults, and an N x N one falls out of the cache as well. The softmax family's cross-entropies of a linear distance take a faster road over
 the same `Gram` (inhouse/cross_entropy_rows.py).
 
 The distances are the Gram expansion of the re-centred points (inhouse/distances.py `centred`), with the pairs it
@@ -27,6 +27,7 @@ import numpy
 import torch
 
 from .distances import REFINE_BELOW, centred, zero_rows
+from .scratch import scratch
 
 # float64 elements of a chunk of rows (4 MiB): the chunk's temporaries stay in the cache, few chunks for Python to run
 ROW_ELEMENTS = 1 << 19
@@ -70,7 +71,9 @@ class Gram:
         torch.amin(d2, dim=1, out=smallest)
         if not bool((smallest < self.bound[chunk]).any()):
             return None
-        i, j = (d2 < REFINE_BELOW * (self.sq_rows[chunk, None] + self.sq_columns)).nonzero(as_tuple=True)
+        limits = torch.add(self.sq_rows[chunk, None], self.sq_columns, out=scratch("near limits", d2.shape, d2))
+        near = torch.lt(d2, limits.mul_(REFINE_BELOW), out=scratch("near pairs", d2.shape, d2, torch.bool))
+        i, j = near.nonzero(as_tuple=True)
         if not len(i):
             return None
         diff = self.rows[chunk][i] - self.columns[j]
@@ -143,7 +146,7 @@ class _RowLosses(GramGradients):
         values = torch.empty(len(rows), dtype=torch.float64, device=rows.device)
         chunks = list(row_chunks(len(rows), len(columns)))
         shape = (chunks[0].stop if chunks else 0, len(columns))
-        d2_buffer, work_buffer = rows.new_empty(shape), rows.new_empty(shape, dtype=torch.float64)
+        d2_buffer, work_buffer = scratch("row distances", shape, rows), scratch("row work", shape, rows, torch.float64)
         smallest = rows.new_empty(len(rows))
         for chunk in chunks:
             size = chunk.stop - chunk.start
@@ -187,7 +190,8 @@ def _d2_coefficient(dl_dm, measured, distance, shares):
     if distance == "cosine" and shares is not None:
         dl_dm.mul_(0.5)
     elif distance == "euclidean":
-        dl_dm.div_(measured).mul_(0.5).masked_fill_(measured == 0, 0.0)
+        at_zero = torch.eq(measured, 0.0, out=scratch("zero distances", measured.shape, measured, torch.bool))
+        dl_dm.div_(measured).mul_(0.5).masked_fill_(at_zero, 0.0)
     return measured.copy_(dl_dm)
 
 

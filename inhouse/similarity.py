@@ -15,6 +15,7 @@ import torch
 
 from .distance_rows import ClassPairs, class_sizes, diagonal_of, exp_rows, row_losses, sparse_softmax_parts, unread_
 from .distances import pairwise_distances
+from .scratch import scratch
 
 
 def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +95,8 @@ def _circle_rows(s, pairs, unread, live, spec, unit):
     a, p = pairs
     m, gamma = spec.margin, spec.gamma
     s_ap = s[a, p]
-    alpha_p, alpha_n = (1.0 + m - s_ap).clamp_min(0.0), (s + m).clamp_min_(0.0)
+    alpha_p = (1.0 + m - s_ap).clamp_min(0.0)
+    alpha_n = torch.add(s, m, out=scratch("circle weights", s.shape, s)).clamp_min_(0.0)  # consumed in this call
     lse_p, pull = sparse_softmax_parts(-gamma * alpha_p * (s_ap - (1.0 - m)), a, len(s))
     lse_n, exps, total = exp_rows(unread_(s.sub_(m).mul_(alpha_n).mul_(gamma), *unread), live)  # gamma alpha_n (s - m)
     live = (torch.bincount(a, minlength=len(s)) > 0) & live  # from the labels: a NaN stays NaN

@@ -17,6 +17,7 @@ from reference import Spec
 
 torch = pytest.importorskip("torch", reason="inhouse.torch needs torch")
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch.utils._pytree import tree_leaves  # noqa: E402
 
 from contract.batch import in_layout  # noqa: E402
 from inhouse import chunks, distance_rows, distances  # noqa: E402
@@ -227,17 +228,22 @@ def test_one_ulp_apart_keeps_its_distance_after_recentring():
 
 
 class _LargestTensor(TorchDispatchMode):
-    """Records the largest tensor any torch operation produced while active (autograd's included)."""
+    """Records the largest tensor any torch operation produced while active (autograd's included), and the largest
+    in fresh memory (sharing none of the operation's inputs': not written in place, into `out`, or a view)."""
 
     def __init__(self):
         super().__init__()
-        self.largest = 0
+        self.largest = self.largest_fresh = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        given = {leaf.untyped_storage().data_ptr() for leaf in tree_leaves((args, kwargs))
+                 if isinstance(leaf, torch.Tensor)}
         for value in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(value, torch.Tensor):
                 self.largest = max(self.largest, value.numel())
+                if value.untyped_storage().data_ptr() not in given:
+                    self.largest_fresh = max(self.largest_fresh, value.numel())
         return out
 
 
@@ -272,6 +278,25 @@ def test_row_read_losses_hold_no_n_by_n_temporary(mining, distance, monkeypatch)
     with _LargestTensor() as probe:
         metric_loss(x, torch.arange(n) % 32, Spec(mining=mining, distance=distance)).backward()
     assert probe.largest < n * n // 4
+
+
+@pytest.mark.parametrize("mining, distance", ROW_READ + [("npairs", "cosine"), ("multiple_negatives", "cosine")])
+def test_row_read_losses_take_no_fresh_chunk_on_a_second_call(mining, distance, monkeypatch):
+    """On the CPU a row-read loss computes each chunk in scratch memory kept from call to call (inhouse/scratch.py):
+    fresh memory costs page faults on every call (circle's weights, 8 MB a call at N = 1024, a sixth of its time).
+    With chunks of 32 x N entries, the second call makes no tensor that large in fresh memory. lifted's pairs are
+    measured from differences in pieces of PAIR_ELEMENTS, small enough for the allocator to reuse: here 16 x N.
+    D = 8 puts near pairs (inhouse/distances.py REFINE_BELOW) in every chunk."""
+    n = 256
+    monkeypatch.setattr(distance_rows, "ROW_ELEMENTS", 32 * n)
+    monkeypatch.setattr(distances, "PAIR_ELEMENTS", 16 * n)
+    x = torch.randn(n, 8, dtype=torch.float64, requires_grad=True)
+    spec = Spec(mining=mining, distance=distance)
+    labels = torch.arange(n // 2).repeat(2) if reference.LOSSES[mining].layout == "pairs" else torch.arange(n) % 32
+    metric_loss(x, labels, spec).backward()  # the first call sizes the scratch buffers
+    with _LargestTensor() as probe:
+        metric_loss(x, labels, spec).backward()
+    assert probe.largest_fresh < 32 * n
 
 
 # docs/upstream/next-losses.md, section 1.1: unit rows, two classes; every J = 2.049277, J^2 / 2 = 2.0997672
