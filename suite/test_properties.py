@@ -260,11 +260,18 @@ def duplicates_finite(run, cell, batch):
     if not cell.adapter.gradient:
         pytest.skip("loss only")
     reference_answer = run.oracle(batch)
-    if not np.isfinite(reference_answer.loss) or COLLAPSE in decisions(reference_answer, cell.compute_dtype, cell.precision).ambiguous:
+    ambiguous = decisions(reference_answer, cell.compute_dtype, cell.precision).ambiguous
+    if not np.isfinite(reference_answer.loss) or COLLAPSE in ambiguous:
         event("duplicates: the spec says NaN, or does within the dtype's rounding (scaled, mean(hn) ~ 0)")
         return
     out = run.call(batch)
     bad = np.argwhere(~np.isfinite(out.grad))
+    # the spec's NaN for a batch without units (empty="nan") is an answer where a decision within the dtype's rounding
+    # may leave none: cosine rows 1e-9 apart 3e8 from the origin, whose one semi-hard triplet stands on a distance of
+    # 2e-16 that the oracle's rounding makes and exact arithmetic does not
+    if len(bad) and np.isnan(out.loss) and cell.spec.empty == "nan" and ambiguous:
+        event("duplicates: no unit left by a decision within the dtype's rounding: the spec's NaN")
+        return
     assert not len(bad), (
         f"{cell}: gradient {out.grad[tuple(bad[0])]!r} at {tuple(int(i) for i in bad[0])} on a batch with duplicate "
         f"points ({batch.layout}); the oracle's loss {reference_answer.loss!r} is finite"
