@@ -9,8 +9,8 @@ chunk to `rows_loss(M_chunk, unit, chunk, work) -> (per-row values, dL/dM_chunk)
 into the loss's own scaling), and pushes dL/dM through the distances at once: the gradient of a softmax written
 out, never autograd over N x N temporaries. Each temporary of a chunk's size is one buffer reused from chunk to chunk,
 and on the CPU from call to call (inhouse/scratch.py), and written in place: a fresh one costs about ten times the
-arithmetic on it, in page faults, and an N x N one falls out of the cache as well. The softmax family's cross-entropies of a linear distance take a faster road over
-the same `Gram` (inhouse/cross_entropy_rows.py).
+arithmetic on it, in page faults, and an N x N one falls out of the cache as well. The softmax family's
+cross-entropies of a linear distance take a faster road over the same `Gram` (inhouse/cross_entropy_rows.py).
 
 The distances are the Gram expansion of the re-centred points (inhouse/distances.py `centred`), with the pairs it
 cannot resolve (d2 < REFINE_BELOW x (|z_i|^2 + |z_j|^2): near-duplicates) measured from differences of the points as

@@ -2,9 +2,10 @@
 
 On the CPU a fresh buffer of a megabyte is handed out by the C library as fresh pages, and touching each page costs a
 fault: 256 faults, about 0.3 ms at N = 1024, a third of the arithmetic batch_hard's mining does in it; circle's 8 MB
-of per-chunk weights at N = 1024 cost a sixth of its time. A buffer that lives on between calls is touched once. Only a temporary that a call consumes before it returns may live in one:
-never a tensor returned, or saved for the backward (two losses may be in flight at once). Off the CPU the device's
-caching allocator already reuses its memory, so each call gets a fresh tensor there.
+of per-chunk weights at N = 1024 cost a sixth of its time. A buffer that lives on between calls is touched once.
+Only a temporary that a call consumes before it returns may live in one: never a tensor returned, or saved for the
+backward (two losses may be in flight at once). Off the CPU the device's caching allocator already reuses its memory,
+so each call gets a fresh tensor there.
 """
 from __future__ import annotations
 
