@@ -82,24 +82,30 @@ def _prepare_matmul(task, x, labels, device):
 
 def _prepare_least_work(task, x, labels, device):
     """The task's least work (benchmarks/tasks.py LEAST_WORK_BLOCKS), in inhouse.torch's chunks of rows: per chunk the
-    distances' product, a float64 exponential per entry (of a float64 copy, as inhouse.torch computes them), and the two
-    products that carry a gradient back to the rows and to the columns."""
+    distances' product and a float64 exponential per entry (of a float64 copy, as inhouse.torch computes them); then
+    the products that carry a gradient back to the rows and to the columns: two per chunk, or one over the symmetrised
+    block where inhouse.torch pulls a square block whole (inhouse/distance_rows.py SYMMETRIC_BYTES)."""
     import torch
 
-    from inhouse.distance_rows import exp_, row_chunks
+    from inhouse.distance_rows import exp_, pulled_whole, row_chunks, symmetrised
 
     points = torch.tensor(x, device=device)
-    rows, columns = points.tensor_split(2) if LEAST_WORK_BLOCKS[task] == "pairs" else (points, points)
+    square = LEAST_WORK_BLOCKS[task] == "square"
+    rows, columns = (points, points) if square else points.tensor_split(2)
     chunks = list(row_chunks(len(rows), len(columns)))
     work = rows.new_empty((chunks[0].stop, len(columns)), dtype=torch.float64)
+    whole = rows.new_empty((len(rows), len(columns))) if pulled_whole(points, square) else None
 
     def step():
         pulled = columns.new_zeros(columns.shape[::-1])
         for chunk in chunks:
-            products = rows[chunk] @ columns.T
+            products = rows[chunk] @ columns.T if whole is None else torch.mm(rows[chunk], columns.T, out=whole[chunk])
             exp_(work[: len(products)].copy_(products))
-            products @ columns
-            pulled.addmm_(rows[chunk].T, products)
+            if whole is None:
+                products @ columns
+                pulled.addmm_(rows[chunk].T, products)
+        if whole is not None:
+            symmetrised(whole) @ columns
         if device == "cuda":
             torch.cuda.synchronize()
 

@@ -42,8 +42,9 @@ TASKS = {
     "circle": Spec(mining="circle", distance="cosine", margin=0.4, gamma=80.0, reduction="mean_nonzero"),
 }
 # The softmax and similarity families' reference beside the matmul (reports/schema.py REFERENCES): the least work
-# their loss takes at the in-house precision, the three products of a dense gradient (the distances; dL/dd2 back to
-# the rows, and to the columns) over the block of the distance matrix it reads, and a float64 exponential per entry
+# their loss takes at the in-house precision, the products of a dense gradient over the block of the distance matrix
+# it reads (the distances; dL/dd2 back to the rows and to the columns: two more, or one over K + K^T where a square
+# block is small enough to keep whole, inhouse/distance_rows.py SYMMETRIC_BYTES), and a float64 exponential per entry
 # of that block (the logits keep their low bits in float64). No implementation doing that work is ahead of the
 # fastest peer by more than the peer's time over its.
 LEAST_WORK_BLOCKS = {"npairs": "pairs", "multiple_negatives": "pairs",  # anchors x positives: a quarter of N x N

@@ -14,7 +14,8 @@ fewer passes over each chunk, and none of them gives up a bit the general road (
   algebra rather than in rounding (at t = 1e-4 the logits reach 2e4);
 - dL/dd2 = -c (softmax - Y) = f_i (e_ij - Y_ij total_i), f_i = -c / total_i: the matmuls read the chunk's float32
   copy of e with its target entries made e - Y total in float64 first (where the softmax nears Y their difference
-  is the gradient, and it keeps its bits), and f scales their [rows, D] products (`Gram.pull`): no slope pass;
+  is the gradient, and it keeps its bits), and f scales their [rows, D] products (`Gram.pull`): no slope pass (a
+  small square matrix, kept whole, takes f in one float32 pass before its one symmetrised product: `Gram`);
 - the float64 passes run a few rows at a time (CACHED_ELEMENTS), each within the L2 cache, where they run about
   twice as fast; the matmuls take the chunks `row_chunks` gives (a wider matmul runs closer to the core's peak).
 """
@@ -79,12 +80,12 @@ class _CrossEntropies(GramGradients):
         factors = counted.to(torch.float64) * -scale  # f without its 1 / total, then with it
         smallest = rows.new_empty(len(rows))
         chunks = list(row_chunks(len(rows), n_columns))
-        d2_buffer = scratch("row distances", (chunks[0].stop - chunks[0].start, n_columns), rows)
-        work = _work_buffer(d2_buffer)
-        in_chunk = targets.i % len(d2_buffer)  # each target's row counted from its chunk's first
+        d2_buffer = gram.rows_buffer(chunks, differentiable)
+        in_chunk = targets.i % (chunks[0].stop - chunks[0].start)  # each target's row counted from its chunk's first
         flat = in_chunk * n_columns + targets.j  # and its place in the chunk's d2
         for chunk in chunks:
-            part, d2 = targets.part(chunk), d2_buffer[: chunk.stop - chunk.start]
+            part, d2 = targets.part(chunk), gram.chunk_of(d2_buffer, chunk)
+            work = _work_buffer(d2)
             near = gram.measure(chunk, d2, smallest[chunk])
             shifts = smallest[chunk].to(torch.float64).mul_(scale)  # -top
             fused, local = bool(shifts.abs().max() < FUSED_BELOW), flat[part]
@@ -104,12 +105,13 @@ class _CrossEntropies(GramGradients):
         return values.sum(), values
 
 
-def _work_buffer(d2_buffer: torch.Tensor) -> torch.Tensor:
-    """The float64 rows the exponentials are computed in: CACHED_ELEMENTS of them, or d2's own (float64 points)."""
-    if d2_buffer.dtype == torch.float64:
-        return d2_buffer
-    rows = max(1, min(len(d2_buffer), CACHED_ELEMENTS // max(d2_buffer.shape[1], 1)))
-    return scratch("row work", (rows, d2_buffer.shape[1]), d2_buffer, torch.float64)
+def _work_buffer(d2: torch.Tensor) -> torch.Tensor:
+    """The float64 rows a chunk's exponentials are computed in: CACHED_ELEMENTS of them, or d2's own (float64
+    points)."""
+    if d2.dtype == torch.float64:
+        return d2
+    rows = max(1, min(len(d2), CACHED_ELEMENTS // max(d2.shape[1], 1)))
+    return scratch("row work", (rows, d2.shape[1]), d2, torch.float64)
 
 
 def _exps_(d2, shifts, scale, fused, work, totals):

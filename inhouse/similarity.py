@@ -50,17 +50,32 @@ def multi_similarity_mined(points, labels, spec, triplets=None):
     return values.sum(), torch.tensor(len(values), device=values.device), counted.sum()
 
 
+class Similarities:
+    """A chunk's similarities s = 1 - D = 1 - unit x M, from its measured M, computed into the float64 work buffer."""
+
+    def __init__(self, measured: torch.Tensor, unit: float, work: torch.Tensor):
+        self.measured, self.unit, self.work = measured, unit, work
+
+    def at(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """s at the given entries (float64), rounded as `affine_` rounds s."""
+        return self.measured[rows, columns].to(self.work.dtype).mul_(-self.unit).add_(1.0)
+
+    def affine_(self, scale: float = 1.0, offset: float = 0.0) -> torch.Tensor:
+        """The work buffer := scale x s + offset = (scale + offset) - scale unit M: three passes where s and then its
+        affine took five."""
+        return self.work.copy_(self.measured).mul_(-scale * self.unit).add_(scale + offset)
+
+
 def _similarity_rows(spec, labels, rows_of):
-    """rows_loss (inhouse/distance_rows.py) of `rows_of(s, (a, p), unread, live, spec, unit) -> (values, dL/dM)`:
-    s = 1 - D = 1 - unit x M the chunk's similarities (float64, in the work buffer), (a, p) its positive pairs (same
-    label, not itself), unread the entries that are no negative (those and the diagonal), live the rows with a
-    negative; dL/dM = -unit dL/ds."""
+    """rows_loss (inhouse/distance_rows.py) of `rows_of(s, (a, p), unread, live, spec) -> (values, dL/dM)`: s the
+    chunk's `Similarities`, (a, p) its positive pairs (same label, not itself), unread the entries that are no negative
+    (those and the diagonal), live the rows with a negative; dL/dM = -unit dL/ds."""
     positives, sizes = ClassPairs(labels), class_sizes(labels)
 
     def rows_loss(measured, unit, chunk, work):
         a, p = positives.of(chunk)
-        s = work.copy_(measured).mul_(-unit).add_(1.0)
-        return rows_of(s, (a, p), ((a, p), diagonal_of(chunk, a.device)), sizes[chunk] < len(labels), spec, unit)
+        s = Similarities(measured, unit, work)
+        return rows_of(s, (a, p), ((a, p), diagonal_of(chunk, a.device)), sizes[chunk] < len(labels), spec)
 
     return rows_loss
 
@@ -71,11 +86,12 @@ def _log1p_parts(lse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.logaddexp(lse, torch.zeros_like(lse)), torch.sigmoid(lse)
 
 
-def _multi_similarity_rows(s, pairs, unread, live, spec, unit):
+def _multi_similarity_rows(s, pairs, unread, live, spec):
     """dL/dM = -unit dL/ds: e^l / (1 + sum e^l) of the positives' logits, less that of the negatives'."""
-    a, p = pairs
-    lse_p, pull = sparse_softmax_parts(-spec.alpha * (s[a, p] - spec.base), a, len(s))
-    lse_n, exps, total = exp_rows(unread_(s.sub_(spec.base).mul_(spec.beta), *unread), live)  # 0 at the positives
+    a, p, unit = *pairs, s.unit
+    lse_p, pull = sparse_softmax_parts(-spec.alpha * (s.at(a, p) - spec.base), a, len(s.work))
+    logits = s.affine_(spec.beta, -spec.beta * spec.base)  # beta (s - base)
+    lse_n, exps, total = exp_rows(unread_(logits, *unread), live)  # 0 at the positives
     from_positives, pull_weight = _log1p_parts(lse_p)
     from_negatives, push_weight = _log1p_parts(lse_n)
     slope = exps.mul_((-unit * push_weight / total)[:, None]).index_put_((a, p), unit * pull * pull_weight[a])
@@ -89,12 +105,12 @@ def multi_similarity(points, labels, spec, triplets=None):
     return total, torch.tensor(len(values), device=values.device), counted.sum()
 
 
-def _circle_rows(s, pairs, unread, live, spec, unit):
+def _circle_rows(similarities, pairs, unread, live, spec):
     """softplus(x), x = lse_p l_p + lse_n l_n, per anchor with a positive and a negative; dL/ds = sigmoid(x) (softmax_p
     dl_p/ds + softmax_n dl_n/ds), the weights alpha constants (Sun et al. 2020; PML detaches them)."""
-    a, p = pairs
+    a, p, unit = *pairs, similarities.unit
     m, gamma = spec.margin, spec.gamma
-    s_ap = s[a, p]
+    s, s_ap = similarities.affine_(), similarities.at(a, p)
     alpha_p = (1.0 + m - s_ap).clamp_min(0.0)
     alpha_n = torch.add(s, m, out=scratch("circle weights", s.shape, s)).clamp_min_(0.0)  # consumed in this call
     lse_p, pull = sparse_softmax_parts(-gamma * alpha_p * (s_ap - (1.0 - m)), a, len(s))

@@ -237,36 +237,30 @@ def test_our_triton_kernels_are_never_a_peer():
 
 @pytest.mark.parametrize("task", sorted(LEAST_WORK_BLOCKS))
 def test_the_least_work_runs_its_products_and_exponentials_over_the_block_its_loss_reads(task, monkeypatch):
-    """Three products over the block (anchors x positives for the pairs layout, N x N otherwise) and a float64
-    exponential per entry of it, whatever the chunks of rows."""
+    """The products over the block (anchors x positives for the pairs layout, N x N otherwise: three, or two where
+    inhouse.torch keeps the square block whole) and a float64 exponential per entry of it, whatever the chunks of
+    rows."""
     import torch
 
     from benchmarks.implementations import IMPLEMENTATIONS
     from inhouse import distance_rows
+    from tests.inhouse.products import MultiplyAdds
 
     monkeypatch.setattr(distance_rows, "ROW_ELEMENTS", 3 * 16)  # a few rows per chunk
-    counted = {"products": 0, "exponentials": 0}
-    exp_ = distance_rows.exp_
+    exponentials, exp_ = [], distance_rows.exp_
 
     def counting(t):
-        counted["exponentials"] += t.numel() if t.dtype == torch.float64 else 0
+        exponentials.append(t.numel() if t.dtype == torch.float64 else 0)
         return exp_(t)
 
     monkeypatch.setattr(distance_rows, "exp_", counting)
-
-    class Products(torch.overrides.TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if getattr(func, "__name__", None) in ("matmul", "mm", "addmm_"):
-                left, right = args[-2:]
-                counted["products"] += left.shape[0] * left.shape[1] * right.shape[1]  # multiply-adds
-            return func(*args, **(kwargs or {}))
-
     x, labels = batch(task, 16, 8, seed=0)
     step = IMPLEMENTATIONS["least-work"].prepare(task, x, labels, "cpu")
-    with Products():
+    with MultiplyAdds() as products:
         step()
-    block = 8 * 8 if LEAST_WORK_BLOCKS[task] == "pairs" else 16 * 16
-    assert counted == {"products": 3 * block * 8, "exponentials": block}
+    pairs = LEAST_WORK_BLOCKS[task] == "pairs"
+    block, gradient_products = (8 * 8, 2) if pairs else (16 * 16, 1)  # N = 16: the square block kept whole
+    assert (products.count, sum(exponentials)) == ((1 + gradient_products) * block * 8, block)
 
 
 @pytest.mark.parametrize("ours, passes", [(1.0, True), (1.2, True), (1.3, False), (0.5, True)])

@@ -271,9 +271,11 @@ ROW_READ = [("lifted", "euclidean"), ("lifted", "squared_euclidean"), ("lifted",
 @pytest.mark.parametrize("mining, distance", ROW_READ)
 def test_row_read_losses_hold_no_n_by_n_temporary(mining, distance, monkeypatch):
     """The losses read row by row (inhouse/distance_rows.py) hold a chunk of rows at a time: at N = 256, with chunks
-    of 16 rows, no tensor reaches a quarter of N x N (the whole matrix, its mask or its autograd would)."""
+    of 16 rows, no tensor reaches a quarter of N x N (the whole matrix, its mask or its autograd would) once the
+    matrix is above the size kept whole for the gradient (SYMMETRIC_BYTES: a constant, 16 MiB)."""
     n = 256
     monkeypatch.setattr(distance_rows, "ROW_ELEMENTS", 16 * n)
+    monkeypatch.setattr(distance_rows, "SYMMETRIC_BYTES", 0)
     x = torch.randn(n, 8, dtype=torch.float64, requires_grad=True)
     with _LargestTensor() as probe:
         metric_loss(x, torch.arange(n) % 32, Spec(mining=mining, distance=distance)).backward()
