@@ -130,7 +130,8 @@ class Gram:
         self.column_sums.add_(k.sum(dim=0) if factor is None else k.T @ factor)
 
     def gradient(self, factor: torch.Tensor | None = None) -> torch.Tensor:
-        """dL/dpoints of what `pull` gathered over every row, the rows' products scaled by their `factor` now."""
+        """dL/dpoints of what `pull` gathered over every row, the rows' products scaled by their `factor` now (a matrix
+        kept whole: its rows, before its one product)."""
         grad = torch.empty_like(self.z)
         if self.whole is not None:
             k = self.whole if factor is None else self.whole.mul_(factor[:, None].to(self.whole.dtype))
