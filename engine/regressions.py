@@ -159,6 +159,15 @@ OWN: tuple[Regression, ...] = (
         "both within its declared precision gram-fast-rsqrt",
         reaches={"distance": "cosine"},
     ),
+    Regression(
+        *found("cosine_near_parallel_rows"), "near-parallel rows, 8e-9 apart in angle, one 4.7e-4 from the origin",
+        "the dev profile's random search: 1 - u_4.u_5 rounds to 0 (cos = 1 - 3.3e-17), and an oracle that clamped it "
+        "cut the pair's gradient, circle's largest negative term (2e-5 on row 4, 1.2e-3 on row 5): inhouse.torch, "
+        "right, failed. The oracle now measures 1 - cos from the unit rows' differences (reference/distances.py); "
+        "an implementation that clamps 1 - u.u keeps the pair within rounding of 0 (engine/tolerances.py "
+        "`grad_rounding`)",
+        reaches={"distance": "cosine"},
+    ),
 )
 
 

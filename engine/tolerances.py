@@ -45,7 +45,7 @@ from contract.dtypes import dtype as dtype_facts
 from contract.precision import DEFAULT, squared_error, to_distance
 from contract.targets import matmul_eps
 from reference import Answer
-from reference.distances import pairwise_backward
+from reference.distances import pairwise_backward, sine_of_cosine_distance
 from reference.strategies import lifted_pairs
 from reference.terms import NO_INDEX, hinge_or_soft, lookup
 
@@ -226,7 +226,7 @@ def grad_rounding(answer: Answer, dtype: str, precision: str = DEFAULT, target: 
     elif distance == "squared_euclidean":
         slope = 2.0 * np.sqrt(dist)
     else:  # cosine, 1 - cos: |d/dx_i| = sin(angle) / |x_i|
-        slope = np.sqrt(np.clip(1.0 - (1.0 - dist) ** 2, 0.0, None))
+        slope = sine_of_cosine_distance(dist)
     if answer.spec.normalize or distance == "cosine":
         slope = slope / np.where(answer.norms > 0, answer.norms, np.inf)[:, None]
     rows = np.sum(weight * slope * relative, axis=1) + slope_rounding(answer, dtype, delta, slope) \

@@ -35,8 +35,7 @@ def pairwise(x: np.ndarray, distance: str) -> np.ndarray:
     cosine             max(1 - cos(x_i, x_j), 0)  (TF-Addons ``angular_distance``: 1 - cos, not arccos)
     """
     if distance == "cosine":
-        unit, _ = normalize_rows(x)
-        return np.maximum(1.0 - unit @ unit.T, 0.0)
+        return _cosine(x)
     diff = x[:, None, :] - x[None, :, :]
     squared = np.einsum("ijk,ijk->ij", diff, diff)
     return squared if distance == "squared_euclidean" else np.sqrt(squared)
@@ -45,15 +44,36 @@ def pairwise(x: np.ndarray, distance: str) -> np.ndarray:
 def pairwise_backward(x: np.ndarray, dist: np.ndarray, grad_dist: np.ndarray, distance: str) -> np.ndarray:
     """dL/dx from dL/dD, where D = pairwise(x, distance) and grad_dist[i, j] = dL/dD[i, j]."""
     sym = grad_dist + grad_dist.T  # D[i, j] and D[j, i] are the same function of x
-    if distance == "cosine":
+    if distance == "cosine":  # D = |u_i - u_j|^2 / 2 + a constant: dD/du_i = u_i - u_j, projected by normalizing
         unit, norms = normalize_rows(x)
-        sym = np.where(1.0 - unit @ unit.T > 0, sym, 0.0)  # the clamp at 0 passes no gradient
-        return normalize_backward(unit, norms, -sym @ unit)
+        return normalize_backward(unit, norms, _pull(sym, unit))
     if distance == "squared_euclidean":
         coeff = 2.0 * sym
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
             coeff = np.where(dist > 0, sym / dist, 0.0)
-    # sum_j coeff_ij (x_i - x_j), from the differences: the expanded form coeff.sum(1) x_i - coeff @ x cancels
-    # the batch's offset away, and with it every bit of a gradient far from the origin.
+    return _pull(coeff, x)
+
+
+def sine_of_cosine_distance(dist: np.ndarray) -> np.ndarray:
+    """sin(angle) = sqrt(D (2 - D)) for D = 1 - cos, the size of dD/du_i on the sphere; 1 - (1 - D)^2 would lose an
+    angle of 1e-8 whole."""
+    return np.sqrt(np.clip(dist * (2.0 - dist), 0.0, None))
+
+
+def _pull(coeff: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """sum_j coeff_ij (x_i - x_j), from the differences: the expanded form coeff.sum(1) x_i - coeff @ x cancels the
+    batch's offset away, and with it every bit of a gradient far from the origin (or, on unit rows, between
+    near-parallel ones)."""
     return np.einsum("ij,ijk->ik", coeff, x[:, None, :] - x[None, :, :])
+
+
+def _cosine(x: np.ndarray) -> np.ndarray:
+    """1 - cos = |u_i - u_j|^2 / 2 on unit rows, a zero row's cosine 0: from the differences, so never below 0 (the
+    spec's clamp never binds) and precise for near-parallel rows, where 1 - u_i.u_j rounds to 0 at angles below
+    1.5e-8 and a clamp of it would cut their gradient."""
+    unit, norms = normalize_rows(x)
+    diff = unit[:, None, :] - unit[None, :, :]
+    nonzero = (norms > 0).astype(np.float64)
+    zero_row_offset = 1.0 - 0.5 * (nonzero[:, None] + nonzero[None, :])  # 0 between two rows that have a direction
+    return 0.5 * np.einsum("ijk,ijk->ij", diff, diff) + zero_row_offset

@@ -96,6 +96,7 @@ from contract.dtypes import dtype as dtype_facts
 from engine.ambiguity import softmax_rounding_resolution, underflow_resolution
 from engine.tolerances import softmax_slopes
 from reference import GAP_KINDS, Answer
+from reference.distances import sine_of_cosine_distance
 from reference.gaps import SOFTMAX_ROUNDING, ZERO_DISTANCE
 
 # A TF32 matmul rounds its float32 inputs to 10 explicit mantissa bits and accumulates in float32.
@@ -167,7 +168,7 @@ def _slopes(answer: Answer, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     dist = answer.distances
     if answer.spec.distance == "cosine":
         norms = np.where(answer.norms > 0, answer.norms, np.inf)[:, None]
-        size = np.sqrt(np.clip(1.0 - (1.0 - dist) ** 2, 0.0, None)) / norms
+        size = sine_of_cosine_distance(dist) / norms
         error = (2.0 * delta + 2.0 * np.sqrt(delta) * (dist <= delta)) / norms
         return size, error
     with np.errstate(divide="ignore", invalid="ignore"):
