@@ -265,7 +265,7 @@ def projection_rounding(answer: Answer, dtype: str, target: str | None) -> np.nd
         return np.zeros(len(answer.norms))
     dist, unit = answer.distances, answer.measured
     if spec.distance == "cosine":  # dD_ij/du_i = -u_j, before any projection
-        # The clamp at 0 passes nothing where cos = 1 (parallel rows), but an implementation that reads the similarity
+        # A clamp of 1 - u.u passes nothing where cos rounds to 1, but an implementation that reads the similarity
         # unclamped (circle, multi-similarity, any cos_sim) passes its slope there too, into the g the projection
         # cancels up to rounding (found by the thorough hunt: PML's circle, 1-D rows of 3e-4): every pair counts in g.
         size = np.linalg.norm(-(answer.grad_dist + answer.grad_dist.T) @ unit, axis=1)
