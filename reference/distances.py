@@ -73,7 +73,6 @@ def _cosine(x: np.ndarray) -> np.ndarray:
     spec's clamp never binds) and precise for near-parallel rows, where 1 - u_i.u_j rounds to 0 at angles below
     1.5e-8 and a clamp of it would cut their gradient."""
     unit, norms = normalize_rows(x)
-    diff = unit[:, None, :] - unit[None, :, :]
     nonzero = (norms > 0).astype(np.float64)
     zero_row_offset = 1.0 - 0.5 * (nonzero[:, None] + nonzero[None, :])  # 0 between two rows that have a direction
-    return 0.5 * np.einsum("ijk,ijk->ij", diff, diff) + zero_row_offset
+    return 0.5 * pairwise(unit, "squared_euclidean") + zero_row_offset

@@ -10,7 +10,7 @@ from engine.ambiguity import decisions
 from engine.judge import judge
 from engine.regressions import OWN
 from engine.tolerances import tolerance
-from reference.distances import normalize_backward, normalize_rows
+from reference.distances import normalize_backward
 
 NEAR_PARALLEL = next(r for r in OWN if r.layout.startswith("near-parallel rows"))
 SPEC = reference.Spec(mining="circle", distance="cosine", normalize=True, margin=0.25, gamma=256.0,
@@ -22,9 +22,9 @@ def clamped_gradient(answer) -> np.ndarray:
     """The gradient of an implementation that measures 1 - u.u and clamps it at 0, with the oracle's slopes dL/dD: it
     cuts every pair whose 1 - cos is below float64's eps (where 1 - u.u rounds to 0 or below; whether it does for a
     given pair depends on the machine's summation order, so the model cuts them all)."""
-    unit, norms = normalize_rows(NEAR_PARALLEL.embeddings)
+    unit = answer.measured
     passed = np.where(answer.distances > np.finfo(np.float64).eps, answer.grad_dist + answer.grad_dist.T, 0.0)
-    return normalize_backward(unit, norms, -passed @ unit)  # normalize's projection and cosine's are one: P P = P
+    return normalize_backward(unit, answer.norms, -passed @ unit)  # normalize's projection and cosine's: P P = P
 
 
 def test_the_clamp_cuts_a_share_the_oracle_keeps():
