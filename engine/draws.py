@@ -88,10 +88,17 @@ def offset_limit(dtype: str, d: int, scale: float, precision: str = DEFAULT) -> 
     return min(resolved, magnitude_limit(dtype, d) / 2)
 
 
+def lattice_width(dtype: str, d: int) -> int:
+    """How many coordinates of a lattice batch may be non-zero in `dtype`: at radius 1, 16 x the width below the
+    exactly represented integers (engine/exactness.py), so all of them but in bfloat16 (15, where D may be 16 or
+    more: a row of sixteen +-1 would leave the lattice's exactness)."""
+    return min(d, (dtype_facts(dtype).exact_integers - 1) // 16)
+
+
 def lattice_radius(dtype: str, d: int) -> int:
     """The largest integer coordinate of a lattice batch that every implementation computes exactly in `dtype`
     (engine/exactness.py: every squared distance below 2^(mantissa bits - 1)), at most 4 so that ties abound."""
-    return max(1, min(4, math.isqrt((dtype_facts(dtype).exact_integers - 1) // (16 * d))))
+    return max(1, min(4, math.isqrt((dtype_facts(dtype).exact_integers - 1) // (16 * lattice_width(dtype, d)))))
 
 
 def lattice_step(spec: Spec) -> float:
@@ -312,14 +319,14 @@ def _lattice(rng: np.random.Generator, codes: np.ndarray, d: int, spec: Spec, dt
     """Small integers times `lattice_step`: class centres on the integer grid with members one step around
     them, or every point on one axis (all distances then integers, so d_an - d_ap meets the margin exactly;
     on_axis=None lets `rng` choose)."""
-    radius = lattice_radius(dtype, d)
+    radius, width = lattice_radius(dtype, d), lattice_width(dtype, d)
+    x = np.zeros((len(codes), d))
     if on_axis if on_axis is not None else rng.integers(0, 2):
-        x = np.zeros((len(codes), d))
         x[:, int(rng.integers(0, d))] = rng.integers(-radius, radius + 1, size=len(codes))
         layout = "lattice on one axis"
     else:
-        centres = rng.integers(-radius, radius + 1, size=(codes.max() + 1, d))
-        x = np.clip(centres[codes] + rng.integers(-1, 2, size=(len(codes), d)), -radius, radius).astype(float)
+        centres = rng.integers(-radius, radius + 1, size=(codes.max() + 1, width))
+        x[:, :width] = np.clip(centres[codes] + rng.integers(-1, 2, size=(len(codes), width)), -radius, radius)
         layout = "lattice"
     return x * lattice_step(spec), layout
 
