@@ -74,8 +74,7 @@ def _prepare_matmul(task, x, labels, device):
 
     def step():
         torch.mm(rows, rows.T)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        _synchronize(device)
 
     return step
 
@@ -84,13 +83,17 @@ def _prepare_least_work(task, x, labels, device):
     """The task's least work (benchmarks/tasks.py LEAST_WORK_BLOCKS), in inhouse.torch's chunks of rows: per chunk the
     distances' product and a float64 exponential per entry (of a float64 copy, as inhouse.torch computes them); then
     the products that carry a gradient back to the rows and to the columns: two per chunk, or one over the symmetrised
-    block where inhouse.torch pulls a square block whole (inhouse/distance_rows.py SYMMETRIC_BYTES)."""
+    block where inhouse.torch pulls a square block whole (inhouse/distance_rows.py SYMMETRIC_BYTES). A square block
+    that inhouse.torch can read by its upper triangle (inhouse/triangle.py) is read so: half of each product."""
     import torch
 
     from inhouse.distance_rows import exp_, pulled_whole, row_chunks, symmetrised
+    from inhouse.triangle import read_by_triangle
 
     points = torch.tensor(x, device=device)
     square = LEAST_WORK_BLOCKS[task] == "square"
+    if square and read_by_triangle(points):
+        return _least_work_by_triangle(points, device)
     rows, columns = (points, points) if square else points.tensor_split(2)
     chunks = list(row_chunks(len(rows), len(columns)))
     work = rows.new_empty((chunks[0].stop, len(columns)), dtype=torch.float64)
@@ -106,10 +109,41 @@ def _prepare_least_work(task, x, labels, device):
                 pulled.addmm_(rows[chunk].T, products)
         if whole is not None:
             symmetrised(whole) @ columns
-        if device == "cuda":
-            torch.cuda.synchronize()
+        _synchronize(device)
 
     return step
+
+
+def _least_work_by_triangle(points, device):
+    """Per strip of the upper triangle (inhouse/triangle.py) the distances' product, a float64 exponential per entry
+    of the strip and per entry of its mirror (an entry right of the diagonal block read for the row it is the
+    column of), and the strip's two products back, to its rows and to its columns."""
+    import torch
+
+    from inhouse.distance_rows import exp_
+    from inhouse.triangle import STRIP_ROWS, strips_of
+
+    strips = strips_of(len(points))
+    work = points.new_empty(STRIP_ROWS * len(points), dtype=torch.float64)
+
+    def step():
+        pulled = torch.zeros_like(points)
+        for rows in strips:
+            products = points[rows] @ points[rows.start:].T
+            for block in (products, products[:, len(products):]):
+                exp_(work[: block.numel()].view(block.shape).copy_(block))
+            pulled[rows].addmm_(products, points[rows.start:])
+            pulled[rows.start:].addmm_(products.T, points[rows])
+        _synchronize(device)
+
+    return step
+
+
+def _synchronize(device):
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def _for(*tasks: str, **changes) -> dict:

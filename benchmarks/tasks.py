@@ -44,8 +44,9 @@ TASKS = {
 # The softmax and similarity families' reference beside the matmul (reports/schema.py REFERENCES): the least work
 # their loss takes at the in-house precision, the products of a dense gradient over the block of the distance matrix
 # it reads (the distances; dL/dd2 back to the rows and to the columns: two more, or one over K + K^T where a square
-# block is small enough to keep whole, inhouse/distance_rows.py SYMMETRIC_BYTES), and a float64 exponential per entry
-# of that block (the logits keep their low bits in float64). No implementation doing that work is ahead of the
+# block is small enough to keep whole, inhouse/distance_rows.py SYMMETRIC_BYTES; a square block from N = 2048 read by
+# its upper triangle, inhouse/triangle.py: half of each), and a float64 exponential per entry of that block (the
+# logits keep their low bits in float64). No implementation doing that work is ahead of the
 # fastest peer by more than the peer's time over its.
 LEAST_WORK_BLOCKS = {"npairs": "pairs", "multiple_negatives": "pairs",  # anchors x positives: a quarter of N x N
                      "ntxent": "square", "supcon": "square", "multi_similarity": "square", "circle": "square"}

@@ -18,6 +18,10 @@ fewer passes over each chunk, and none of them gives up a bit the general road (
   small square matrix, kept whole, takes f in one float32 pass before its one symmetrised product: `Gram`);
 - the float64 passes run a few rows at a time (CACHED_ELEMENTS), each within the L2 cache, where they run about
   twice as fast; the matmuls take the chunks `row_chunks` gives (a wider matmul runs closer to the core's peak).
+
+A large square matrix (inhouse/triangle.py TRIANGLE_FROM: N = 2048 on) is read by its upper triangle instead: each
+pair measured once, its two entries' exponentials taken from that one d2 (each shifted by its own row's largest
+logit: the entry of row i left of i's strip lies in a mirror), and both pulled in one product: half the products.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import torch
 from .distance_rows import Gram, GramGradients, exp_, row_chunks
 from .distances import zero_rows
 from .scratch import scratch
+from .triangle import Triangle, read_by_triangle
 
 # float64 elements the exponentials are computed in at a time (512 KiB): each pass stays in the L2 cache
 CACHED_ELEMENTS = 1 << 16
@@ -73,58 +78,90 @@ class _CrossEntropies(GramGradients):
     @staticmethod
     def forward(ctx, points, split, scale, problem):
         targets, counted = problem
-        gram = Gram(points, split)
-        rows, n_columns, differentiable = gram.rows, len(gram.columns), ctx.needs_input_grad[0]
-        totals = torch.empty(len(rows), dtype=torch.float64, device=rows.device)
-        shifted = torch.empty(len(targets.i), dtype=torch.float64, device=rows.device)  # l - top at the targets
+        gram, differentiable = Gram(points, split), ctx.needs_input_grad[0]
         factors = counted.to(torch.float64) * -scale  # f without its 1 / total, then with it
-        smallest = rows.new_empty(len(rows))
-        chunks = list(row_chunks(len(rows), n_columns))
-        d2_buffer = gram.rows_buffer(chunks, differentiable)
-        in_chunk = targets.i % (chunks[0].stop - chunks[0].start)  # each target's row counted from its chunk's first
-        flat = in_chunk * n_columns + targets.j  # and its place in the chunk's d2
-        for chunk in chunks:
-            part, d2 = targets.part(chunk), gram.chunk_of(d2_buffer, chunk)
-            work = _work_buffer(d2)
-            near = gram.measure(chunk, d2, smallest[chunk])
-            shifts = smallest[chunk].to(torch.float64).mul_(scale)  # -top
-            fused, local = bool(shifts.abs().max() < FUSED_BELOW), flat[part]
-            # l - top at the targets, from d2 as _exps_ computes it
-            _shifted_(shifts[in_chunk[part]], d2.view(-1)[local].to(torch.float64), scale, fused, out=shifted[part])
-            _exps_(d2, shifts, scale, fused, work, totals[chunk])
-            if differentiable:  # d2 holds e now: its target entries become e - Y total
-                e_minus_y = torch.addcmul(shifted[part].exp(), targets.weights[part], totals[targets.i[part]],
-                                          value=-1.0)
-                d2.view(-1).index_copy_(0, local, e_minus_y.to(d2.dtype))
-                gram.pull(chunk, d2, near, factors[chunk].div_(totals[chunk]).to(d2.dtype))
+        road = _by_triangle if split is None and read_by_triangle(points) else _by_rows
+        totals, shifted, gradient = road(gram, scale, targets, factors, differentiable)
         values = torch.log(totals).index_add_(0, targets.i, targets.weights * shifted, alpha=-1.0)
         values = torch.where(targets.has, values, torch.full_like(values, float("nan")))
         values = torch.where(counted, values, torch.zeros_like(values))
-        GramGradients.keep(ctx, gram, factors)
+        if differentiable:
+            ctx.save_for_backward(gradient())
         ctx.mark_non_differentiable(values)
         return values.sum(), values
 
 
-def _work_buffer(d2: torch.Tensor) -> torch.Tensor:
-    """The float64 rows a chunk's exponentials are computed in: CACHED_ELEMENTS of them, or d2's own (float64
-    points)."""
-    if d2.dtype == torch.float64:
-        return d2
-    rows = max(1, min(len(d2), CACHED_ELEMENTS // max(d2.shape[1], 1)))
-    return scratch("row work", (rows, d2.shape[1]), d2, torch.float64)
+def _e_minus_y(shifted: torch.Tensor, targets: Targets, totals: torch.Tensor, part=slice(None)) -> torch.Tensor:
+    """e - Y total at the targets (float64): where the softmax nears Y their difference is the gradient."""
+    return torch.addcmul(shifted[part].exp(), targets.weights[part], totals[targets.i[part]], value=-1.0)
 
 
-def _exps_(d2, shifts, scale, fused, work, totals):
-    """d2 := e^(l - top) of the chunk's logits l = -scale x d2, computed in float64 (in `work`, a few rows at a time:
-    each pass within the cache; or d2 itself), shifts = -top the rows' largest logits negated; totals := e's row
-    sums. The diagonal's d2 = +inf reads as e = 0."""
-    step = len(work)
-    for d2_rows, shift, total in zip(d2.split(step), shifts[:, None].split(step), totals.split(step)):
-        exps = work[: len(d2_rows)]
-        if exps.data_ptr() != d2_rows.data_ptr():
-            exps.copy_(d2_rows)
-        torch.sum(exp_(_shifted_(shift, exps, scale, fused, out=exps)), dim=1, out=total)
-        if exps.data_ptr() != d2_rows.data_ptr():
+def _by_rows(gram, scale, targets, factors, differentiable):
+    """(totals, l - top at the targets, the gradient's thunk), a chunk of rows at a time: each chunk's d2 is measured,
+    its exponentials taken and, differentiable, pulled (`Gram`) before the next."""
+    rows, n_columns = gram.rows, len(gram.columns)
+    totals = torch.zeros(len(rows), dtype=torch.float64, device=rows.device)
+    shifted = torch.empty(len(targets.i), dtype=torch.float64, device=rows.device)  # l - top at the targets
+    smallest = rows.new_empty(len(rows))
+    chunks = list(row_chunks(len(rows), n_columns))
+    d2_buffer = gram.rows_buffer(chunks, differentiable)
+    in_chunk = targets.i % (chunks[0].stop - chunks[0].start)  # each target's row counted from its chunk's first
+    flat = in_chunk * n_columns + targets.j  # and its place in the chunk's d2
+    for chunk in chunks:
+        part, d2 = targets.part(chunk), gram.chunk_of(d2_buffer, chunk)
+        near = gram.measure(chunk, d2, smallest[chunk])
+        shifts = smallest[chunk].to(torch.float64).mul_(scale)  # -top
+        fused, local = bool(shifts.abs().max() < FUSED_BELOW), flat[part]
+        # l - top at the targets, from d2 as _exps_ computes it
+        _shifted_(shifts[in_chunk[part]], d2.view(-1)[local].to(torch.float64), scale, fused, out=shifted[part])
+        _exps_(d2, shifts, scale, fused, totals[chunk])
+        if differentiable:  # d2 holds e now: its target entries become e - Y total
+            d2.view(-1).index_copy_(0, local, _e_minus_y(shifted, targets, totals, part).to(d2.dtype))
+            gram.pull(chunk, d2, near, factors[chunk].div_(totals[chunk]).to(d2.dtype))
+    return totals, shifted, lambda: gram.gradient(factors)
+
+
+def _by_triangle(gram, scale, targets, factors, differentiable):
+    """(totals, l - top at the targets, the gradient's thunk) over the upper triangle (inhouse/triangle.py): the
+    strips measured first (a row's largest logit needs the strips above it), then per strip the exponentials of its
+    rows' logits, and in its mirror those of the rows left of it (shifted by their own rows' largest)."""
+    triangle = Triangle(gram)
+    shifts = triangle.measure().to(torch.float64).mul_(scale)  # -top
+    fused = bool(shifts.abs().max() < FUSED_BELOW)
+    mirrored, in_strip, in_mirror = triangle.places(targets.i, targets.j)
+    shifted = _shifted_(shifts[targets.i], triangle.upper[in_strip].to(torch.float64), scale, fused,
+                        out=torch.empty(len(targets.i), dtype=torch.float64, device=shifts.device))
+    totals = torch.zeros_like(shifts)
+    for rows, d2, mirror in triangle.strips():
+        _exps_(d2, shifts[rows], scale, fused, totals[rows], (mirror, shifts[rows.stop:], totals[rows.stop:]))
+    if differentiable:  # the strips and mirrors hold e now: their target entries become e - Y total
+        e_minus_y = _e_minus_y(shifted, targets, totals).to(triangle.upper.dtype)
+        triangle.upper.index_copy_(0, in_strip[~mirrored], e_minus_y[~mirrored])
+        triangle.mirror.index_copy_(0, in_mirror[mirrored], e_minus_y[mirrored])
+        gradient = triangle.pull(factors.div_(totals))
+    return totals, shifted, lambda: gradient
+
+
+def _exps_(d2, shifts, scale, fused, totals, mirrored=None):
+    """d2 := e^(l - top) of the logits l = -scale x d2, shifts = -top the rows' largest logits negated; totals += e's
+    row sums. `mirrored` = (mirror, its columns' shifts, their totals): d2's entries right of its leading square
+    block are also mirror entries, of the rows its columns are, whose e' = e^(l - top of that row) go to the mirror
+    and their column sums to those totals. Computed in float64, a few rows at a time (each pass within the cache;
+    float64 points: in place). The diagonal's d2 = +inf reads as e = 0."""
+    staged, block = d2.dtype != torch.float64, len(d2)
+    step = max(1, CACHED_ELEMENTS // max(d2.shape[1], 1))
+    for start in range(0, len(d2), step):
+        part = slice(start, start + step)
+        d2_rows = d2[part]
+        exps = scratch("row work", d2_rows.shape, d2, torch.float64).copy_(d2_rows) if staged else d2_rows
+        if mirrored is not None and mirrored[0].shape[1]:  # before the rows' own shift overwrites exps
+            mirror, column_shifts, column_totals = mirrored
+            out = scratch("mirror work", mirror[part].shape, d2, torch.float64) if staged else mirror[part]
+            column_totals.add_(exp_(_shifted_(column_shifts, exps[:, block:], scale, fused, out=out)).sum(dim=0))
+            if staged:
+                mirror[part].copy_(out)
+        totals[part].add_(exp_(_shifted_(shifts[part, None], exps, scale, fused, out=exps)).sum(dim=1))
+        if staged:
             d2_rows.copy_(exps)
 
 

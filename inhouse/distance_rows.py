@@ -93,22 +93,24 @@ class Gram:
     def chunk_of(self, buffer: torch.Tensor, chunk: slice) -> torch.Tensor:
         return buffer[chunk] if self.whole is not None else buffer[: chunk.stop - chunk.start]
 
-    def measure(self, chunk: slice, d2: torch.Tensor, smallest: torch.Tensor):
-        """d2 := the chunk's squared distances (rows counted from the chunk's first), the N x N diagonal +inf;
-        smallest := each row's least d2. The near pairs, measured from differences: (i, j, differences) or None."""
-        torch.add(self.sq_rows[chunk, None], self.sq_columns, out=d2)
-        d2.addmm_(self.z_rows[chunk], self.z_columns.T, alpha=-2.0)  # d2 < 0 is a near pair: measured again below
+    def measure(self, chunk: slice, d2: torch.Tensor, smallest: torch.Tensor, first: int = 0):
+        """d2 := the squared distances of the chunk's rows to the columns from `first` on (rows counted from the
+        chunk's first, columns from `first`), the N x N diagonal +inf; smallest := each row's least d2 there. The near
+        pairs, measured from differences: (i, j, differences), counted as d2's rows and columns, or None."""
+        sq_columns, z_columns = self.sq_columns[first:], self.z_columns[first:]
+        torch.add(self.sq_rows[chunk, None], sq_columns, out=d2)
+        d2.addmm_(self.z_rows[chunk], z_columns.T, alpha=-2.0)  # d2 < 0 is a near pair: measured again below
         if self.square:
-            d2.diagonal(chunk.start).fill_(float("inf"))
+            d2.diagonal(chunk.start - first).fill_(float("inf"))
         torch.amin(d2, dim=1, out=smallest)
         if not bool((smallest < self.bound[chunk]).any()):
             return None
-        limits = torch.add(self.sq_rows[chunk, None], self.sq_columns, out=scratch("near limits", d2.shape, d2))
+        limits = torch.add(self.sq_rows[chunk, None], sq_columns, out=scratch("near limits", d2.shape, d2))
         near = torch.lt(d2, limits.mul_(REFINE_BELOW), out=scratch("near pairs", d2.shape, d2, torch.bool))
         i, j = near.nonzero(as_tuple=True)
         if not len(i):
             return None
-        diff = self.rows[chunk][i] - self.columns[j]
+        diff = self.rows[chunk][i] - self.columns[j + first]
         d2[i, j] = (diff * diff).sum(dim=1)
         torch.amin(d2, dim=1, out=smallest)
         return i, j, diff
@@ -132,12 +134,11 @@ class Gram:
     def gradient(self, factor: torch.Tensor | None = None) -> torch.Tensor:
         """dL/dpoints of what `pull` gathered over every row, the rows' products scaled by their `factor` now (a matrix
         kept whole: its rows, before its one product)."""
-        grad = torch.empty_like(self.z)
         if self.whole is not None:
             k = self.whole if factor is None else self.whole.mul_(factor[:, None].to(self.whole.dtype))
             both = symmetrised(k)
-            torch.mul(self.z, both.sum(dim=1)[:, None], out=grad).sub_(both @ self.z).mul_(2.0)
-            return self._pushed(grad)
+            return self.symmetric_gradient(both.sum(dim=1), both @ self.z)
+        grad = torch.empty_like(self.z)
         rows = grad if self.square else grad[: self.split]
         torch.mul(self.z_rows, self.row_sums[:, None], out=rows).sub_(self.pulled_rows)
         rows.mul_(2.0 if factor is None else 2.0 * factor[:, None].to(rows.dtype))
@@ -147,6 +148,11 @@ class Gram:
             torch.mul(self.z_columns, self.column_sums[:, None], out=grad[self.split:])
             grad[self.split:].sub_(self.pulled_columns.T).mul_(2.0)
         return self._pushed(grad)
+
+    def symmetric_gradient(self, sums: torch.Tensor, pulled: torch.Tensor) -> torch.Tensor:
+        """dL/dpoints = 2 (z (S 1) - S z) of a symmetric S = K + K^T, given its row sums and S z, with the near pairs'
+        share added."""
+        return self._pushed(torch.mul(self.z, sums[:, None]).sub_(pulled).mul_(2.0))
 
     def _pushed(self, grad: torch.Tensor) -> torch.Tensor:
         """grad with the near pairs' share added."""

@@ -235,18 +235,14 @@ def test_our_triton_kernels_are_never_a_peer():
     assert all("inhouse.triton" not in check.peers_of(task) for task in TASKS)
 
 
-@pytest.mark.parametrize("task", sorted(LEAST_WORK_BLOCKS))
-def test_the_least_work_runs_its_products_and_exponentials_over_the_block_its_loss_reads(task, monkeypatch):
-    """The products over the block (anchors x positives for the pairs layout, N x N otherwise: three, or two where
-    inhouse.torch keeps the square block whole) and a float64 exponential per entry of it, whatever the chunks of
-    rows."""
+def _least_work(task: str, monkeypatch) -> tuple[int, int]:
+    """(multiply-adds, float64 exponentials) of one call of the task's least work at N = 16, D = 8."""
     import torch
 
     from benchmarks.implementations import IMPLEMENTATIONS
     from inhouse import distance_rows
     from tests.inhouse.products import MultiplyAdds
 
-    monkeypatch.setattr(distance_rows, "ROW_ELEMENTS", 3 * 16)  # a few rows per chunk
     exponentials, exp_ = [], distance_rows.exp_
 
     def counting(t):
@@ -258,9 +254,31 @@ def test_the_least_work_runs_its_products_and_exponentials_over_the_block_its_lo
     step = IMPLEMENTATIONS["least-work"].prepare(task, x, labels, "cpu")
     with MultiplyAdds() as products:
         step()
+    return products.count, sum(exponentials)
+
+
+@pytest.mark.parametrize("task", sorted(LEAST_WORK_BLOCKS))
+def test_the_least_work_runs_its_products_and_exponentials_over_the_block_its_loss_reads(task, monkeypatch):
+    """The products over the block (anchors x positives for the pairs layout, N x N otherwise: three, or two where
+    inhouse.torch keeps the square block whole) and a float64 exponential per entry of it, whatever the chunks of
+    rows."""
+    from inhouse import distance_rows
+
+    monkeypatch.setattr(distance_rows, "ROW_ELEMENTS", 3 * 16)  # a few rows per chunk
     pairs = LEAST_WORK_BLOCKS[task] == "pairs"
     block, gradient_products = (8 * 8, 2) if pairs else (16 * 16, 1)  # N = 16: the square block kept whole
-    assert (products.count, sum(exponentials)) == ((1 + gradient_products) * block * 8, block)
+    assert _least_work(task, monkeypatch) == ((1 + gradient_products) * block * 8, block)
+
+
+@pytest.mark.parametrize("task", sorted(task for task, block in LEAST_WORK_BLOCKS.items() if block == "square"))
+def test_a_square_block_read_by_its_triangle_takes_half_of_each_product(task, monkeypatch):
+    """Where inhouse.torch reads the square block by its upper triangle (strips of 4 rows at N = 16): (N^2 + 4 N) / 2
+    pairs measured, pulled back to their rows and to their columns, and still an exponential per entry of N x N."""
+    from inhouse import triangle
+
+    monkeypatch.setattr(triangle, "TRIANGLE_FROM", 0)
+    monkeypatch.setattr(triangle, "STRIP_ROWS", 4)
+    assert _least_work(task, monkeypatch) == (3 * (16 * 16 + 16 * 4) // 2 * 8, 16 * 16)
 
 
 @pytest.mark.parametrize("ours, passes", [(1.0, True), (1.2, True), (1.3, False), (0.5, True)])
