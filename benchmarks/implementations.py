@@ -23,7 +23,8 @@ from typing import Callable
 import numpy as np
 
 from adapters import families
-from benchmarks.peers import prepare_naive, prepare_pml, prepare_sentence_transformers, prepare_tfa, torch_step
+from benchmarks.peers import (prepare_naive, prepare_pml, prepare_sentence_transformers, prepare_tfa, synchronize,
+                             torch_step)
 from benchmarks.tasks import LEAST_WORK_BLOCKS, TASKS
 from reference import Spec
 from reports.schema import LEAST_WORK, MATMUL, ORACLE
@@ -74,7 +75,7 @@ def _prepare_matmul(task, x, labels, device):
 
     def step():
         torch.mm(rows, rows.T)
-        _synchronize(device)
+        synchronize(device)
 
     return step
 
@@ -109,7 +110,7 @@ def _prepare_least_work(task, x, labels, device):
                 pulled.addmm_(rows[chunk].T, products)
         if whole is not None:
             symmetrised(whole) @ columns
-        _synchronize(device)
+        synchronize(device)
 
     return step
 
@@ -134,16 +135,9 @@ def _least_work_by_triangle(points, device):
                 exp_(work[: block.numel()].view(block.shape).copy_(block))
             pulled[rows].addmm_(products, points[rows.start:])
             pulled[rows.start:].addmm_(products.T, points[rows])
-        _synchronize(device)
+        synchronize(device)
 
     return step
-
-
-def _synchronize(device):
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def _for(*tasks: str, **changes) -> dict:

@@ -124,7 +124,8 @@ def _by_rows(gram, scale, targets, factors, differentiable):
 def _by_triangle(gram, scale, targets, factors, differentiable):
     """(totals, l - top at the targets, the gradient's thunk) over the upper triangle (inhouse/triangle.py): the
     strips measured first (a row's largest logit needs the strips above it), then per strip the exponentials of its
-    rows' logits, and in its mirror those of the rows left of it (shifted by their own rows' largest)."""
+    rows' logits, and in its mirror those of the rows left of it (shifted by their own rows' largest). The strips are
+    pulled when the thunk is called, so `differentiable` changes nothing here."""
     triangle = Triangle(gram)
     shifts = triangle.measure().to(torch.float64).mul_(scale)  # -top
     fused = bool(shifts.abs().max() < FUSED_BELOW)
@@ -134,12 +135,14 @@ def _by_triangle(gram, scale, targets, factors, differentiable):
     totals = torch.zeros_like(shifts)
     for rows, d2, mirror in triangle.strips():
         _exps_(d2, shifts[rows], scale, fused, totals[rows], (mirror, shifts[rows.stop:], totals[rows.stop:]))
-    if differentiable:  # the strips and mirrors hold e now: their target entries become e - Y total
+
+    def gradient():  # the strips and mirrors hold e now: their target entries become e - Y total
         e_minus_y = _e_minus_y(shifted, targets, totals).to(triangle.upper.dtype)
         triangle.upper.index_copy_(0, in_strip[~mirrored], e_minus_y[~mirrored])
         triangle.mirror.index_copy_(0, in_mirror[mirrored], e_minus_y[mirrored])
-        gradient = triangle.pull(factors.div_(totals))
-    return totals, shifted, lambda: gradient
+        return triangle.pull(factors.div_(totals))
+
+    return totals, shifted, gradient
 
 
 def _exps_(d2, shifts, scale, fused, totals, mirrored=None):

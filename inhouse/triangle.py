@@ -81,7 +81,7 @@ class Triangle:
 
     def places(self, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mirrored, in the strip, in the mirror) of ordered entries (i, j), i != j: whether (i, j) lies in a mirror
-        (j's strip above i's), its pair's place in `upper` (where d2 is), its own place in `mirror` (where mirrored)."""
+        (j's strip above i's), its pair's place in `upper` (where d2 is), its own place in `mirror` (read only where mirrored)."""
         mirrored = j // STRIP_ROWS < i // STRIP_ROWS
         row, column = torch.where(mirrored, j, i), torch.where(mirrored, i, j)
         strip = row // STRIP_ROWS
@@ -89,8 +89,7 @@ class Triangle:
         last = torch.clamp(first + STRIP_ROWS, max=self.n)
         starts, mirror_starts = self.starts.to(i.device)[strip], self.mirror_starts.to(i.device)[strip]
         in_strip = starts + (row - first) * (self.n - first) + (column - first)
-        in_mirror = mirror_starts + (row - first) * (self.n - last) + (column - last)
-        return mirrored, in_strip, torch.where(mirrored, in_mirror, torch.zeros_like(in_mirror))
+        return mirrored, in_strip, mirror_starts + (row - first) * (self.n - last) + (column - last)
 
     def pull(self, factor: torch.Tensor) -> torch.Tensor:
         """dL/dpoints of k (the strips) and k' (their mirrors), dL/dd2_ij = factor_i x k_ij (the strips and mirrors are
