@@ -46,8 +46,11 @@ class _UnitRows(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         norms = (x * x).sum(dim=1, keepdim=True).sqrt_()
         nonzero = norms > 0  # False for NaN as well
-        # x / 1 on a zero row: its entries may be tiny numbers whose squares underflow, so `where`, not a product
-        units = torch.where(nonzero, x / torch.where(nonzero, norms, torch.ones_like(norms)), torch.zeros_like(x))
+        ctx.every_row = bool(nonzero.all())  # the usual batch: a plain division, where the guards cost three passes
+        if ctx.every_row:
+            units = x / norms
+        else:  # x / 1 on a zero row: its entries may be tiny numbers whose squares underflow, so `where`, not a product
+            units = torch.where(nonzero, x / torch.where(nonzero, norms, torch.ones_like(norms)), torch.zeros_like(x))
         ctx.save_for_backward(units, norms, nonzero)
         return units
 
@@ -56,6 +59,8 @@ class _UnitRows(torch.autograd.Function):
         units, norms, nonzero = ctx.saved_tensors
         along = (units * grad).sum(dim=1, keepdim=True)
         across = torch.addcmul(grad, units, along, value=-1.0)
+        if ctx.every_row:
+            return across.div_(norms)
         # a zero row gets 0, a row whose norm is NaN gets NaN (what autograd's chain through it gave)
         return torch.where(nonzero, across / torch.where(nonzero, norms, torch.ones_like(norms)), norms * 0.0)
 

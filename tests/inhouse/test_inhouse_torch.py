@@ -215,6 +215,19 @@ def test_unit_rows_backward_is_the_derivative_and_zero_on_a_zero_row():
     assert torch.equal(zero.grad[0], torch.zeros(3, dtype=torch.float64))
 
 
+def test_unit_rows_plain_division_gives_the_guarded_bits():
+    """A batch without a zero row takes a plain division, forward and backward: the same bits as the guarded road a
+    zero row sends the batch down."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(7, 5, generator=g) * torch.logspace(-20, 20, 7)[:, None]
+    grad = torch.randn(8, 5, generator=g)
+    plain, guarded = x.clone().requires_grad_(True), torch.cat([x, torch.zeros(1, 5)]).requires_grad_(True)
+    units, guarded_units = distances.unit_rows(plain), distances.unit_rows(guarded)
+    (units * grad[:7]).sum().backward()
+    (guarded_units * grad).sum().backward()
+    assert torch.equal(units, guarded_units[:7]) and torch.equal(plain.grad, guarded.grad[:7])
+
+
 def test_one_ulp_apart_keeps_its_distance_after_recentring():
     """Selected pairs are measured from the rows as given: the centred rows would round a 1-ulp difference away.
     Regression: scaled batch_hard divided by a mean hardest-negative distance of exactly 0 (NaN)."""
