@@ -16,8 +16,9 @@ fewer passes over each chunk, and none of them gives up a bit the general road (
   copy of e with its target entries made e - Y total in float64 first (where the softmax nears Y their difference
   is the gradient, and it keeps its bits), and f scales their [rows, D] products (`Gram.pull`): no slope pass (a
   small square matrix, kept whole, takes f in one float32 pass before its one symmetrised product: `Gram`);
-- the float64 passes run a block of rows at a time (CACHED_ELEMENTS), each within the cache, where they run about
-  twice as fast, and few enough blocks that Python's cost per block (about 30 us) stays small; the matmuls take the chunks `row_chunks` gives (a wider matmul runs closer to the core's peak).
+- the float64 passes run a block of rows at a time (CACHED_ELEMENTS): each pass reads what the one before it left
+  in the cache, and the blocks are few enough that Python's cost per block (about 30 us) stays small; the matmuls
+  take the chunks `row_chunks` gives (a wider matmul runs closer to the core's peak).
 
 A large square matrix (inhouse/triangle.py TRIANGLE_FROM: N = 2048 on) is read by its upper triangle instead: each
 pair measured once, its two entries' exponentials taken from that one d2 (each shifted by its own row's largest
@@ -32,7 +33,7 @@ from .distances import zero_rows
 from .scratch import scratch
 from .triangle import Triangle, read_by_triangle
 
-# float64 elements the exponentials are computed in at a time (2 MiB, within this core's share of the cache): 1 thread,
+# float64 elements the exponentials are computed in at a time (2 MiB: within the L3 cache, past the L2): 1 thread,
 # supcon N = 1024 7.7-8.1 -> 7.3-7.6 ms, N = 4096 86-88 -> 79-80 ms against 512 KiB (four times the blocks, each
 # within the L2 cache), the pairs tasks 3 to 7% (same machine, alternating processes, bit for bit the same result)
 CACHED_ELEMENTS = 1 << 18
