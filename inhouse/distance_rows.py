@@ -118,11 +118,7 @@ class Gram:
     def pull(self, chunk: slice, k: torch.Tensor, near, factor: torch.Tensor | None = None) -> None:
         """Gathers the gradient of the chunk's k = factor_i x k_ij (factor None: 1), k's diagonal 0 (consumed: the
         near pairs' entries are zeroed, their share pushed from their differences)."""
-        if near is not None:
-            i, j, diff = near
-            push = (k[i, j] if factor is None else k[i, j] * factor[i])[:, None] * diff
-            k[i, j] = 0.0
-            self.pushes.append((i + chunk.start, j, push))
+        self.push_near(near, k, chunk.start, 0, factor)
         if self.whole is not None:  # k stays in the whole matrix, pulled at `gradient`
             return
         torch.sum(k, dim=1, out=self.row_sums[chunk])
@@ -130,6 +126,18 @@ class Gram:
         z_rows = self.z_rows[chunk] if factor is None else self.z_rows[chunk] * factor[:, None]
         self.pulled_columns.addmm_(z_rows.T, k)
         self.column_sums.add_(k.sum(dim=0) if factor is None else k.T @ factor)
+
+    def push_near(self, near, k: torch.Tensor, first_row: int, first_column: int,
+                  factor: torch.Tensor | None = None) -> None:
+        """Takes the near pairs' entries (`measure`'s (i, j, differences), or None) out of k = factor_i x k_ij, whose
+        rows and columns start at `first_row` and `first_column`: zeroed there, their share kept to push from their
+        differences."""
+        if near is None:
+            return
+        i, j, diff = near
+        push = (k[i, j] if factor is None else k[i, j] * factor[i])[:, None] * diff
+        k[i, j] = 0.0
+        self.pushes.append((i + first_row, j + first_column, push))
 
     def gradient(self, factor: torch.Tensor | None = None) -> torch.Tensor:
         """dL/dpoints of what `pull` gathered over every row, the rows' products scaled by their `factor` now (a matrix

@@ -81,7 +81,8 @@ class Triangle:
 
     def places(self, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mirrored, in the strip, in the mirror) of ordered entries (i, j), i != j: whether (i, j) lies in a mirror
-        (j's strip above i's), its pair's place in `upper` (where d2 is), its own place in `mirror` (read only where mirrored)."""
+        (j's strip above i's), its pair's place in `upper` (where d2 is), its own place in `mirror` (read only where
+        mirrored)."""
         mirrored = j // STRIP_ROWS < i // STRIP_ROWS
         row, column = torch.where(mirrored, j, i), torch.where(mirrored, i, j)
         strip = row // STRIP_ROWS
@@ -100,10 +101,7 @@ class Triangle:
         for (rows, k, mirror), near in zip(self.strips(), self.nears):
             k.mul_(factor[rows, None])
             k[:, rows.stop - rows.start:].addcmul_(mirror, factor[None, rows.stop:])
-            if near is not None:
-                i, j, diff = near
-                gram.pushes.append((i + rows.start, j + rows.start, k[i, j][:, None] * diff))
-                k[i, j] = 0.0
+            gram.push_near(near, k, rows.start, rows.start)
             pulled[rows].addmm_(k, z[rows.start:])
             pulled[rows.start:].addmm_(k.T, z[rows])
             sums[rows] += k.sum(dim=1)

@@ -58,8 +58,8 @@ def test_float64_matches_the_oracle(spec, kind, monkeypatch):
 @pytest.mark.parametrize("kind", ["normal", "near_duplicates", "converged"])
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_the_triangle_and_the_rows_agree(spec, kind, dtype, monkeypatch):
-    """float64 to its rounding (totals summed in another order); float32 within a few roundings of the largest term (both round the same float32 Gram
-    expansion, summed in another order)."""
+    """float64 to its rounding (totals summed in another order); float32 within a few roundings of the largest term
+    (both round the same float32 Gram expansion, summed in another order)."""
     x, y = _batch(kind, spec, seed=3)
     rows = _run(x, y, spec, dtype)
     _by_triangle(monkeypatch, 7)
