@@ -196,3 +196,33 @@ def test_cosine_distance_is_clamped_at_0():
     assert np.all(distances == 0.0), failure(
         f"distances {distances.tolist()} should all be exactly 0", batch.snippet(spec)
     )
+
+
+# --- the reduction: one rounding, whatever the CPU ------------------------------------------------------
+
+
+def test_the_weighted_sum_is_rounded_once():
+    """1e16 + 1 - 1e16 is 1; a sum rounded term by term gives 0 (or 2: 1e16 + 1 is halfway between two floats)."""
+    from reference.terms import weighted_sum
+
+    assert weighted_sum(np.ones(3), np.array([1e16, 1.0, -1e16])) == 1.0
+    assert weighted_sum(np.full(9, 1 / 9), np.full(9, 0.3)) == 0.3  # a BLAS dot gives 0.30000000000000004 on some CPUs
+
+
+def test_the_weighted_sum_is_the_same_bits_in_any_order():
+    """The order of the terms, like the order a CPU's dot kernel adds them in, does not move a bit of the sum."""
+    from reference.terms import weighted_sum
+
+    rng = np.random.default_rng(0)
+    weights, values = rng.random(1000), rng.standard_normal(1000) * 10.0 ** rng.integers(-8, 9, 1000)
+    first = weighted_sum(weights, values)
+    for _ in range(20):
+        order = rng.permutation(1000)
+        assert weighted_sum(weights[order], values[order]) == first
+
+
+def test_the_weighted_sum_of_infinities_is_the_plain_sum():
+    from reference.terms import weighted_sum
+
+    assert weighted_sum(np.ones(2), np.array([1e308, 1e308])) == math.inf
+    assert math.isnan(weighted_sum(np.ones(2), np.array([math.inf, -math.inf])))
