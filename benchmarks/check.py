@@ -12,6 +12,7 @@ ratios taken within a run cancel most of a machine's speed), and fails when a fi
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,9 +206,13 @@ def run_commit(args, sweep, recorded) -> int:
     those runs to the check file, in place of its figures for those tasks (the other tasks' figures are kept)."""
     path = args.check_file or COMMITTED
     previous = load(path) if path.exists() else {"min_noise": DEFAULT_MIN_NOISE, "figures": []}
+    tasks = list(args.tasks)
+    mixed = mixed_machines(previous, tasks)
+    if mixed:
+        print(f"error: {mixed}", file=sys.stderr)
+        return 2
     args.dims, args.devices, args.threads = [COMMIT_SETTING["d"]], ["cpu"], COMMIT_SETTING["threads"]
     args.time_cap = max(args.time_cap, COMMIT_SETTING["time_cap"])
-    tasks = list(args.tasks)
     everyone = [OURS, *dict.fromkeys(name for task in tasks for name in _beside(task))]
     runs = []
     for _ in range(args.commit):
@@ -222,6 +227,18 @@ def run_commit(args, sweep, recorded) -> int:
                                 "figures": kept + fresh["figures"]}, indent=1) + "\n")
     print(f"wrote {path}: {len(fresh['figures'])} figures of {', '.join(tasks)}, {len(kept)} kept")
     return 0
+
+
+def mixed_machines(previous: dict, tasks: list[str]) -> str | None:
+    """Why committing `tasks` here would mix two machines' figures in one file (its setting names one machine for
+    all of them), or None: the file's other tasks were measured on another CPU model."""
+    there, here = previous.get("setting", {}).get("machine"), machine(["cpu"])
+    kept = sorted({e["task"] for e in previous["figures"] if e["task"] not in tasks})
+    if there is None or there == here or not kept:
+        return None
+    return (f"the committed figures were measured on {there}; this is {here}. Committing {', '.join(tasks)} here "
+            f"would leave {', '.join(kept)} under this machine's name: commit every task here (no --tasks), or "
+            "write to another --check-file. Nothing was measured.")
 
 
 def _beside(task: str) -> list[str]:

@@ -352,6 +352,23 @@ def test_the_check_says_when_the_figures_were_committed_on_another_machine(tmp_p
         assert (f"measured on {there}; this is {check.machine(['cpu'])}" in capsys.readouterr().out) == told
 
 
+def test_commit_refuses_to_mix_two_machines_figures_in_one_file(tmp_path, monkeypatch, capsys):
+    """The file's setting names one machine for every figure: committing some tasks on another CPU model would keep
+    the rest under this machine's name. Refused before anything is measured, the file untouched; every task may."""
+    from benchmarks import check
+
+    committed = tmp_path / "committed.json"
+    text = json.dumps({**COMMITTED, "setting": {**COMMITTED["setting"], "machine": "a CPU of another make"}})
+    committed.write_text(text)
+    measured = []
+    monkeypatch.setattr(run, "sweep", lambda args, writer: measured.append(args.tasks) or [])
+    assert run.main(["--commit", "1", "--tasks", "npairs", "--check-file", str(committed),
+                     "--output", str(tmp_path / "records.jsonl")]) == 2
+    assert "would leave batch_hard under this machine's name" in capsys.readouterr().err
+    assert measured == [] and committed.read_text() == text
+    assert check.mixed_machines(json.loads(text), ["batch_hard"]) is None  # every task the file holds: replaced
+
+
 def test_the_committed_figures_name_measured_tasks_and_a_noise():
     from benchmarks import check
     from benchmarks.implementations import TASKS
