@@ -1,6 +1,7 @@
 """`python -m benchmarks.run --check`: are the in-house losses still as far ahead as the committed figures say?
 
-The committed figures (benchmarks/committed.json) are speedups measured side by side in one run on one machine:
+The committed figures (benchmarks/committed.json, and benchmarks/committed-<machine>.json for each further machine:
+the check judges against this machine's own, where it has one) are speedups measured side by side in one run:
 the fastest peer's time over inhouse.torch's, and one N x N x D matmul's time over inhouse.torch's (both higher is
 better), per task and N, each with its noise: the relative spread of the figure over the committed runs (never
 below `min_noise`). The check measures them again here, in one run (peers, in-house and the matmul side by side:
@@ -12,6 +13,7 @@ ratios taken within a run cancel most of a machine's speed), and fails when a fi
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from benchmarks.implementations import IMPLEMENTATIONS
 from benchmarks.settings import machine
 from reports.schema import LEAST_WORK, MATMUL, NOT_PEERS, OURS
 
-COMMITTED = Path(__file__).resolve().parent / "committed.json"
+COMMITTED = Path(__file__).resolve().parent / "committed.json"  # and committed-<machine>.json, one per machine
 # What `--commit` measures with: one thread, D = 64, and a time cap under which a slow peer's repeats still fit
 COMMIT_SETTING = {"d": 64, "threads": 1, "time_cap": 150}
 COMMIT_WORDS = ("{runs} run(s) of `python -m benchmarks.run --commit {runs}` (time cap 150 s), 1 thread, forward + "
@@ -63,6 +65,23 @@ def speedups(records: list[dict]) -> list[Figure]:
 
 def load(path: Path = COMMITTED) -> dict:
     return json.loads(path.read_text())
+
+
+def own_figures(here: str) -> Path | None:
+    """The committed figures file whose setting names this machine, or None."""
+    for path in sorted(COMMITTED.parent.glob("committed*.json")):
+        if load(path).get("setting", {}).get("machine") == here:
+            return path
+    return None
+
+
+def figures_to_commit(here: str) -> Path:
+    """Where `--commit` writes: this machine's file, or committed.json while there is none, or a new
+    committed-<machine>.json: another machine's figures are never written over."""
+    own = own_figures(here)
+    if own or not COMMITTED.exists():
+        return own or COMMITTED
+    return COMMITTED.with_name(f"committed-{re.sub(r'[^a-z0-9]+', '-', here.lower()).strip('-')}.json")
 
 
 def judge(committed: dict, measured: list[Figure]) -> list[str]:
@@ -128,7 +147,12 @@ def run_check(args, sweep) -> int:
     fell short are measured once more and each figure keeps the better of its two values (a regression falls short
     both times; a neighbour's burst on a shared machine, which halved circle's N = 4096 figure once with no code
     changed, rarely does)."""
-    committed = load(args.check_file or COMMITTED)
+    path = args.check_file or own_figures(machine(["cpu"])) or COMMITTED
+    if not path.exists():
+        print(f"error: no committed figures at {path} (`--commit` writes them)", file=sys.stderr)
+        return 2
+    committed = load(path)
+    print(f"judging against {path}")
     setting = committed["setting"]
     args.sizes = sorted({e["n"] for e in committed["figures"]})
     args.dims, args.devices, args.threads = [setting["d"]], ["cpu"], setting["threads"]
@@ -188,8 +212,9 @@ def other_machine(committed: dict) -> str | None:
     if there is None or there == here:
         return None
     return (f"note: the committed figures were measured on {there}; this is {here}. A ratio moves with the CPU "
-            "model: where a figure falls short here, `python -m benchmarks.run --commit 3` on the committed machine's "
-            "kind (or on this one, said so in the commit) tells the code from the machine.")
+            "model: where a figure falls short here, `python -m benchmarks.run --commit 3` at the code before the "
+            f"change, on this machine, writes its own figures ({figures_to_commit(here).name}), which later checks "
+            "here judge against.")
 
 
 def peers_of(task: str) -> list[str]:
@@ -204,7 +229,7 @@ def run_commit(args, sweep, recorded) -> int:
     `args.tasks` (and its least work) and the matmul side by side at `args.sizes`, each a run of its own in the results
     file (`recorded`: the figures come with the records they were taken from), then write committed_figures() of
     those runs to the check file, in place of its figures for those tasks (the other tasks' figures are kept)."""
-    path = args.check_file or COMMITTED
+    path = args.check_file or figures_to_commit(machine(["cpu"]))
     previous = load(path) if path.exists() else {"min_noise": DEFAULT_MIN_NOISE, "figures": []}
     tasks = list(args.tasks)
     mixed = mixed_machines(previous, tasks)

@@ -206,6 +206,10 @@ COMMITTED = {"min_noise": 0.05, "setting": {"d": 64, "threads": 1, "time_cap": 1
                          {"task": "batch_hard", "n": 1024, "of": "matmul", "speedup": 0.5, "noise": 0.01}]}
 
 
+def _on_machine(there: str) -> dict:
+    return {**COMMITTED, "setting": {**COMMITTED["setting"], "machine": there}}
+
+
 def test_the_check_reads_speedups_over_the_fastest_peer_and_the_matmul():
     from benchmarks import check
 
@@ -347,7 +351,7 @@ def test_the_check_says_when_the_figures_were_committed_on_another_machine(tmp_p
     monkeypatch.setattr(run, "sweep", lambda args, writer: _records(ours=1.0, peer=10.0, matmul=0.5))
     committed = tmp_path / "committed.json"
     for there, told in (("a CPU of another make, 2 cores usable, 24 GiB memory", True), (check.machine(["cpu"]), False)):
-        committed.write_text(json.dumps({**COMMITTED, "setting": {**COMMITTED["setting"], "machine": there}}))
+        committed.write_text(json.dumps(_on_machine(there)))
         assert run.main(["--check", "--check-file", str(committed)]) == 0
         assert (f"measured on {there}; this is {check.machine(['cpu'])}" in capsys.readouterr().out) == told
 
@@ -358,7 +362,7 @@ def test_commit_refuses_to_mix_two_machines_figures_in_one_file(tmp_path, monkey
     from benchmarks import check
 
     committed = tmp_path / "committed.json"
-    text = json.dumps({**COMMITTED, "setting": {**COMMITTED["setting"], "machine": "a CPU of another make"}})
+    text = json.dumps(_on_machine("a CPU of another make"))
     committed.write_text(text)
     measured = []
     monkeypatch.setattr(run, "sweep", lambda args, writer: measured.append(args.tasks) or [])
@@ -369,14 +373,57 @@ def test_commit_refuses_to_mix_two_machines_figures_in_one_file(tmp_path, monkey
     assert check.mixed_machines(json.loads(text), ["batch_hard"]) is None  # every task the file holds: replaced
 
 
+def test_the_check_judges_against_this_machines_own_figures(tmp_path, monkeypatch, capsys):
+    """Without --check-file: the committed-*.json whose setting names this machine, or else committed.json (with the
+    note), or a clear error where neither exists."""
+    from benchmarks import check
+
+    monkeypatch.setattr(check, "COMMITTED", tmp_path / "committed.json")
+    monkeypatch.setattr(run, "sweep", lambda args, writer: _records(ours=1.0, peer=10.0, matmul=0.5))
+    assert run.main(["--check"]) == 2
+    assert "no committed figures at" in capsys.readouterr().err
+    (tmp_path / "committed.json").write_text(json.dumps(_on_machine("a CPU of another make")))
+    assert run.main(["--check"]) == 0
+    assert "measured on a CPU of another make" in capsys.readouterr().out
+    (tmp_path / "committed-this-cpu.json").write_text(json.dumps(_on_machine(check.machine(["cpu"]))))
+    assert run.main(["--check"]) == 0
+    out = capsys.readouterr().out
+    assert f"judging against {tmp_path / 'committed-this-cpu.json'}" in out and "another make" not in out
+
+
+def test_commit_on_a_machine_without_figures_of_its_own_starts_its_own_file(tmp_path, monkeypatch):
+    """`--commit` never writes over another machine's figures: it starts committed-<machine>.json, which is then
+    this machine's file."""
+    from benchmarks import check
+
+    monkeypatch.setattr(check, "COMMITTED", tmp_path / "committed.json")
+    monkeypatch.setattr(check, "machine", lambda devices: "Some CPU(R) 9000, 2 cores usable, 24 GiB memory")
+    text = json.dumps(_on_machine("a CPU of another make"))
+    (tmp_path / "committed.json").write_text(text)
+
+    def fake_sweep(args, writer):
+        return _records(ours=1.0, peer=10.0, matmul=0.5, task=args.tasks[0])
+
+    monkeypatch.setattr(run, "sweep", fake_sweep)
+    assert run.main(["--commit", "1", "--tasks", "batch_hard", "--output", str(tmp_path / "records.jsonl")]) == 0
+    own = tmp_path / "committed-some-cpu-r-9000-2-cores-usable-24-gib-memory.json"
+    assert (tmp_path / "committed.json").read_text() == text
+    assert check.load(own)["setting"]["machine"] == "Some CPU(R) 9000, 2 cores usable, 24 GiB memory"
+    assert check.own_figures("Some CPU(R) 9000, 2 cores usable, 24 GiB memory") == own
+
+
 def test_the_committed_figures_name_measured_tasks_and_a_noise():
     from benchmarks import check
     from benchmarks.implementations import TASKS
 
-    committed = check.load()
-    assert 0 < committed["min_noise"] < 1 and all(0 <= e["noise"] < 1 for e in committed["figures"])
-    assert {e["task"] for e in committed["figures"]} <= set(TASKS)
-    assert {e["of"] for e in committed["figures"]} == {"peer", "matmul"}
+    machines = []
+    for path in sorted(check.COMMITTED.parent.glob("committed*.json")):
+        committed = check.load(path)
+        assert 0 < committed["min_noise"] < 1 and all(0 <= e["noise"] < 1 for e in committed["figures"]), path
+        assert {e["task"] for e in committed["figures"]} <= set(TASKS), path
+        assert {e["of"] for e in committed["figures"]} == {"peer", "matmul"}, path
+        machines.append(committed["setting"]["machine"])
+    assert len(machines) == len(set(machines)) >= 1  # one file per machine
 
 
 def test_the_noise_floor_applies_below_a_figures_own_noise():
