@@ -244,8 +244,9 @@ def _same_non_finite(a: float, b: float) -> bool:
 def measure_loss_against(
     impl_loss: float, outcomes: list[tuple[float, float]], tolerance: Tolerance, dtype: str
 ) -> Errors:
-    """The loss's errors against the hull of the admissible outcomes: 0 inside it, else measured from
-    its nearer end with that end's tolerance. NaN follows `measure`'s rules against the oracle."""
+    """The loss's errors against the hull of the admissible outcomes: 0 inside it, else measured from the outcome
+    that reaches farthest that way with its own extra atol (an outcome just inside the end may carry a nudge's
+    allowance the end does not). NaN follows `measure`'s rules against the oracle."""
     finite = [outcome for outcome in outcomes if np.isfinite(outcome[0])]
     if not np.isfinite(impl_loss) or not finite:
         # a non-finite loss is admissible where an outcome is the same (NaN where a nudge empties the batch)
@@ -257,7 +258,8 @@ def measure_loss_against(
         nearest = min(outcomes, key=lambda outcome: abs(impl_loss - outcome[0]))
         errors = measure("loss", impl_loss, nearest[0], tolerance, dtype)
         return Errors(0.0, errors.max_abs, errors.max_rel, errors.max_ulp)
-    end, extra = low if impl_loss < low[0] else high
+    below = impl_loss < low[0]
+    end, extra = min(outcomes, key=lambda o: o[0] - o[1]) if below else max(outcomes, key=lambda o: o[0] + o[1])
     widened = Tolerance(tolerance.atol + extra, tolerance.rtol, tolerance.source, tolerance.scale)
     errors = measure("loss", impl_loss, end, widened, dtype)
     if errors.ok:
@@ -265,5 +267,5 @@ def measure_loss_against(
     return Errors(
         errors.normalized, errors.max_abs, errors.max_rel, errors.max_ulp,
         f"loss {impl_loss!r} lies outside [{low[0]!r}, {high[0]!r}], the admissible losses of this ambiguous input"
-        f" (allowed {float(widened.allowed(end)):.3g} beyond them)",
+        f" (allowed {float(widened.allowed(end)):.3g} beyond the outcome {end!r}, which reaches farthest)",
     )

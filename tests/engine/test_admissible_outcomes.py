@@ -122,3 +122,17 @@ def test_the_hinge_exactly_at_zero_is_still_decided_by_the_spec_s_rule():
     assert not judge("loss", 10 / 8, expected, decided, tolerance("loss", "float32", expected), "float32").ok
     soft = evaluate(batch.embeddings, batch.labels, SOFT_COUNT)
     assert SOFT_UNDERFLOW in soft.gaps and not decisions(soft, "float32").ambiguous
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_beyond_the_hull_the_outcome_that_reaches_farthest_decides(sign):
+    """A dev-profile search on an Intel Xeon (PML's semihard miner, float32, a clustered batch with duplicates): the
+    oracle's own outcome ended the hull at 0.13250 with no nudge allowance, the all-up nudge 8e-6 inside it carried
+    0.046, and PML's 0.13291 (one window-edge triplet more, d_an - d_ap = -9e-8) was judged from the end alone."""
+    from engine.compare import measure_loss_against
+    from engine.tolerances import Tolerance
+
+    outcomes = [(sign * 0.13250, 0.0), (sign * 0.132496, 0.046), (sign * 0.10642, 0.041)]
+    table = Tolerance(1.85e-4, 1.3e-6, "table", 1.0)
+    assert measure_loss_against(sign * 0.13291, outcomes, table, "float32").ok
+    assert not measure_loss_against(sign * 0.19, outcomes, table, "float32").ok  # beyond every outcome's reach
