@@ -182,7 +182,7 @@ def build(spec: Spec, dtype: str, plan: Plan, rng: np.random.Generator, precisio
 
     scale = (spec.margin or 1.0) * 2.0 ** rng.uniform(-1.0, 1.5)
     centres = rng.normal(size=(codes.max() + 1, d)) * scale
-    spreads = scale * 10.0 ** rng.uniform(-1.3, 0.7, size=len(centres))  # wide classes next to tight ones
+    spreads = scale * _ten_to(rng.uniform(-1.3, 0.7, size=len(centres)))  # wide classes next to tight ones
     x = centres[codes] + rng.normal(size=(n, d)) * spreads[codes][:, None]
     spread = float(spreads.mean())
 
@@ -200,7 +200,7 @@ def build(spec: Spec, dtype: str, plan: Plan, rng: np.random.Generator, precisio
         return rng.uniform(low, high, size)
 
     if plan.near_duplicates:
-        copies(spread * 10.0 ** rng.uniform(-9.0, -2.0))
+        copies(spread * _ten_to(rng.uniform(-9.0, -2.0)))
         layout += ", near duplicates"
     if plan.duplicates:  # after the near duplicates, which could overwrite them
         copies(0.0)
@@ -212,13 +212,13 @@ def build(spec: Spec, dtype: str, plan: Plan, rng: np.random.Generator, precisio
     offset = np.zeros(d)  # a common shift, added after the spread is bounded
     geometry = plan.geometry
     if geometry == "unit norm":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        norms = _row_norms(x)
         x = np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), x)
     elif geometry == "large offset":
-        offset = _direction(rng, d) * 10.0 ** reach(math.log10(min(10 * scale, limit / 2)), math.log10(limit))
+        offset = _direction(rng, d) * _ten_to(reach(math.log10(min(10 * scale, limit / 2)), math.log10(limit)))
     elif geometry == "wide spread":  # classes far apart, near-duplicates inside them: norms far above distances
-        x = x + centres[codes] * (10.0 ** reach(1.0, max(1.0, math.log10(limit / scale))) - 1.0)
-        copies(spread * 10.0 ** -reach(3.0, 7.0))
+        x = x + centres[codes] * (_ten_to(reach(1.0, max(1.0, math.log10(limit / scale)))) - 1.0)
+        copies(spread * _ten_to(-reach(3.0, 7.0)))
         geometry = "wide spread with near duplicates"
     elif geometry == "wide scale":  # magnitudes up to what the dtype holds: softplus, sums and norms must not overflow
         x, offset = _wide_scale(x, rng, dtype, d, bound, reach)
@@ -227,8 +227,8 @@ def build(spec: Spec, dtype: str, plan: Plan, rng: np.random.Generator, precisio
         layout = layout.replace("clustered", lattice_layout)
     elif geometry == "small rows":  # norms down to what the dtype tells from zero: normalisations must not clamp
         floor = small_row_floor(dtype)
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        wanted = 10.0 ** -reach(0.0, -math.log10(floor), size=(n, 1))  # from 1 down to the floor
+        norms = _row_norms(x)
+        wanted = _ten_to(-reach(0.0, -math.log10(floor), size=(n, 1)))  # from 1 down to the floor
         x = np.where(norms > 0, x * wanted / np.where(norms > 0, norms, 1.0), x)
     if geometry not in ("plain", "lattice"):
         layout += f", {geometry}"
@@ -278,7 +278,21 @@ def _triplets(rng: np.random.Generator, labels: np.ndarray, arbitrary: bool) -> 
 
 def _direction(rng: np.random.Generator, d: int) -> np.ndarray:
     direction = rng.normal(size=d)
-    return direction / np.linalg.norm(direction)
+    return direction / _row_norms(direction[None, :])[0, 0]
+
+
+# A batch is the same on every machine: NumPy's power, and its BLAS's dot products, take other roundings on other CPUs
+# (an AVX-512 power, a kernel's order of summation), so the coordinates go through the C library's pow and exact sums.
+def _ten_to(exponent):
+    """10^exponent, elementwise (a number or an array), by the C library's pow."""
+    if np.ndim(exponent) == 0:
+        return math.pow(10.0, float(exponent))
+    return np.array([math.pow(10.0, float(e)) for e in np.ravel(exponent)]).reshape(np.shape(exponent))
+
+
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    """|x_i| of each row, [N, 1]: the square root of an exactly rounded sum of squares."""
+    return np.array([[math.sqrt(math.fsum(row * row))] for row in x]).reshape(len(x), 1)
 
 
 def _wide_scale(x: np.ndarray, rng: np.random.Generator, dtype: str, d: int, bound: float,
@@ -293,7 +307,7 @@ def _wide_scale(x: np.ndarray, rng: np.random.Generator, dtype: str, d: int, bou
     and every distance the spec computes stays finite."""
     largest = max(float(np.max(np.abs(x))), 1e-300)
     top = magnitude_limit(dtype, d) / 2
-    magnitude = largest * 10.0 ** reach(0.0, max(0.0, math.log10(top / largest)))
+    magnitude = largest * _ten_to(reach(0.0, max(0.0, math.log10(top / largest))))
     body = min(magnitude, bound / 2)
     size = min(magnitude - body, body / (OFFSET_GRID * dtype_facts(dtype).eps))
     return x * (body / largest), _direction(rng, d) * size

@@ -5,8 +5,10 @@
     deterministic   torch.use_deterministic_algorithms(True) (other kernels, other summation orders)
     threads=N       torch.set_num_threads(N) (a reduction split another way)
 
-TensorFlow picks its oneDNN kernels when it loads (TF_ENABLE_ONEDNN_OPTS), so only a new process varies them:
-`tox -e machine-variation` runs the ci profile under each combination and compares the verdicts (engine/verdicts.py).
+TensorFlow picks its oneDNN kernels when it loads (TF_ENABLE_ONEDNN_OPTS), and every math library picks its
+kernels by the CPU's instruction set when it loads (`narrowest_kernels`), so only a new process varies those:
+`tox -e machine-variation` runs the ci profile under each combination and compares the verdicts
+(engine/machine_variation.py).
 Within one run, the property `machine_settings` (suite/test_properties.py) asks a torch adapter again under each
 setting and holds its answer to the default one: a verdict must not depend on the machine it was made on.
 
@@ -16,12 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import sys
 import threading
 
 ENVIRONMENT = "CONFORMANCE_MACHINE_SETTINGS"
 KNOWN = ("flush_denormal", "deterministic", "threads")
-FRAMEWORK_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS")
+# What picks each math library's instruction set when it loads (`narrowest_kernels`)
+KERNEL_VARIABLES = ("NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
+                    "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA")
+FRAMEWORK_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS",
+                       *KERNEL_VARIABLES)
 
 _lock = threading.Lock()
 _varied: tuple[str, ...] = ()  # what `varied` adds to the run's settings, for the calls made inside it
@@ -48,6 +55,29 @@ def in_force() -> dict[str, str]:
     frameworks' kernels and threads (unset ones left out)."""
     found = {name: os.environ[name] for name in FRAMEWORK_VARIABLES if name in os.environ}
     return {"settings": ",".join(configured()), **found}
+
+
+def numpy_simd():
+    """NumPy's module that names its SIMD features: `__cpu_dispatch__` (chosen at load), `__cpu_features__` (in use)."""
+    try:
+        from numpy._core import _multiarray_umath
+    except ImportError:  # NumPy 1
+        from numpy.core import _multiarray_umath
+    return _multiarray_umath
+
+
+def narrowest_kernels() -> dict[str, str]:
+    """The environment in which every math library loads its narrowest kernels: NumPy's SIMD loops beyond its
+    baseline switched off, ATen's DEFAULT kernels, MKL's SSE4.2 ones (no FMA: a product and a sum rounded twice),
+    OpenBLAS's and oneDNN's oldest cores. Another CPU sums in another order and fuses other operations; this one run
+    stands for those machines, on the machine at hand. A feature the CPU lacks is ignored (an ARM CPU has no MKL,
+    and its OpenBLAS core is ARMV8)."""
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+    env = {"NPY_DISABLE_CPU_FEATURES": " ".join(numpy_simd().__cpu_dispatch__), "ATEN_CPU_CAPABILITY": "default",
+           "OPENBLAS_CORETYPE": "Nehalem" if x86 else "ARMV8"}
+    if x86:
+        env.update(MKL_ENABLE_INSTRUCTIONS="SSE4_2", ONEDNN_MAX_CPU_ISA="SSE41")
+    return env
 
 
 def variations() -> tuple[str, ...]:

@@ -2,10 +2,12 @@
 run side by side, and every verdict that changed between them (`tox -e machine-variation`).
 
 A verdict made on one machine must hold on every other: a cell whose outcome (passed, failed, xfailed, skipped)
-depends on TensorFlow's oneDNN kernels, the thread count, torch's deterministic algorithms or flushed denormals is a
-defect in the judgement or in a registry entry. Four settings, two values each, in the five runs of DESIGN: every
-pair of values of every two settings meets in one run at least (a covering array of strength 2), so a verdict that
-needs two settings together to change is caught too, in five runs instead of sixteen.
+depends on TensorFlow's oneDNN kernels, the thread count, torch's deterministic algorithms, flushed denormals or the
+instruction set the math libraries' kernels use is a defect in the judgement or in a registry entry. Five settings,
+two values each, in the six runs of DESIGN: every pair of values of every two settings meets in one run at least (a
+covering array of strength 2), so a verdict that needs two settings together to change is caught too, in six runs
+instead of thirty-two. The kernels' setting stands for another CPU on the machine at hand: `native` loads what this
+CPU runs best, `narrowest` what an old or another CPU would run (engine/machine.py `narrowest_kernels`).
 
 Without arguments it runs the built-in adapters' float32 CPU cells (`suite -k "float32 and cpu"`); each run writes
 its results and JUnit file under --out (default results/machine-variation/). Exit status 0: every run passed and no
@@ -21,7 +23,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from .machine import ENVIRONMENT
+from .machine import ENVIRONMENT, KERNEL_VARIABLES, narrowest_kernels
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SELECTION = ("suite", "-k", "float32 and cpu")
@@ -31,8 +33,11 @@ FACTORS = (
     ("threads", ("1", "2")),
     ("deterministic", ("off", "on")),
     ("flush_denormal", ("off", "on")),
+    ("kernels", ("native", "narrowest")),
 )
-DESIGN = ((0, 0, 0, 0), (0, 1, 1, 1), (1, 0, 1, 1), (1, 1, 0, 1), (1, 1, 1, 0))
+# Each setting's column is a 3-subset of runs 1 to 5, none the same: any two columns meet in a run where both are
+# on, each has a run of its own, and run 0 (every default) has both off
+DESIGN = ((0, 0, 0, 0, 0), (0, 0, 0, 0, 1), (0, 1, 1, 1, 1), (1, 0, 1, 1, 1), (1, 1, 0, 1, 0), (1, 1, 1, 0, 0))
 
 
 def settings_of(row: tuple[int, ...]) -> dict[str, str]:
@@ -40,19 +45,24 @@ def settings_of(row: tuple[int, ...]) -> dict[str, str]:
 
 
 def label(row: tuple[int, ...]) -> str:
-    """A run's name: its settings, short (onednn1-threads2-deterministic-ftz)."""
+    """A run's name: its settings, short (onednn1-threads2-deterministic-ftz-narrowest)."""
     chosen = settings_of(row)
     parts = [f"onednn{chosen['TF_ENABLE_ONEDNN_OPTS']}", f"threads{chosen['threads']}"]
     parts += [short for name, short in (("deterministic", "deterministic"), ("flush_denormal", "ftz"))
               if chosen[name] == "on"]
+    parts += ["narrowest"] if chosen["kernels"] == "narrowest" else []
     return "-".join(parts)
 
 
 def environment(row: tuple[int, ...], base: dict[str, str]) -> dict[str, str]:
-    """The child run's environment: the ci profile, TF's kernels and every framework's threads, and the torch
-    settings engine/machine.py applies to each adapter call."""
+    """The child run's environment: the ci profile, TF's kernels, every framework's threads and instruction set, and
+    the torch settings engine/machine.py applies to each adapter call."""
     chosen = settings_of(row)
     env = dict(base, CI="true", TF_ENABLE_ONEDNN_OPTS=chosen["TF_ENABLE_ONEDNN_OPTS"])
+    for variable in KERNEL_VARIABLES:  # native: what the CPU offers, whatever the caller's shell set
+        env.pop(variable, None)
+    if chosen["kernels"] == "narrowest":
+        env.update(narrowest_kernels())
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         env[variable] = chosen["threads"]
     torch_settings = [name for name in ("deterministic", "flush_denormal") if chosen[name] == "on"]

@@ -1,6 +1,7 @@
 """Machine settings (engine/machine.py) and the machine-variation run (engine/machine_variation.py): the settings
-apply to an adapter's call and are undone after it, a typo is an error, the five runs meet every pair of settings,
-and a verdict that changes with a setting is listed."""
+apply to an adapter's call and are undone after it, a typo is an error, the six runs meet every pair of settings, the
+narrowest kernels are the ones a run loads and draw the same batches, and a verdict that changes with a setting is
+listed."""
 import itertools
 import os
 import subprocess
@@ -56,13 +57,41 @@ def test_every_two_settings_meet_in_each_pair_of_values():
         assert met == {(0, 0), (0, 1), (1, 0), (1, 1)}, (first, second)
 
 
-def test_a_verdict_that_changes_with_tensorflows_kernels_is_listed(tmp_path, capsys):
-    """Two runs of the design (oneDNN off and on, the rest as in DESIGN) over the probe adapter."""
+def test_a_verdict_that_changes_with_tensorflows_kernels_or_the_instruction_set_is_listed(tmp_path, capsys):
+    """Two runs (oneDNN off then on, the native kernels then the narrowest) over the probe adapters."""
     status = machine_variation.main(
         ["--out", str(tmp_path), "--workers", "0", "--adapter", "tests.engine.machine_probe:ADAPTERS",
          "suite/test_conformance.py", "-k", "loss"],
-        design=machine_variation.DESIGN[1:3])
+        design=((0, 1, 1, 1, 0), (1, 0, 1, 1, 1)))
     printed = capsys.readouterr().out
     assert status == 1
-    assert "CHANGED suite.test_conformance::test_conformance[probe.onednn-dependent|" in printed
-    assert "onednn0-threads2-deterministic-ftz=failed" in printed and "onednn1-threads1-deterministic-ftz=passed" in printed
+    first, second = "onednn0-threads2-deterministic-ftz", "onednn1-threads1-deterministic-ftz-narrowest"
+    for probe, wrong, right in (("onednn", first, second), ("kernel", second, first)):
+        assert f"CHANGED suite.test_conformance::test_conformance[probe.{probe}-dependent|" in printed
+        assert f"{wrong}=failed, {right}=passed" in printed or f"{right}=passed, {wrong}=failed" in printed
+
+
+def test_a_run_in_the_narrowest_kernels_loads_them():
+    """The child of a narrowest run: torch's ATen kernels at their DEFAULT capability and none of NumPy's dispatched
+    SIMD loops enabled; a native run's child loads what the CPU offers, whatever the caller's shell set."""
+    pytest.importorskip("torch")
+    probe = ("import torch; from engine.machine import numpy_simd; simd = numpy_simd(); "
+             "print(torch.backends.cpu.get_cpu_capability(), sum(simd.__cpu_features__[f] for f in simd.__cpu_dispatch__))")
+    shell = dict(os.environ, ATEN_CPU_CAPABILITY="avx2")
+    env = machine_variation.environment((0, 0, 0, 0, 1), shell)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["DEFAULT", "0"]
+    assert "ATEN_CPU_CAPABILITY" not in machine_variation.environment((0, 0, 0, 0, 0), shell)
+
+
+def test_the_batches_are_the_same_in_the_narrowest_kernels():
+    """Another CPU runs NumPy's power and its BLAS's sums on other kernels: a batch drawn from one seed must not
+    change with them, or each machine judges other examples (tests/engine/draws_probe.py)."""
+    from tests.engine import draws_probe
+
+    env = dict(os.environ, **machine.narrowest_kernels())
+    done = subprocess.run([sys.executable, "-m", "tests.engine.draws_probe"], cwd=ROOT, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == draws_probe.digest()
