@@ -147,7 +147,8 @@ def run_check(args, sweep) -> int:
     fell short are measured once more and each figure keeps the better of its two values (a regression falls short
     both times; a neighbour's burst on a shared machine, which halved circle's N = 4096 figure once with no code
     changed, rarely does)."""
-    path = args.check_file or own_figures(machine(["cpu"])) or COMMITTED
+    here = machine(["cpu"])
+    path = args.check_file or own_figures(here) or COMMITTED
     if not path.exists():
         print(f"error: no committed figures at {path} (`--commit` writes them)", file=sys.stderr)
         return 2
@@ -159,7 +160,7 @@ def run_check(args, sweep) -> int:
     # a call of a slow peer (pytorch-metric-learning at N = 4096: 10 to 20 s) is repeated only while its repeats fit
     # in half the cap; with the default 60 s its first call, warm-up included, would be the time (measure.py)
     args.time_cap = max(args.time_cap, setting["time_cap"])
-    note = other_machine(committed)
+    note = other_machine(committed, here)
     if note:
         print(note)
     measured = _measure(args, sweep, committed, dict.fromkeys(e["task"] for e in committed["figures"]))
@@ -205,11 +206,17 @@ def better_of(first: list[Figure], second: list[Figure]) -> list[Figure]:
     return list(best.values())
 
 
-def other_machine(committed: dict) -> str | None:
-    """A line for the reader where the committed figures were measured on another CPU model: a ratio of two
-    implementations moves with the CPU (its vector width, caches, BLAS kernels), not only with the code."""
-    there, here = committed["setting"].get("machine"), machine(["cpu"])
-    if there is None or there == here:
+def measured_elsewhere(committed: dict, here: str) -> str | None:
+    """The CPU model the committed figures were measured on, where that is not `here` (else None)."""
+    there = committed.get("setting", {}).get("machine")
+    return None if there == here else there
+
+
+def other_machine(committed: dict, here: str) -> str | None:
+    """A line for the reader where the committed figures were measured on another CPU model than `here`: a ratio of
+    two implementations moves with the CPU (its vector width, caches, BLAS kernels), not only with the code."""
+    there = measured_elsewhere(committed, here)
+    if there is None:
         return None
     return (f"note: the committed figures were measured on {there}; this is {here}. A ratio moves with the CPU "
             "model: where a figure falls short here, `python -m benchmarks.run --commit 3` at the code before the "
@@ -229,10 +236,11 @@ def run_commit(args, sweep, recorded) -> int:
     `args.tasks` (and its least work) and the matmul side by side at `args.sizes`, each a run of its own in the results
     file (`recorded`: the figures come with the records they were taken from), then write committed_figures() of
     those runs to the check file, in place of its figures for those tasks (the other tasks' figures are kept)."""
-    path = args.check_file or figures_to_commit(machine(["cpu"]))
+    here = machine(["cpu"])
+    path = args.check_file or figures_to_commit(here)
     previous = load(path) if path.exists() else {"min_noise": DEFAULT_MIN_NOISE, "figures": []}
     tasks = list(args.tasks)
-    mixed = mixed_machines(previous, tasks)
+    mixed = mixed_machines(previous, tasks, here)
     if mixed:
         print(f"error: {mixed}", file=sys.stderr)
         return 2
@@ -246,7 +254,7 @@ def run_commit(args, sweep, recorded) -> int:
         print(_listed(runs[-1]), flush=True)
     fresh = committed_figures(runs[0], runs, previous["min_noise"])
     kept = [e for e in previous["figures"] if e["task"] not in tasks]
-    setting = {**COMMIT_SETTING, "runs": args.commit, "machine": machine(["cpu"]),
+    setting = {**COMMIT_SETTING, "runs": args.commit, "machine": here,
                "measured": COMMIT_WORDS.format(runs=args.commit)}
     path.write_text(json.dumps({"setting": setting, "min_noise": previous["min_noise"],
                                 "figures": kept + fresh["figures"]}, indent=1) + "\n")
@@ -254,12 +262,12 @@ def run_commit(args, sweep, recorded) -> int:
     return 0
 
 
-def mixed_machines(previous: dict, tasks: list[str]) -> str | None:
-    """Why committing `tasks` here would mix two machines' figures in one file (its setting names one machine for
-    all of them), or None: the file's other tasks were measured on another CPU model."""
-    there, here = previous.get("setting", {}).get("machine"), machine(["cpu"])
+def mixed_machines(previous: dict, tasks: list[str], here: str) -> str | None:
+    """Why committing `tasks` on `here` would mix two machines' figures in one file (its setting names one machine
+    for all of them), or None: the file's other tasks were measured on another CPU model."""
+    there = measured_elsewhere(previous, here)
     kept = sorted({e["task"] for e in previous["figures"] if e["task"] not in tasks})
-    if there is None or there == here or not kept:
+    if there is None or not kept:
         return None
     return (f"the committed figures were measured on {there}; this is {here}. Committing {', '.join(tasks)} here "
             f"would leave {', '.join(kept)} under this machine's name: commit every task here (no --tasks), or "

@@ -370,7 +370,7 @@ def test_commit_refuses_to_mix_two_machines_figures_in_one_file(tmp_path, monkey
                      "--output", str(tmp_path / "records.jsonl")]) == 2
     assert "would leave batch_hard under this machine's name" in capsys.readouterr().err
     assert measured == [] and committed.read_text() == text
-    assert check.mixed_machines(json.loads(text), ["batch_hard"]) is None  # every task the file holds: replaced
+    assert check.mixed_machines(json.loads(text), ["batch_hard"], check.machine(["cpu"])) is None  # every task: replaced
 
 
 def test_the_check_judges_against_this_machines_own_figures(tmp_path, monkeypatch, capsys):
