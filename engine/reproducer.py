@@ -1,10 +1,15 @@
-"""Copy-paste Python that rebuilds a batch exactly and runs both the oracle and the adapter on it."""
+"""Copy-paste Python that rebuilds a batch exactly and runs both the oracle and the adapter on it, in the kernels
+the run loaded."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from contract.targets import processes
 from reference import Spec
+
+from .machine import KERNEL_VARIABLES
 
 CATALOG = "catalog"  # the adapter is a built-in: adapters.catalog() finds it
 
@@ -43,6 +48,15 @@ def _finder(adapter_name: str, source: str) -> list[str]:
     ]
 
 
+def _kernels() -> list[str]:
+    """Lines that load the kernels this run loaded, where a variable chose them (the narrowest kernels of
+    engine/machine_variation.py, TensorFlow's oneDNN switch): a library reads them when it loads, so they come first."""
+    chosen = {name: os.environ[name] for name in ("TF_ENABLE_ONEDNN_OPTS", *KERNEL_VARIABLES) if name in os.environ}
+    if not chosen:
+        return []
+    return ["import os", "", f"os.environ.update({chosen!r})  # this run's kernels, before any library loads"]
+
+
 def reproducer(
     adapter_name: str,
     source: str,
@@ -75,6 +89,7 @@ def reproducer(
         run = ['if __name__ == "__main__":  # the ranks re-import this module', *("    " + line for line in run)]
     lines = [
         f"# {adapter_name} vs the oracle: {spec}, {dtype}, {device}. Run from the repository root.",
+        *_kernels(),
         "import sys",
         "",
         'sys.path[:0] = [".", "tests"]',

@@ -1,13 +1,14 @@
 """Machine settings (engine/machine.py) and the machine-variation run (engine/machine_variation.py): the settings
 apply to an adapter's call and are undone after it, a typo is an error, the six runs meet every pair of settings, the
-narrowest kernels are the ones a run loads and draw the same batches, and a verdict that changes with a setting is
-listed."""
+narrowest kernels are the ones a run loads, draw the same batches and are loaded by a reproducer, and a verdict that
+changes with a setting is listed."""
 import itertools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import machine, machine_variation
@@ -95,3 +96,23 @@ def test_the_batches_are_the_same_in_the_narrowest_kernels():
                           text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == draws_probe.digest()
+
+
+def test_a_reproducer_made_in_the_narrowest_kernels_loads_them(monkeypatch):
+    """A failure found in one run of machine-variation must reproduce from its script alone, run anywhere: the script
+    sets the run's kernel variables before any library loads."""
+    pytest.importorskip("torch")
+    from engine.reproducer import reproducer
+    from reference import Spec
+
+    for name, value in machine.narrowest_kernels().items():
+        monkeypatch.setenv(name, value)
+    spec = Spec(mining="semi_hard", distance="euclidean", margin=1.0)
+    script = reproducer("seed002.semihard-loop", "catalog", spec, "float32", "cpu", np.array([[0.0], [1.0], [3.0]]),
+                        np.array([0, 0, 1]), None)
+    assert script.index("os.environ.update(") < script.index("import numpy")
+    script += "import torch\nprint(torch.backends.cpu.get_cpu_capability())\n"
+    clean = {name: value for name, value in os.environ.items() if name not in machine.KERNEL_VARIABLES}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "DEFAULT"
