@@ -24,11 +24,11 @@ import threading
 
 ENVIRONMENT = "CONFORMANCE_MACHINE_SETTINGS"
 KNOWN = ("flush_denormal", "deterministic", "threads")
-# What picks each math library's instruction set when it loads (`narrowest_kernels`)
-KERNEL_VARIABLES = ("NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
-                    "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA")
-FRAMEWORK_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS",
-                       *KERNEL_VARIABLES)
+# What picks a library's kernels when it loads: TensorFlow's oneDNN switch, each math library's instruction set
+# (`narrowest_kernels`)
+KERNEL_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY",
+                    "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA")
+FRAMEWORK_VARIABLES = (*KERNEL_VARIABLES, "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS")
 
 _lock = threading.Lock()
 _varied: tuple[str, ...] = ()  # what `varied` adds to the run's settings, for the calls made inside it

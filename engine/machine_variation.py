@@ -58,9 +58,9 @@ def environment(row: tuple[int, ...], base: dict[str, str]) -> dict[str, str]:
     """The child run's environment: the ci profile, TF's kernels, every framework's threads and instruction set, and
     the torch settings engine/machine.py applies to each adapter call."""
     chosen = settings_of(row)
-    env = dict(base, CI="true", TF_ENABLE_ONEDNN_OPTS=chosen["TF_ENABLE_ONEDNN_OPTS"])
-    for variable in KERNEL_VARIABLES:  # native: what the CPU offers, whatever the caller's shell set
-        env.pop(variable, None)
+    # the kernels this row names, whatever the caller's shell set (native: what the CPU offers)
+    env = {name: value for name, value in base.items() if name not in KERNEL_VARIABLES}
+    env.update(CI="true", TF_ENABLE_ONEDNN_OPTS=chosen["TF_ENABLE_ONEDNN_OPTS"])
     if chosen["kernels"] == "narrowest":
         env.update(narrowest_kernels())
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):

@@ -51,7 +51,7 @@ def _finder(adapter_name: str, source: str) -> list[str]:
 def _kernels() -> list[str]:
     """Lines that load the kernels this run loaded, where a variable chose them (the narrowest kernels of
     engine/machine_variation.py, TensorFlow's oneDNN switch): a library reads them when it loads, so they come first."""
-    chosen = {name: os.environ[name] for name in ("TF_ENABLE_ONEDNN_OPTS", *KERNEL_VARIABLES) if name in os.environ}
+    chosen = {name: os.environ[name] for name in KERNEL_VARIABLES if name in os.environ}
     if not chosen:
         return []
     return ["import os", "", f"os.environ.update({chosen!r})  # this run's kernels, before any library loads"]

@@ -14,10 +14,9 @@ SPECS = (Spec(mining="batch_hard"), Spec(mining="semi_hard", distance="squared_e
 
 def digest() -> str:
     found = hashlib.sha256()
+    geometries, layouts = dict.fromkeys(draws.GEOMETRIES), dict.fromkeys(draws.LABEL_LAYOUTS)  # each once
     for spec, dtype, geometry, labels, extreme, (n, d) in itertools.product(
-            SPECS, ("float16", "float32", "float64"), dict.fromkeys(draws.GEOMETRIES), dict.fromkeys(draws.LABEL_LAYOUTS),
-            (False, True),
-            ((7, 3), (40, 13))):
+            SPECS, ("float16", "float32", "float64"), geometries, layouts, (False, True), ((7, 3), (40, 13))):
         plan = draws.Plan(n=n, d=d, labels=labels, geometry=geometry, near_duplicates=not extreme,
                           duplicates=extreme, extreme=extreme)
         batch = draws.build(spec, dtype, plan, np.random.default_rng(n + d))
