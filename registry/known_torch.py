@@ -232,6 +232,32 @@ ENTRIES: tuple[Divergence, ...] = (
         ),
     ),
     Divergence(
+        id="st-batch-all-float32-sum-overflows",
+        confirmed_by="tests/adapters/test_adapter_sentence_transformers.py::"
+        "test_batch_all_float32_sum_overflows_where_the_mean_fits",
+        adapter="st.BatchAllTripletLoss",
+        kind="precision",
+        reason="BatchAllTripletLoss takes its mean over the positive terms as triplet_loss.sum() / count, the sum in "
+        "float32 (float16 and bfloat16 embeddings come back as float32): past float32's 3.4e38 the sum is inf where "
+        "the mean fits. Two rows 2^62 apart with 16 copies of the other class between them: 32 terms of 1.6e37, the "
+        "spec's mean 1.6e37, the library's inf. Found by a random example of the dev profile (bfloat16, a wide-scale "
+        "batch of 51 rows: the spec's 2.4e35, inf).",
+        link="UKPLab/sentence-transformers sentence_transformers/sentence_transformer/losses/batch_all_triplet.py "
+        "batch_all_triplet_loss (triplet_loss.sum() / (num_positive_triplets + 1e-16))",
+        spec={"mining": "batch_all", "distance": "squared_euclidean"},
+        dtype=("float32", "bfloat16"),
+        check="loss",
+        regressions=(
+            Regression(
+                np.array([[2.0**61], [-(2.0**61)]] + [[0.0]] * 16), np.array([0, 0] + [1] * 16),
+                "two rows 2^62 apart, 16 copies of the other class between them",
+                "32 hinge terms of 1.6e37 each (squared distances 2^124 and 2^122): a float32 sum of them overflows, "
+                "their mean does not",
+                reaches={"mining": "batch_all", "distance": "squared_euclidean", "normalize": False, "soft": False},
+            ),
+        ),
+    ),
+    Divergence(
         id="quaterion-fallback-reads-the-cdist-diagonal",
         confirmed_by="tests/adapters/test_adapter_seeds.py::test_quaterion_one_class_batch_reads_the_cdist_diagonal",
         adapter=(QUATERION_FORMULA, QUATERION_HARD),

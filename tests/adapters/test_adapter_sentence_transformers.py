@@ -67,6 +67,21 @@ def test_batch_all_is_the_mean_over_the_non_zero_terms(adapter, spec, dtype):
     assert (oracle.values == 0).any() and (oracle.values > 0).any(), "the batch must mix zero and non-zero terms"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_batch_all_float32_sum_overflows_where_the_mean_fits(dtype):
+    """Confirms st-batch-all-float32-sum-overflows: rows at +-2^61 of one class, 16 of the other at 0; every hinge
+    term is 4 x 2^122 - 2^122 + 5 = 1.6e37, 32 of them: their float32 sum is past 3.4e38, their mean is not. Every
+    number here is a power of two or exact in both dtypes: no rounding decides it."""
+    adapter = ADAPTERS["st.BatchAllTripletLoss"]
+    spec = next(s for s in adapter.specs if s.distance == "squared_euclidean")
+    x = np.array([[2.0**61], [-(2.0**61)]] + [[0.0]] * 16)
+    y = np.array([0, 0] + [1] * 16)
+    oracle = reference.evaluate(x, y, spec)
+    assert oracle.loss == pytest.approx(3 * 2.0**122 + spec.margin) and oracle.loss < np.finfo(np.float32).max / 20
+    assert np.isinf(adapter.run(x, y, spec, dtype, "cpu").loss)
+    assert adapter.run(x, y, spec, "float64", "cpu").loss == pytest.approx(oracle.loss)
+
+
 @pytest.mark.parametrize("adapter, spec", claims("st.BatchAllTripletLoss") + claims("st.BatchSemiHardTripletLoss"))
 def test_batch_all_and_semi_hard_give_zero_without_a_positive_pair(adapter, spec):
     """empty = zero: 0 and a zero gradient (semi-hard clamps its count of pairs at 1e-16)."""
