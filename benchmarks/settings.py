@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import os
-import platform
 import socket
 from pathlib import Path
 
 from adapters import families
 from benchmarks.implementations import IMPLEMENTATIONS
 from benchmarks.tasks import TASKS
+from engine.machine import cpu_words
 from reports.schema import MATMUL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,12 +141,10 @@ def device_names(devices) -> list[str]:
 
 
 def machine(devices) -> str:
-    """The machine in words: CPU model, cores, memory, and the GPU when CUDA is measured."""
-    model = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as cpuinfo:
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    """The machine in words: CPU model and its widest vector instructions (engine/machine.py `cpu_words`), cores,
+    memory, and the GPU when CUDA is measured."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    words = f"{model}, {len(os.sched_getaffinity(0))} cores usable, {memory:.0f} GiB memory"
+    words = f"{cpu_words()}, {len(os.sched_getaffinity(0))} cores usable, {memory:.0f} GiB memory"
     if "cuda" in devices:
         import torch
 

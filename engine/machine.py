@@ -30,6 +30,11 @@ KERNEL_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "NPY_DISABLE_CPU_FEATURES", "ATEN_C
                     "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA")
 FRAMEWORK_VARIABLES = (*KERNEL_VARIABLES, "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "MKL_NUM_THREADS")
 
+# The vector instructions a CPU offers, widest first, by their /proc/cpuinfo flags: every math library loads its
+# kernels by them, so two CPUs of one model name (an AMD EPYC with AVX-512 and one without) can rank two
+# implementations apart
+VECTOR_INSTRUCTIONS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("sve", "SVE"), ("asimd", "NEON"))
+
 _lock = threading.Lock()
 _varied: tuple[str, ...] = ()  # what `varied` adds to the run's settings, for the calls made inside it
 
@@ -64,6 +69,26 @@ def numpy_simd():
     except ImportError:  # NumPy 1
         from numpy.core import _multiarray_umath
     return _multiarray_umath
+
+
+def cpu_words(cpuinfo: str | None = None) -> str:
+    """The CPU in words: its model name and the widest vector instructions it offers ("AMD EPYC (AVX2)"), read from
+    `cpuinfo` (None: /proc/cpuinfo; the platform's name where it has no model name)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as file:
+                cpuinfo = file.read()
+        except OSError:
+            cpuinfo = ""
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, colon, value = line.partition(":")
+        if colon:
+            fields.setdefault(key.strip(), value.strip())  # the first processor's
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    offered = set((fields.get("flags") or fields.get("Features") or "").split())
+    widest = next((name for flag, name in VECTOR_INSTRUCTIONS if flag in offered), None)
+    return f"{model} ({widest})" if widest else model
 
 
 def narrowest_kernels() -> dict[str, str]:

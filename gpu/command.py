@@ -34,12 +34,10 @@ never -cuda. tests/gpu/test_gpu_command.py runs it, so the command cannot rot wi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -51,6 +49,7 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:  # `python gpu/c
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters import families  # noqa: E402
+from engine.machine import cpu_words  # noqa: E402
 from gpu.benchmark_part import benchmarks  # noqa: E402
 from gpu.conformance_part import conformance  # noqa: E402
 from gpu.context import DRY, GPU, GRACE_S, ROOT, Context  # noqa: E402
@@ -85,10 +84,7 @@ def probe(ctx: Context) -> None:
         ctx.device = f"cuda:0 {facts['name']}"
     elif not ctx.no_cuda:
         ctx.no_cuda = f"no CUDA device visible to torch {facts.get('torch', '?')}"
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
-    ctx.machine = (f"{cpu}, {os.cpu_count()} cores; " + (ctx.device or ctx.no_cuda)
+    ctx.machine = (f"{cpu_words()}, {os.cpu_count()} cores; " + (ctx.device or ctx.no_cuda)
                    + f"; torch {facts.get('torch', '?')} (CUDA {facts.get('cuda_version') or '-'})")
 
 

@@ -116,3 +116,14 @@ def test_a_reproducer_made_in_the_narrowest_kernels_loads_them(monkeypatch):
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "DEFAULT"
+
+
+def test_two_cpus_of_one_model_name_with_other_vector_instructions_are_two_machines():
+    """Benchmark figures belong to a CPU model and the vector instructions its libraries load kernels for: an AMD EPYC
+    with AVX-512 and one with AVX2 alone rank NumPy's exp and torch's apart (inhouse/distance_rows.py NUMPY_EXP)."""
+    epyc = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx fma avx2{}\n\nprocessor\t: 1\n"
+    assert machine.cpu_words(epyc.format(" avx512f avx512bw")) == "AMD EPYC (AVX-512)"
+    assert machine.cpu_words(epyc.format("")) == "AMD EPYC (AVX2)"
+    arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm sve\nCPU implementer\t: 0x41\n"
+    assert machine.cpu_words(arm).endswith(" (SVE)")
+    assert machine.cpu_words("model name\t: Some CPU\n") == "Some CPU"
