@@ -133,8 +133,8 @@ def test_chunks_of_rows_and_of_the_float64_passes(spec, monkeypatch):
 
 
 def test_the_exponentials_agree_with_torch_within_a_unit_in_the_last_place():
-    """distance_rows.exp_ (NumPy's or torch's exp on the CPU, in place) against torch.exp: logits a softmax shifts to <= 0, the
-    values past either end of float64's range, and the special values; no warning where e^t overflows."""
+    """distance_rows.exp_ (NumPy's or torch's exp on the CPU, in place) against torch.exp: logits a softmax shifts to
+    <= 0, the values past either end of float64's range, and the special values; no warning where e^t overflows."""
     rng = np.random.default_rng(0)
     logits = np.concatenate([-np.abs(rng.normal(scale=30.0, size=5000)), [710.0, -746.0, -745.0, 0.0, -0.0],
                              [np.inf, -np.inf, np.nan], rng.uniform(-700.0, 700.0, size=500)])
