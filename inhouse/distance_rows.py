@@ -11,7 +11,8 @@ into the loss's own scaling), and pushes dL/dM through the distances at once: th
 out, never autograd over N x N temporaries. Each temporary of a chunk's size is one buffer reused from chunk to chunk,
 and on the CPU from call to call (inhouse/scratch.py), and written in place: a fresh one costs about ten times the
 arithmetic on it, in page faults, and an N x N one falls out of the cache as well. The softmax family's
-cross-entropies of a linear distance take a faster road over the same `Gram` (inhouse/cross_entropy_rows.py).
+cross-entropies and multi_similarity's negatives, over a distance linear in d2, take a faster road over the same
+`Gram` (inhouse/linear_logits.py).
 
 The distances are the Gram expansion of the re-centred points (inhouse/distances.py `centred`), with the pairs it
 cannot resolve (d2 < REFINE_BELOW x (|z_i|^2 + |z_j|^2): near-duplicates) measured from differences of the points as
@@ -65,7 +66,8 @@ class Gram:
     elementwise pass saved). The near pairs' share goes through their differences, as their distances did.
 
     A square matrix of at most SYMMETRIC_BYTES is written whole (`rows_buffer`) and pulled once, at
-    `gradient`: dd2_ij / dz_i = 2 (z_i - z_j) = -dd2_ij / dz_j, so dL/dz = 2 (z (S 1) - S z) with S = K + K^T."""
+    `gradient`: dd2_ij / dz_i = 2 (z_i - z_j) = -dd2_ij / dz_j, so dL/dz = 2 (z (S 1) - S z) with S = K + K^T. Its near
+    pairs are pushed there too, once its rows are scaled and `add_pairs`' entries added to them."""
 
     def __init__(self, points: torch.Tensor, split: int | None = None):
         self.points, self.square, self.split = points, split is None, split or 0
@@ -77,6 +79,8 @@ class Gram:
         self.bound = REFINE_BELOW * (self.sq_rows + (self.sq_columns.max() if len(self.columns) else 0.0))
         self.pushes = []  # the near pairs' (rows, columns, f_i k_ij (x_i - x_j))
         self.whole = None  # the N x N matrix of every chunk's k, where it is pulled at once
+        self.nears = []  # its chunks' near pairs, with their first rows: pushed once it is scaled
+        self.added = []  # the (rows, columns, k) `add_pairs` adds
 
     def rows_buffer(self, chunks: list[slice], differentiable: bool) -> torch.Tensor:
         """The buffer of the points' dtype the chunks' d2, then k, are written in (`chunk_of` gives a chunk's part):
@@ -118,9 +122,10 @@ class Gram:
     def pull(self, chunk: slice, k: torch.Tensor, near, factor: torch.Tensor | None = None) -> None:
         """Gathers the gradient of the chunk's k = factor_i x k_ij (factor None: 1), k's diagonal 0 (consumed: the
         near pairs' entries are zeroed, their share pushed from their differences)."""
-        self.push_near(near, k, chunk.start, 0, factor)
-        if self.whole is not None:  # k stays in the whole matrix, pulled at `gradient`
+        if self.whole is not None:  # k stays in the whole matrix, pulled (its near pairs pushed) at `gradient`
+            self.nears.append((near, chunk.start))
             return
+        self.push_near(near, k, chunk.start, 0, factor)
         torch.sum(k, dim=1, out=self.row_sums[chunk])
         torch.mm(k, self.z_columns, out=self.pulled_rows[chunk])
         z_rows = self.z_rows[chunk] if factor is None else self.z_rows[chunk] * factor[:, None]
@@ -139,11 +144,21 @@ class Gram:
         k[i, j] = 0.0
         self.pushes.append((i + first_row, j + first_column, push))
 
+    def add_pairs(self, i: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> None:
+        """dL/dd2 += k at the pairs (rows i, columns j), beside what `pull` gathered and the factor scales: added once
+        it is scaled, before the near pairs are pushed, to a matrix kept whole (at `gradient`) or read by its triangle
+        (inhouse/triangle.py `Triangle.pull`); not to chunks of rows pulled one by one."""
+        self.added.append((i, j, k))
+
     def gradient(self, factor: torch.Tensor | None = None) -> torch.Tensor:
         """dL/dpoints of what `pull` gathered over every row, the rows' products scaled by their `factor` now (a matrix
         kept whole: its rows, before its one product)."""
         if self.whole is not None:
             k = self.whole if factor is None else self.whole.mul_(factor[:, None].to(self.whole.dtype))
+            for i, j, added in self.added:
+                k.index_put_((i, j), added.to(k.dtype), accumulate=True)
+            for near, first_row in self.nears:
+                self.push_near(near, k[first_row:], first_row, 0)
             both = symmetrised(k)
             return self.symmetric_gradient(both.sum(dim=1), both @ self.z)
         grad = torch.empty_like(self.z)

@@ -1,8 +1,10 @@
 """The similarity family (reference/similarity.py) in torch: per anchor, log-sum-exps over logits of the cosine
 similarity s = 1 - D, each shifted by its row's largest logit (a no-grad constant), in float64 as the softmax family
 (inhouse/softmax.py): beta = 50 and gamma = 80 make logits of 75 and 300, whose low bits float32 would lose.
-multi_similarity and circle are read row by row (inhouse/distance_rows.py), their gradient written out;
-multi_similarity_mined, whose miner decides on ties between distances, on the N x N matrix by autograd.
+multi_similarity and circle are read row by row (inhouse/distance_rows.py), their gradient written out
+(multi_similarity's negatives on the short road of inhouse/linear_logits.py where it applies, its positives' gradient
+added to the matrix there); multi_similarity_mined, whose miner decides on ties between distances, on the N x N
+matrix by autograd.
 
     multi_similarity        Wang et al. 2019 eq. 10: (1/alpha) log(1 + sum_p e^(-alpha (s - base))) + (1/beta) log(1 +
                             sum_n e^(beta (s - base))), every pair
@@ -13,9 +15,12 @@ from __future__ import annotations
 
 import torch
 
-from .distance_rows import ClassPairs, class_sizes, diagonal_of, exp_rows, row_losses, sparse_softmax_parts, unread_
+from .distance_rows import (ClassPairs, Gram, GramGradients, class_sizes, diagonal_of, exp_rows, pulled_whole,
+                            row_losses, sparse_softmax_parts, unread_)
 from .distances import pairwise_distances
+from .linear_logits import UNITS, Entries, LinearLogits, linear_in_d2
 from .scratch import scratch
+from .triangle import read_by_triangle
 
 
 def _masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,9 +103,58 @@ def _multi_similarity_rows(s, pairs, unread, live, spec):
     return from_positives / spec.alpha + from_negatives / spec.beta, slope
 
 
+class _MultiSimilarityRows(LinearLogits):
+    """multi_similarity's negatives on the short road: l = beta (s - base) = beta (1 - base) - beta unit d2 over each
+    row's negatives, its positives excluded; dL/dd2 = -unit sigmoid(lse) e / total."""
+
+    excluded = True
+
+    def __init__(self, gram: Gram, spec, positives: ClassPairs):
+        self.unit, self.top_at_zero = UNITS[spec.distance], spec.beta * (1.0 - spec.base)  # top at shift 0
+        super().__init__(gram, spec.beta * self.unit, Entries(positives.a, positives.b, len(gram.rows), positives.counts))
+
+    def lse(self, rows: slice) -> torch.Tensor:
+        return torch.log(self.totals[rows]) + (self.top_at_zero - self.shifts[rows])
+
+    def factor(self, rows: slice) -> torch.Tensor:
+        return -self.unit * torch.sigmoid(self.lse(rows)) / self.totals[rows]
+
+
+class _MultiSimilarity(GramGradients):
+    """(total, values) of multi_similarity with every row's negatives on the short road, its positives as
+    `_multi_similarity_rows` reads them, their gradient added to the matrix once scaled (`Gram.add_pairs`)."""
+
+    @staticmethod
+    def forward(ctx, points, split, spec, labels):
+        positives, gram = ClassPairs(labels), Gram(points, split)
+        road = _MultiSimilarityRows(gram, spec, positives)
+        gradient = road.read(ctx.needs_input_grad[0])
+        a, p = positives.a, positives.b
+        s_ap = road.d2_at.mul(-road.unit).add_(1.0)  # rounded as `Similarities.at`
+        lse_p, pull = sparse_softmax_parts(-spec.alpha * (s_ap - spec.base), a, len(labels))
+        from_positives, pull_weight = _log1p_parts(lse_p)
+        from_negatives, _ = _log1p_parts(road.lse(slice(None)))
+        values = from_positives / spec.alpha + from_negatives / spec.beta
+        if ctx.needs_input_grad[0]:
+            gram.add_pairs(a, p, road.unit * pull * pull_weight[a])
+            ctx.save_for_backward(gradient())
+        ctx.mark_non_differentiable(values)
+        return values.sum(), values
+
+
+def _on_the_short_road(points, spec, sizes) -> bool:
+    """Whether multi_similarity takes the short road: a distance linear in d2, every row with a negative, and a
+    matrix kept whole or read by its triangle (`Gram.add_pairs` adds the positives' gradient to no other)."""
+    return (linear_in_d2(points, spec.distance) and bool((sizes < len(points)).all())
+            and (pulled_whole(points, True) or read_by_triangle(points)))
+
+
 def multi_similarity(points, labels, spec, triplets=None):
-    total, values = row_losses(points, None, spec.distance, _similarity_rows(spec, labels, _multi_similarity_rows))
     sizes = class_sizes(labels)
+    if _on_the_short_road(points, spec, sizes):
+        total, values = _MultiSimilarity.apply(points, None, spec, labels)
+    else:
+        total, values = row_losses(points, None, spec.distance, _similarity_rows(spec, labels, _multi_similarity_rows))
     counted = (sizes > 1) | (sizes < len(labels))  # log(1 + a sum > 0) > 0
     return total, torch.tensor(len(values), device=values.device), counted.sum()
 

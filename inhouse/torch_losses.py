@@ -16,7 +16,8 @@ package only computes it faster. Where each part lives:
     windows.py      batch_all's and semi_hard_all's windows of negatives, counted by bins or by sorting
     softmax.py, similarity.py, distance_rows.py  the softmax and similarity families, row by row
     lifted.py       lifted structured, row by row (twice: a pair reads its partner's log-sum-exp)
-    cross_entropy_rows.py  the softmax family's plain cross-entropies over cosine or squared d2, fewer passes
+    linear_logits.py  row losses whose logits are linear in d2 (cosine, squared euclidean), in fewer passes
+    cross_entropy_rows.py  the softmax family's plain cross-entropies on that road
     strategies.py   one function per `Spec.mining`: (sum of terms, units, active)
     terms.py        hinge / softplus terms, the reduction, the loss in the input's dtype
     chunks.py       the bound on temporaries beyond O(N^2) (`CHUNK_ELEMENTS`) and the chunks that keep it

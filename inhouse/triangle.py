@@ -70,14 +70,23 @@ class Triangle:
     def measure(self) -> torch.Tensor:
         """The strips' d2 (diagonal +inf), their near pairs kept for `pull`; each row's least d2 over every other row,
         of the very entries its exponentials read (a row's largest logit must read e = 1)."""
-        smallest = torch.full((self.n,), float("inf"), dtype=self.gram.points.dtype, device=self.gram.points.device)
+        smallest = self._no_entry()
         for s, (rows, d2, _) in enumerate(self.strips()):
             least = scratch("strip least", (len(d2),), d2)
             self.nears[s] = self.gram.measure(rows, d2, least, first=rows.start)
-            torch.minimum(smallest[rows], least, out=smallest[rows])
-            # right of the diagonal block only: within it the transposed entry is another rounding than the row's own
-            torch.minimum(smallest[rows.stop:], d2[:, len(d2):].amin(dim=0), out=smallest[rows.stop:])
+            _fold_least(smallest, rows, d2, least)
         return smallest
+
+    def least(self) -> torch.Tensor:
+        """Each row's least d2 over every other row, of the strips as they stand now (`measure`'s, once a loss has
+        set some of their entries to +inf)."""
+        smallest = self._no_entry()
+        for rows, d2, _ in self.strips():
+            _fold_least(smallest, rows, d2, d2.amin(dim=1))
+        return smallest
+
+    def _no_entry(self) -> torch.Tensor:
+        return torch.full((self.n,), float("inf"), dtype=self.gram.points.dtype, device=self.gram.points.device)
 
     def places(self, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mirrored, in the strip, in the mirror) of ordered entries (i, j), i != j: whether (i, j) lies in a mirror
@@ -93,17 +102,39 @@ class Triangle:
         return mirrored, in_strip, mirror_starts + (row - first) * (self.n - last) + (column - last)
 
     def pull(self, factor: torch.Tensor) -> torch.Tensor:
-        """dL/dpoints of k (the strips) and k' (their mirrors), dL/dd2_ij = factor_i x k_ij (the strips and mirrors are
-        consumed)."""
+        """dL/dpoints of k (the strips) and k' (their mirrors), dL/dd2_ij = factor_i x k_ij, and of what
+        `Gram.add_pairs` added (the strips and mirrors are consumed)."""
         gram, z = self.gram, self.gram.z
         factor = factor.to(z.dtype)
         sums, pulled = torch.zeros_like(gram.sq_rows), torch.zeros_like(z)
-        for (rows, k, mirror), near in zip(self.strips(), self.nears):
+        places, added, bounds = self._added()
+        for s, ((rows, k, mirror), near) in enumerate(zip(self.strips(), self.nears)):
             k.mul_(factor[rows, None])
             k[:, rows.stop - rows.start:].addcmul_(mirror, factor[None, rows.stop:])
+            if bounds[s] < bounds[s + 1]:
+                piece = slice(bounds[s], bounds[s + 1])
+                k.view(-1).index_put_((places[piece] - int(self.starts[s]),), added[piece], accumulate=True)
             gram.push_near(near, k, rows.start, rows.start)
             pulled[rows].addmm_(k, z[rows.start:])
             pulled[rows.start:].addmm_(k.T, z[rows])
             sums[rows] += k.sum(dim=1)
             sums[rows.start:] += k.sum(dim=0)
         return gram.symmetric_gradient(sums, pulled)
+
+    def _added(self) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """(places in `upper`, sorted, their k, the index of each strip's first) of what `Gram.add_pairs` added: an
+        entry (i, j) right of a diagonal block shares its place with (j, i), the two summed, as a strip's entries are
+        with their mirrors' once scaled."""
+        found = [self.places(i, j)[1] for i, j, _ in self.gram.added]
+        places = torch.cat(found) if found else torch.zeros(0, dtype=torch.int64, device=self.upper.device)
+        added = torch.cat([k for _, _, k in self.gram.added]) if found else self.upper.new_zeros(0)
+        order = torch.argsort(places)
+        places, added = places[order], added[order].to(self.upper.dtype)
+        return places, added, torch.searchsorted(places, self.starts.to(places.device)).tolist() + [len(places)]
+
+
+def _fold_least(smallest: torch.Tensor, rows: slice, d2: torch.Tensor, least: torch.Tensor) -> None:
+    """smallest := the least of smallest and a strip's d2: its rows' `least`, and its columns' right of its diagonal
+    block (within it the transposed entry is another rounding than the row's own)."""
+    torch.minimum(smallest[rows], least, out=smallest[rows])
+    torch.minimum(smallest[rows.stop:], d2[:, len(d2):].amin(dim=0), out=smallest[rows.stop:])

@@ -19,7 +19,7 @@ from reference import Spec
 torch = pytest.importorskip("torch", reason="the in-house losses are torch")
 
 from contract.batch import in_layout  # noqa: E402
-from inhouse import cross_entropy_rows, distance_rows, softmax  # noqa: E402
+from inhouse import distance_rows, linear_logits, softmax  # noqa: E402
 from inhouse.torch_losses import metric_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def test_chunks_of_rows_and_of_the_float64_passes(spec, monkeypatch):
     x, y = _batch("near_duplicates", spec, seed=2)
     whole = _run(x, y, spec, torch.float64)
     monkeypatch.setattr(distance_rows, "ROW_ELEMENTS", 3 * len(x))  # a few rows per chunk
-    monkeypatch.setattr(cross_entropy_rows, "CACHED_ELEMENTS", len(x))  # one row per float64 pass
+    monkeypatch.setattr(linear_logits, "CACHED_ELEMENTS", len(x))  # one row per float64 pass
     chunked = _run(x, y, spec, torch.float64)
     np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-13)
     np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-10, atol=1e-13)

@@ -11,7 +11,7 @@ from reference import Spec
 
 torch = pytest.importorskip("torch", reason="the in-house losses are torch")
 
-from inhouse import cross_entropy_rows, triangle  # noqa: E402
+from inhouse import linear_logits, triangle  # noqa: E402
 from tests.inhouse.products import MultiplyAdds  # noqa: E402
 from tests.inhouse.test_cross_entropy_rows import KINDS, _batch, _run, _short_roads_taken  # noqa: E402
 
@@ -31,7 +31,7 @@ def _triangles_read(monkeypatch) -> list:
         read.append(test(points))
         return read[-1]
 
-    monkeypatch.setattr(cross_entropy_rows, "read_by_triangle", counting)
+    monkeypatch.setattr(linear_logits, "read_by_triangle", counting)
     return read
 
 
