@@ -91,16 +91,23 @@ def _log1p_parts(lse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.logaddexp(lse, torch.zeros_like(lse)), torch.sigmoid(lse)
 
 
+def _positive_term(s_ap: torch.Tensor, a: torch.Tensor, rows: int, unit: float, spec):
+    """Per row, multi_similarity's (1/alpha) log(1 + sum_p e^(-alpha (s_ap - base))) over its positive pairs (a, p),
+    and dL/dM at each pair: unit e^l / (1 + sum e^l) (dL/dM = -unit dL/ds)."""
+    lse, pull = sparse_softmax_parts(-spec.alpha * (s_ap - spec.base), a, rows)
+    value, weight = _log1p_parts(lse)
+    return value / spec.alpha, unit * pull * weight[a]
+
+
 def _multi_similarity_rows(s, pairs, unread, live, spec):
     """dL/dM = -unit dL/ds: e^l / (1 + sum e^l) of the positives' logits, less that of the negatives'."""
     a, p, unit = *pairs, s.unit
-    lse_p, pull = sparse_softmax_parts(-spec.alpha * (s.at(a, p) - spec.base), a, len(s.work))
+    from_positives, pulled = _positive_term(s.at(a, p), a, len(s.work), unit, spec)
     logits = s.affine_(spec.beta, -spec.beta * spec.base)  # beta (s - base)
     lse_n, exps, total = exp_rows(unread_(logits, *unread), live)  # 0 at the positives
-    from_positives, pull_weight = _log1p_parts(lse_p)
     from_negatives, push_weight = _log1p_parts(lse_n)
-    slope = exps.mul_((-unit * push_weight / total)[:, None]).index_put_((a, p), unit * pull * pull_weight[a])
-    return from_positives / spec.alpha + from_negatives / spec.beta, slope
+    slope = exps.mul_((-unit * push_weight / total)[:, None]).index_put_((a, p), pulled)
+    return from_positives + from_negatives / spec.beta, slope
 
 
 class _MultiSimilarityRows(LinearLogits):
@@ -131,12 +138,11 @@ class _MultiSimilarity(GramGradients):
         gradient = road.read(ctx.needs_input_grad[0])
         a, p = positives.a, positives.b
         s_ap = road.d2_at.mul(-road.unit).add_(1.0)  # rounded as `Similarities.at`
-        lse_p, pull = sparse_softmax_parts(-spec.alpha * (s_ap - spec.base), a, len(labels))
-        from_positives, pull_weight = _log1p_parts(lse_p)
+        from_positives, pulled = _positive_term(s_ap, a, len(labels), road.unit, spec)
         from_negatives, _ = _log1p_parts(road.lse(slice(None)))
-        values = from_positives / spec.alpha + from_negatives / spec.beta
+        values = from_positives + from_negatives / spec.beta
         if ctx.needs_input_grad[0]:
-            gram.add_pairs(a, p, road.unit * pull * pull_weight[a])
+            gram.add_pairs(a, p, pulled)  # dL/dd2 = dL/dM: M = d2 on this road
             ctx.save_for_backward(gradient())
         ctx.mark_non_differentiable(values)
         return values.sum(), values
